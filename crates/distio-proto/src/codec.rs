@@ -1,0 +1,251 @@
+//! The length-prefixed frame codec.
+
+use bytes::{Buf, BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{Frame, ProtoError, wire};
+
+/// The default [`FrameCodec`] limit on a frame body: 64 MiB.
+pub const DEFAULT_MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
+
+/// Bytes in the length prefix.
+pub const HEADER_LEN: usize = 4;
+
+/// Encodes and decodes [`Frame`]s as a big-endian `u32` body length followed by the
+/// bincode body.
+///
+/// The body length is checked against the limit before anything is allocated for it, on
+/// both encode and decode. A truncated frame waits for more bytes; anything else that is
+/// wrong is a [`ProtoError`], never a panic.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use distio_proto::{Control, Frame, FrameCodec, ProtoError};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = FrameCodec::new();
+/// let mut buf = BytesMut::new();
+/// codec.encode(Frame::Control(Control::Ping(1)), &mut buf)?;
+/// assert_eq!(codec.decode(&mut buf)?, Some(Frame::Control(Control::Ping(1))));
+///
+/// // A header announcing more than the limit is refused at once.
+/// let mut small = FrameCodec::with_max_frame_len(16);
+/// let mut hostile = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+/// assert!(matches!(small.decode(&mut hostile), Err(ProtoError::FrameTooLarge { .. })));
+/// # Ok::<(), ProtoError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct FrameCodec {
+    max_frame_len: usize,
+}
+
+impl FrameCodec {
+    /// A codec with the [`DEFAULT_MAX_FRAME_LEN`] limit.
+    pub const fn new() -> Self {
+        FrameCodec {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+
+    /// A codec refusing frame bodies longer than `max` bytes (at most `u32::MAX`, the
+    /// largest length the prefix can express).
+    pub const fn with_max_frame_len(max: usize) -> Self {
+        let max = if max > u32::MAX as usize {
+            u32::MAX as usize
+        } else {
+            max
+        };
+        FrameCodec { max_frame_len: max }
+    }
+
+    /// The limit on a frame body, in bytes.
+    pub const fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    fn too_large(&self, len: u64) -> ProtoError {
+        ProtoError::FrameTooLarge {
+            len,
+            max: self.max_frame_len,
+        }
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec::new()
+    }
+}
+
+/// Decodes one frame body (the bytes after the length prefix).
+pub(crate) fn decode_body(body: &[u8]) -> Result<Frame, ProtoError> {
+    if let Some(tag) = body.first_chunk::<4>().map(|b| u32::from_le_bytes(*b))
+        && tag >= Frame::KINDS
+    {
+        return Err(ProtoError::UnknownFrame {
+            tag,
+            known: Frame::KINDS,
+        });
+    }
+    wire::decode_exact::<Frame>(body).map_err(wire::DecodeFailure::into_frame_error)
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = ProtoError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtoError> {
+        let Some(header) = src.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*header) as usize;
+        if len > self.max_frame_len {
+            return Err(self.too_large(len as u64));
+        }
+        let needed = HEADER_LEN + len;
+        if src.len() < needed {
+            // Only now, with the length known to be acceptable, make room for the rest.
+            src.reserve(needed - src.len());
+            return Ok(None);
+        }
+        src.advance(HEADER_LEN);
+        let body = src.split_to(len);
+        decode_body(&body).map(Some)
+    }
+}
+
+impl Encoder<&Frame> for FrameCodec {
+    type Error = ProtoError;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        let len = wire::encoded_len(frame).map_err(|err| ProtoError::FrameEncode {
+            reason: err.to_string(),
+        })?;
+        if len > self.max_frame_len {
+            return Err(self.too_large(len as u64));
+        }
+        dst.reserve(HEADER_LEN + len);
+        // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
+        dst.put_u32(len as u32);
+        let start = dst.len();
+        wire::encode_into(frame, dst).map_err(|err| {
+            dst.truncate(start - HEADER_LEN);
+            ProtoError::FrameEncode {
+                reason: err.to_string(),
+            }
+        })
+    }
+}
+
+impl Encoder<Frame> for FrameCodec {
+    type Error = ProtoError;
+
+    fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        self.encode(&frame, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Control;
+
+    #[test]
+    fn truncated_frame_waits() {
+        let mut codec = FrameCodec::new();
+        let mut full = BytesMut::new();
+        codec
+            .encode(Frame::Control(Control::Close), &mut full)
+            .unwrap();
+        for cut in 0..full.len() {
+            let mut part = BytesMut::from(&full[..cut]);
+            assert!(codec.decode(&mut part).unwrap().is_none(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn oversize_header_does_not_reserve() {
+        let mut codec = FrameCodec::with_max_frame_len(1024);
+        let mut buf = BytesMut::with_capacity(8);
+        buf.put_u32(1025);
+        let before = buf.capacity();
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtoError::FrameTooLarge {
+                    len: 1025,
+                    max: 1024
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(buf.capacity(), before);
+        assert!(err.to_string().contains("1025") && err.to_string().contains("1024"));
+    }
+
+    #[test]
+    fn oversize_frame_is_not_encoded() {
+        let mut codec = FrameCodec::with_max_frame_len(8);
+        let mut buf = BytesMut::new();
+        let frame = Frame::Event(crate::Event {
+            name: "big".into(),
+            payload: crate::Payload::encode(&vec![0u8; 64]).unwrap(),
+        });
+        let err = codec.encode(&frame, &mut buf).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::FrameTooLarge { max: 8, .. }),
+            "{err}"
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn unknown_tag_is_typed() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        buf.put_u32(4);
+        buf.put_u32_le(42);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::UnknownFrame { tag: 42, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_nested_variant_is_typed() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        buf.put_u32(8);
+        buf.put_u32_le(4); // Frame::Control
+        buf.put_u32_le(9); // no such Control
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, ProtoError::UnknownVariant { .. }), "{err}");
+    }
+
+    #[test]
+    fn trailing_bytes_are_typed() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        buf.put_u32(9);
+        buf.put_u32_le(4); // Frame::Control
+        buf.put_u32_le(0); // Control::Close
+        buf.put_u8(0xAA);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::TrailingBytes { used: 8, extra: 1 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let mut codec = FrameCodec::new();
+        let mut buf = BytesMut::new();
+        buf.put_u32(2);
+        buf.put_u16(0xffff);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(err, ProtoError::Malformed { .. }), "{err}");
+    }
+}

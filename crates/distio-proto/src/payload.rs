@@ -1,0 +1,159 @@
+//! User data as already-encoded bytes.
+
+use bytes::Bytes;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+
+use crate::{ProtoError, wire};
+
+/// User data, encoded once, carried as opaque bytes.
+///
+/// bincode is not self-describing, so the sender encodes a value with [`Payload::encode`]
+/// and the receiver names the type it expects with [`Payload::decode`]. Cloning a payload
+/// is a reference-count increment: a broadcast sends the same bytes to every slave.
+///
+/// ```
+/// use distio_proto::Payload;
+///
+/// let payload = Payload::encode(&("pi", 3.14_f64))?;
+/// let copy = payload.clone(); // no re-encoding, no copy of the bytes
+/// let (name, value): (String, f64) = copy.decode()?;
+/// assert_eq!((name.as_str(), value), ("pi", 3.14));
+///
+/// // Asking for the wrong type is an error that names the type, never a panic.
+/// let err = payload.decode::<u8>().unwrap_err();
+/// assert!(err.to_string().contains("u8"));
+/// # Ok::<(), distio_proto::ProtoError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Payload(Bytes);
+
+impl Payload {
+    /// Encodes `value` into a payload.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, ProtoError> {
+        wire::encode_to_vec(value)
+            .map(|bytes| Payload(Bytes::from(bytes)))
+            .map_err(|err| ProtoError::PayloadEncode {
+                type_name: std::any::type_name::<T>(),
+                reason: err.to_string(),
+            })
+    }
+
+    /// Decodes the payload into a `T`; every byte must be used.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ProtoError> {
+        wire::decode_exact(&self.0).map_err(|failure| ProtoError::PayloadDecode {
+            expected: std::any::type_name::<T>(),
+            reason: failure.into_reason(),
+        })
+    }
+
+    /// The payload of `()`: zero bytes.
+    pub const fn empty() -> Self {
+        Payload(Bytes::new())
+    }
+
+    /// Wraps bytes that are already an encoding (for example from another distio peer).
+    pub const fn from_bytes(bytes: Bytes) -> Self {
+        Payload(bytes)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// The encoded bytes, by value.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length of the encoding, in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the encoding is empty (the payload of `()`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 16;
+        write!(f, "Payload({} bytes", self.0.len())?;
+        if !self.0.is_empty() {
+            let head = &self.0[..self.0.len().min(SHOWN)];
+            write!(f, ": {head:02x?}")?;
+            if self.0.len() > SHOWN {
+                f.write_str("…")?;
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl Visitor<'_> for BytesVisitor {
+            type Value = Payload;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("payload bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Payload, E> {
+                Ok(Payload(Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
+                Ok(Payload(Bytes::from(v)))
+            }
+        }
+        // `deserialize_bytes` borrows from the frame, so the length is checked against the
+        // bytes actually present before anything is copied.
+        de.deserialize_bytes(BytesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_is_empty() {
+        assert!(Payload::encode(&()).unwrap().is_empty());
+        assert_eq!(Payload::empty().decode::<()>().unwrap(), ());
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let p = Payload::encode(&(1u8, 2u8)).unwrap();
+        let err = p.decode::<u8>().unwrap_err();
+        assert!(
+            matches!(err, ProtoError::PayloadDecode { expected: "u8", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn forged_string_length_does_not_allocate() {
+        // A u64 length of 2^62 followed by nothing: must fail cleanly.
+        let p = Payload::from_bytes(Bytes::from(vec![0, 0, 0, 0, 0, 0, 0, 0x40]));
+        assert!(p.decode::<String>().is_err());
+        assert!(p.decode::<Vec<u8>>().is_err());
+    }
+
+    #[test]
+    fn debug_is_short() {
+        let p = Payload::from_bytes(Bytes::from(vec![7u8; 100]));
+        let text = format!("{p:?}");
+        assert!(text.starts_with("Payload(100 bytes"), "{text}");
+        assert!(text.len() < 120, "{text}");
+    }
+}

@@ -1,0 +1,124 @@
+//! The bincode boundary: the only module that names bincode, so the body encoding can be
+//! swapped without touching anything else.
+//!
+//! Encoding: bincode 2 "standard" configuration with **little-endian fixed-width integers**
+//! (`u16` = 2 bytes, `u32` = 4, `u64`/lengths = 8, enum tags = `u32`, `bool`/`Option` tags =
+//! 1 byte). `docs/protocol.md` spells out every field.
+//!
+//! Decoding always runs over a borrowed slice through [`bounded`]: strings and byte strings
+//! are sliced out of the input (so their length is checked against the bytes present) before
+//! they are copied. A hostile length field can never make the decoder allocate more than the
+//! input itself holds.
+
+use bincode::config::{Configuration, Fixint, LittleEndian};
+use bincode::enc::write::{SizeWriter, Writer};
+use bincode::error::{DecodeError, EncodeError};
+use bytes::{BufMut, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ProtoError;
+
+mod bounded;
+
+use bounded::Bounded;
+
+type Config = Configuration<LittleEndian, Fixint>;
+
+const CONFIG: Config = bincode::config::standard()
+    .with_little_endian()
+    .with_fixed_int_encoding();
+
+/// Number of bytes `value` encodes to. Walks the value without copying any byte strings.
+pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, EncodeError> {
+    let mut size = SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, CONFIG)?;
+    Ok(size.bytes_written)
+}
+
+/// Appends the encoding of `value` to `dst`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    bincode::serde::encode_into_writer(value, BufWriter(dst), CONFIG)
+}
+
+/// Encodes `value` into a fresh vector.
+pub(crate) fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let len = encoded_len(value)?;
+    let mut buf = BytesMut::with_capacity(len);
+    encode_into(value, &mut buf)?;
+    Ok(buf.into())
+}
+
+/// Decodes a `T` that must occupy all of `bytes`.
+///
+/// Returns the decode error, or `Err(Trailing { used })` when bytes are left over.
+pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeFailure> {
+    let (Bounded(value), used) =
+        bincode::serde::borrow_decode_from_slice::<Bounded<T>, _>(bytes, CONFIG)
+            .map_err(DecodeFailure::from_bincode)?;
+    if used != bytes.len() {
+        return Err(DecodeFailure::Trailing {
+            used,
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+/// Why [`decode_exact`] failed, sorted into the cases callers report differently.
+#[derive(Debug)]
+pub(crate) enum DecodeFailure {
+    /// An enum carried an index its type does not define.
+    UnknownVariant(String),
+    /// The bytes were not an encoding of the type.
+    Malformed(String),
+    /// The value decoded but bytes were left over.
+    Trailing { used: usize, extra: usize },
+}
+
+impl DecodeFailure {
+    fn from_bincode(err: DecodeError) -> Self {
+        let text = err.to_string();
+        match err {
+            DecodeError::UnexpectedVariant { .. } => DecodeFailure::UnknownVariant(text),
+            // serde reports an out-of-range enum index through its own error type.
+            DecodeError::OtherString(ref msg) if msg.contains("variant index") => {
+                DecodeFailure::UnknownVariant(text)
+            }
+            _ => DecodeFailure::Malformed(text),
+        }
+    }
+
+    /// The failure as text, for payload errors that do not distinguish the cases.
+    pub(crate) fn into_reason(self) -> String {
+        match self {
+            DecodeFailure::UnknownVariant(text) | DecodeFailure::Malformed(text) => text,
+            DecodeFailure::Trailing { used, extra } => {
+                format!("{extra} bytes left over after decoding {used}")
+            }
+        }
+    }
+
+    /// The failure as a frame-level error.
+    pub(crate) fn into_frame_error(self) -> ProtoError {
+        match self {
+            DecodeFailure::UnknownVariant(detail) => ProtoError::UnknownVariant { detail },
+            DecodeFailure::Malformed(reason) => ProtoError::Malformed { reason },
+            DecodeFailure::Trailing { used, extra } => ProtoError::TrailingBytes { used, extra },
+        }
+    }
+}
+
+/// A bincode writer appending to a `BytesMut`.
+struct BufWriter<'a>(&'a mut BytesMut);
+
+impl Writer for BufWriter<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.0.put_slice(bytes);
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable distio examples; see the `examples/` folder of this package.

@@ -1,0 +1,68 @@
+//! `cargo xtask ci`: the checks CI runs, in order.
+
+use crate::cmd::{self, output};
+
+/// cargo-deny release CI installs when the machine has none (known to build on this toolchain).
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// The README's test command; CI runs exactly this.
+pub(crate) const TEST_COMMAND: [&str; 2] = ["test", "--workspace"];
+
+pub(crate) fn run() -> Result<(), String> {
+    ensure_components()?;
+    ensure_cargo_deny()?;
+    cmd::run("cargo", &["fmt", "--all", "--check"], &[])?;
+    cmd::run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    cmd::run("cargo", &TEST_COMMAND, &[])?;
+    cmd::run(
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    // `advisories` needs the advisory database from the network, which CI machines lack.
+    cmd::run(
+        "cargo",
+        &["deny", "check", "licenses", "bans", "sources"],
+        &[],
+    )?;
+    println!("\nci: all checks passed");
+    Ok(())
+}
+
+fn ensure_components() -> Result<(), String> {
+    let installed = output("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    for component in ["rustfmt", "clippy"] {
+        if !installed.lines().any(|line| line.starts_with(component)) {
+            cmd::run("rustup", &["component", "add", component], &[])?;
+        }
+    }
+    Ok(())
+}
+
+fn ensure_cargo_deny() -> Result<(), String> {
+    if output("cargo", &["deny", "--version"]).is_some() {
+        return Ok(());
+    }
+    cmd::run(
+        "cargo",
+        &[
+            "install",
+            "cargo-deny",
+            "--locked",
+            "--version",
+            CARGO_DENY_VERSION,
+        ],
+        &[],
+    )
+}
