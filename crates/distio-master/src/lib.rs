@@ -1,5 +1,70 @@
-//! The distio master: spawns slave processes and talks to them.
+//! The distio master: start slave processes, send them named tasks, get typed responses.
 //!
-//! Not built yet. This crate will hold `Master`, the `Slave` handle, `SlaveArray`,
-//! `Response` and `ResponseArray`: spawning local slaves over an inherited Unix socket pair,
-//! requests with timeouts and catch-all handling, queries and lifecycle control.
+//! A [`Master`] starts slaves ([`Master::spawn`]) from an executable — another program, or
+//! the running one ([`SpawnOptions::current_exe`]) — and talks to each over a Unix socket
+//! pair the child inherits. A [`Slave`] handle sends requests ([`Slave::exec`]);
+//! [`Master::tell`] and [`SlaveArray::exec`] broadcast one, encoding its data once.
+//!
+//! ```no_run
+//! use distio_master::{Master, SpawnOptions};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), distio_master::MasterError> {
+//!     let master = Master::new();
+//!     let slave = master.spawn(SpawnOptions::new("./target/debug/examples/hello-slave")).await?;
+//!     let hello: String = slave.exec("say hello", &()).await?.value()?;
+//!     println!("{hello}");
+//!     slave.close().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Requests
+//!
+//! - Every request resolves to a [`Response`]: value or error, sender, request id, task,
+//!   sent and received times, duration.
+//! - Timeouts and catch-all come from three levels: [`Master::set_default_timeout`],
+//!   [`Slave::set_default_timeout`], and the request's own ([`Exec::timeout`]). The most
+//!   specific level that sets one wins; no timeout, or zero, means none. A timed-out
+//!   request resolves with a `TimedOut` error; its late reply is dropped.
+//! - With catch-all on, an error response comes back as `Err(MasterError::Task)`; without,
+//!   as `Ok(response)` with [`Response::error`] set.
+//!
+//! ## Lifecycle
+//!
+//! [`Slave::close`] (now), [`Slave::shutdown`] (after pending requests), [`Slave::kill`]
+//! (a signal). Afterwards every request fails at once with an error naming the slave. When
+//! a slave exits or crashes, its pending requests complete at once with a `SlaveExited`
+//! error carrying the exit code or signal; a slave that sends garbage has its link closed.
+//! Dropping the master (and every handle) kills the slaves; a slave also exits when its
+//! master's end of the socket closes, and on Linux when the master process dies.
+
+mod core;
+mod defaults;
+mod error;
+mod events;
+mod link;
+mod master;
+mod process;
+mod request;
+mod response;
+mod response_array;
+mod slave;
+mod slave_array;
+mod spawn;
+mod target;
+
+pub use crate::core::SlaveState;
+pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, TaskError};
+pub use error::MasterError;
+pub use events::{Events, SlaveEvent};
+pub use link::{FrameSink, FrameStream, Link};
+pub use master::{Master, Tell};
+pub use process::Signal;
+pub use request::{Broadcast, Exec};
+pub use response::{Pipe, Response};
+pub use response_array::{Order, ResponseArray, ResponseField};
+pub use slave::{Location, Slave};
+pub use slave_array::SlaveArray;
+pub use spawn::{CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, Output, SpawnOptions};
+pub use target::Target;

@@ -63,6 +63,24 @@ impl FrameCodec {
         self.max_frame_len
     }
 
+    /// The body length `frame` encodes to, or [`ProtoError::FrameTooLarge`] if that is over
+    /// the limit. Walks the frame without copying payload bytes.
+    ///
+    /// ```
+    /// use distio_proto::{Control, Frame, FrameCodec};
+    /// assert_eq!(FrameCodec::new().encoded_len(&Frame::Control(Control::Close))?, 8);
+    /// # Ok::<(), distio_proto::ProtoError>(())
+    /// ```
+    pub fn encoded_len(&self, frame: &Frame) -> Result<usize, ProtoError> {
+        let len = wire::encoded_len(frame).map_err(|err| ProtoError::FrameEncode {
+            reason: err.to_string(),
+        })?;
+        if len > self.max_frame_len {
+            return Err(self.too_large(len as u64));
+        }
+        Ok(len)
+    }
+
     fn too_large(&self, len: u64) -> ProtoError {
         ProtoError::FrameTooLarge {
             len,
@@ -118,12 +136,7 @@ impl Encoder<&Frame> for FrameCodec {
     type Error = ProtoError;
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        let len = wire::encoded_len(frame).map_err(|err| ProtoError::FrameEncode {
-            reason: err.to_string(),
-        })?;
-        if len > self.max_frame_len {
-            return Err(self.too_large(len as u64));
-        }
+        let len = self.encoded_len(frame)?;
         dst.reserve(HEADER_LEN + len);
         // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
         dst.put_u32(len as u32);

@@ -1,4 +1,40 @@
 //! The distio slave runtime.
 //!
-//! Not built yet. This crate will let a program register named async tasks and serve them
-//! to the master that spawned it, with pause/resume, events and a close hook.
+//! A slave program registers named async tasks and serves them to the master that started
+//! it. Each request runs in its own tokio task, so a slow task never holds up a fast one; a
+//! handler's error becomes an error response carrying its message, and a handler panic
+//! becomes an error response while the slave goes on serving.
+//!
+//! ```no_run
+//! use distio_slave::SlaveProcess;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), distio_slave::SlaveError> {
+//!     SlaveProcess::new()
+//!         .task("say hello", |_: (), _ctx| async { Ok::<_, String>("Hello World!") })?
+//!         .task("square", |n: u64, _ctx| async move { Ok::<_, String>(n * n) })?
+//!         .serve()
+//!         .await
+//! }
+//! ```
+//!
+//! - Unknown task: error response `Slave #<id> does not listen to task "<name>"`.
+//! - [`SlaveHandle::pause`]: every request is answered with a "not accepting messages" error
+//!   until [`SlaveHandle::resume`].
+//! - Close: the slave takes nothing new, runs the [`SlaveProcess::on_close`] hook, and
+//!   [`SlaveProcess::serve`] returns. Shutdown: requests already running finish first.
+//! - If the master goes away, `serve` returns at once.
+//! - [`SlaveHandle::emit`] sends the master a named event.
+//! - [`launched_as_slave`] lets one binary be both master and slave.
+
+mod context;
+mod error;
+mod inherited;
+mod registry;
+mod runtime;
+
+pub use context::{SlaveHandle, TaskContext};
+pub use error::SlaveError;
+pub use inherited::launched_as_slave;
+pub use registry::TaskRegistry;
+pub use runtime::SlaveProcess;

@@ -1,0 +1,119 @@
+//! The one error type of this crate.
+
+use distio_proto::{ProtoError, SlaveId, TaskError};
+use std::path::PathBuf;
+
+/// What can go wrong while spawning, addressing or talking to slaves.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MasterError {
+    /// The slave program does not exist.
+    #[error(
+        "the slave program {path} does not exist; check the path (relative paths start from the master's working directory)"
+    )]
+    ProgramNotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// The slave program exists but cannot be executed.
+    #[error("the slave program {path} is not an executable file; build it, or `chmod +x` it")]
+    ProgramNotExecutable {
+        /// The path given.
+        path: PathBuf,
+    },
+
+    /// Starting the slave process failed.
+    #[error("could not start the slave program {path}: {source}")]
+    Spawn {
+        /// The path given.
+        path: PathBuf,
+        /// Why the operating system refused.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Creating the connection to a new slave failed.
+    #[error("could not create the connection to a new slave: {0}")]
+    Connection(#[source] std::io::Error),
+
+    /// The alias belongs to a live slave already.
+    #[error(
+        "the alias \"{alias}\" already belongs to live slave #{owner}; aliases are unique among live slaves"
+    )]
+    AliasTaken {
+        /// The alias asked for.
+        alias: String,
+        /// The live slave that has it.
+        owner: SlaveId,
+    },
+
+    /// A target named no live slave.
+    #[error("no live slave matches {target}")]
+    NoSuchSlave {
+        /// The target, as text.
+        target: String,
+    },
+
+    /// The targets of a request matched no slave at all.
+    #[error("the request has no slaves to go to: its targets matched none")]
+    NoTargets,
+
+    /// Request data could not be encoded.
+    #[error("could not encode the request data: {0}")]
+    Encode(#[source] ProtoError),
+
+    /// A response value could not be decoded into the type asked for.
+    #[error("could not decode the response value: {0}")]
+    Decode(#[source] ProtoError),
+
+    /// A request failed: returned as an error because catch-all was on, or because its
+    /// value was asked for.
+    #[error("task \"{task}\" on slave #{slave} failed ({}): {}", error.kind, error.message)]
+    Task {
+        /// The slave that was asked.
+        slave: SlaveId,
+        /// The task that was asked for.
+        task: String,
+        /// What went wrong.
+        error: TaskError,
+    },
+
+    /// A request's frame is larger than the frame limit.
+    #[error("the request for task \"{task}\" is too large to send: {source}")]
+    TooLarge {
+        /// The task that was asked for.
+        task: String,
+        /// The size check that failed.
+        #[source]
+        source: ProtoError,
+    },
+
+    /// The slave ended (or failed its handshake) before it became ready.
+    #[error("slave #{slave} never became ready: {reason}")]
+    NotReady {
+        /// The slave.
+        slave: SlaveId,
+        /// What happened instead.
+        reason: String,
+    },
+
+    /// The slave can no longer be reached.
+    #[error("slave #{slave} cannot be reached: {reason}")]
+    Unavailable {
+        /// The slave.
+        slave: SlaveId,
+        /// Why.
+        reason: String,
+    },
+
+    /// Sending a signal to a slave process failed.
+    #[error("could not signal slave #{slave}: {source}")]
+    Signal {
+        /// The slave.
+        slave: SlaveId,
+        /// Why the operating system refused.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,170 @@
+//! The duplex frame stream to one slave, and the two tasks that drive it.
+
+use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::SlaveState;
+use crate::core::{LinkEnd, SlaveCore};
+
+/// The sending half of a [`Link`].
+pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = ProtoError> + Send>>;
+/// The receiving half of a [`Link`].
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProtoError>> + Send>>;
+
+/// The duplex frame stream to one slave, whatever carries it: the Unix socket a local
+/// child inherits, an in-memory pipe in tests, or (later) a WebSocket to `distio-serve`.
+///
+/// ```
+/// use distio_master::Link;
+/// use distio_proto::FrameCodec;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let (ours, _theirs) = tokio::io::duplex(64 * 1024);
+/// let link = Link::from_io(ours, FrameCodec::new());
+/// # drop(link);
+/// # });
+/// ```
+pub struct Link {
+    pub(crate) sink: FrameSink,
+    pub(crate) stream: FrameStream,
+}
+
+impl Link {
+    /// A link from a sink and a stream of frames.
+    pub fn new(sink: FrameSink, stream: FrameStream) -> Self {
+        Link { sink, stream }
+    }
+
+    /// A link over any byte stream, framed with `codec`.
+    pub fn from_io<IO>(io: IO, codec: FrameCodec) -> Self
+    where
+        IO: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, writer) = tokio::io::split(io);
+        Link::from_halves(reader, writer, codec)
+    }
+
+    /// A link over a Unix socket (no lock between the halves).
+    pub fn from_unix(stream: tokio::net::UnixStream, codec: FrameCodec) -> Self {
+        let (reader, writer) = stream.into_split();
+        Link::from_halves(reader, writer, codec)
+    }
+
+    fn from_halves<R, W>(reader: R, writer: W, codec: FrameCodec) -> Self
+    where
+        R: AsyncRead + Send + 'static,
+        W: AsyncWrite + Send + 'static,
+    {
+        Link {
+            sink: Box::pin(FramedWrite::new(writer, codec)),
+            stream: Box::pin(FramedRead::new(reader, codec)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Link")
+    }
+}
+
+/// Sends the hello, waits for the handshake, then writes queued frames in batches: every
+/// frame ready at once goes out with a single flush.
+pub(crate) async fn run_writer(
+    core: Arc<SlaveCore>,
+    mut sink: FrameSink,
+    mut outbox: UnboundedReceiver<Frame>,
+    hello: Hello,
+) {
+    if let Err(err) = sink.send(Frame::Hello(hello)).await {
+        tracing::debug!(slave = core.id, "could not send hello: {err}");
+        core.end_link.notify_one();
+        return;
+    }
+    let mut status = core.status.subscribe();
+    let ready = status
+        .wait_for(|s| s.state != SlaveState::Starting)
+        .await
+        .map(|s| s.state == SlaveState::Ready)
+        .unwrap_or(false);
+    drop(status);
+    if !ready {
+        return;
+    }
+    let mut batch = Vec::with_capacity(64);
+    while outbox.recv_many(&mut batch, 256).await > 0 {
+        for frame in batch.drain(..) {
+            if let Err(err) = sink.feed(frame).await {
+                tracing::warn!(slave = core.id, "writing to slave failed: {err}");
+                core.end_link.notify_one();
+                return;
+            }
+        }
+        if let Err(err) = sink.flush().await {
+            tracing::debug!(slave = core.id, "flushing to slave failed: {err}");
+            core.end_link.notify_one();
+            return;
+        }
+    }
+}
+
+/// Reads the slave's frames until the link ends, then settles the slave.
+pub(crate) async fn run_reader(core: Arc<SlaveCore>, mut stream: FrameStream) {
+    let end = read_frames(&core, &mut stream).await;
+    drop(stream);
+    core.link_ended(end).await;
+}
+
+async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
+    let first = tokio::select! {
+        frame = stream.next() => frame,
+        _ = core.end_link.notified() => return LinkEnd::Closed,
+    };
+    match first {
+        Some(Ok(Frame::Ready(ready))) => {
+            if let Err(reason) = core.accept_ready(ready) {
+                return LinkEnd::Violation(format!("its handshake was refused: {reason}"));
+            }
+        }
+        Some(Ok(other)) => {
+            return LinkEnd::Violation(format!("its first frame was {}, not ready", other.kind()));
+        }
+        Some(Err(err)) => return classify(err),
+        None => return LinkEnd::Closed,
+    }
+    loop {
+        let frame = tokio::select! {
+            biased;
+            frame = stream.next() => frame,
+            _ = core.end_link.notified() => return LinkEnd::Closed,
+        };
+        match frame {
+            Some(Ok(Frame::Response(response))) => core.complete(response),
+            Some(Ok(Frame::Event(event))) => core.publish(event),
+            Some(Ok(Frame::Control(Control::Pong(nonce)))) => core.pong(nonce),
+            Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
+                let _ = core.outbox.send(Frame::Control(Control::Pong(nonce)));
+            }
+            Some(Ok(other)) => {
+                return LinkEnd::Violation(format!(
+                    "it sent a {} frame, which slaves never send",
+                    other.kind()
+                ));
+            }
+            Some(Err(err)) => return classify(err),
+            None => return LinkEnd::Closed,
+        }
+    }
+}
+
+fn classify(err: ProtoError) -> LinkEnd {
+    match err {
+        ProtoError::Io(_) => LinkEnd::Closed,
+        other => LinkEnd::Violation(other.to_string()),
+    }
+}

@@ -1,0 +1,535 @@
+//! The master: owns slaves, names them, and sends them work.
+
+use distio_proto::{FrameCodec, Hello, Payload, SlaveId, SlaveIdentity};
+use futures_util::future::join_all;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::task::AbortHandle;
+
+use crate::core::{CoreParts, SlaveCore, lock};
+use crate::defaults::Defaults;
+use crate::link::{run_reader, run_writer};
+use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, spawn_local, watch_process};
+use crate::{
+    Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
+};
+
+/// Starts slaves, keeps the list of live ones, and sends them work.
+///
+/// Cheap to clone: clones share the same slaves. When the last clone is dropped, the live
+/// slaves no other handle refers to are killed, so a master never leaves orphan processes.
+///
+/// ```no_run
+/// use distio_master::{Master, SpawnOptions, Target};
+/// use std::time::Duration;
+///
+/// # async fn demo() -> Result<(), distio_master::MasterError> {
+/// let master = Master::new();
+/// master.set_default_timeout(Some(Duration::from_secs(30)));
+/// let slaves = master.spawn_many(5, SpawnOptions::new("./worker").group("squares")).await?;
+///
+/// // Broadcast to a group; the data is encoded once.
+/// let all = master.tell([Target::group("squares")]).to("say hello", &()).await?;
+/// println!("{}", all.join_values::<String>(", ")?);
+///
+/// // One slave, by id.
+/// let first = master.slave(slaves[0].id()).expect("live");
+/// println!("{:?}", first.exec("say hello", &()).await?.value::<String>());
+///
+/// master.close_all().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct Master {
+    shared: Arc<MasterShared>,
+}
+
+#[derive(Default)]
+struct MasterShared {
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    defaults: Arc<Defaults>,
+    codec: FrameCodec,
+}
+
+#[derive(Default)]
+struct Registry {
+    live: BTreeMap<SlaveId, Slave>,
+    /// Alias → the id that holds it (reserved from spawn until the slave ends).
+    aliases: HashMap<String, SlaveId>,
+}
+
+/// Everything needed to wire up a new slave's link.
+struct NewSlave {
+    id: SlaveId,
+    alias: Option<String>,
+    group: Option<String>,
+    location: Location,
+    pid: Option<u32>,
+    link: Link,
+    default_timeout: Option<Duration>,
+    catch_all: Option<bool>,
+    close_grace: Duration,
+    child: Option<tokio::process::Child>,
+    extra_tasks: Vec<AbortHandle>,
+    captured: Option<Arc<Captured>>,
+}
+
+impl Master {
+    /// A master with no slaves.
+    pub fn new() -> Self {
+        Master::default()
+    }
+
+    /// A master whose links use `codec` (for a frame limit other than the default; slaves
+    /// must use the same limit).
+    pub fn with_codec(codec: FrameCodec) -> Self {
+        Master {
+            shared: Arc::new(MasterShared {
+                codec,
+                ..MasterShared::default()
+            }),
+        }
+    }
+
+    // ----- defaults -----
+
+    /// The default request timeout for all slaves (`None`: no timeout).
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.shared.defaults.timeout()
+    }
+
+    /// Sets the default request timeout for all slaves; a slave's default or a request's
+    /// own timeout overrides it. `None` or zero: no timeout.
+    pub fn set_default_timeout(&self, timeout: Option<Duration>) {
+        self.shared.defaults.set_timeout(timeout);
+    }
+
+    /// The default catch-all setting for all slaves (`None`: off).
+    pub fn catch_all(&self) -> Option<bool> {
+        self.shared.defaults.catch_all()
+    }
+
+    /// Sets the default catch-all setting for all slaves; a slave's default or a request's
+    /// own setting overrides it.
+    pub fn set_catch_all(&self, catch_all: Option<bool>) {
+        self.shared.defaults.set_catch_all(catch_all);
+    }
+
+    // ----- starting slaves -----
+
+    /// Starts a local slave process. Returns once the process has started; requests sent
+    /// before its handshake finishes are queued and delivered in order. Use
+    /// [`Slave::ready`] to wait for the handshake.
+    pub async fn spawn(&self, options: SpawnOptions) -> Result<Slave, MasterError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.reserve_alias(options.alias.as_deref(), id)?;
+        let label = options
+            .alias
+            .clone()
+            .unwrap_or_else(|| format!("slave #{id}"));
+        let child = match spawn_local(&options, label, self.shared.codec) {
+            Ok(child) => child,
+            Err(err) => {
+                self.release_alias(options.alias.as_deref(), id);
+                return Err(err);
+            }
+        };
+        Ok(self.start(NewSlave {
+            id,
+            alias: options.alias,
+            group: options.group,
+            location: Location::Local {
+                path: options.program,
+            },
+            pid: Some(child.pid),
+            link: child.link,
+            default_timeout: options.default_timeout,
+            catch_all: options.catch_all,
+            close_grace: options.close_grace,
+            child: Some(child.child),
+            extra_tasks: child.pumps.iter().map(|t| t.abort_handle()).collect(),
+            captured: child.captured,
+        }))
+    }
+
+    /// Starts `count` local slaves. With an alias `a`, they are named `a`, `a-1`, `a-2`, ….
+    /// All or nothing: if one fails to start, the others are killed and the error returned.
+    pub async fn spawn_many(
+        &self,
+        count: usize,
+        options: SpawnOptions,
+    ) -> Result<SlaveArray, MasterError> {
+        let mut slaves = SlaveArray::new();
+        for n in 0..count {
+            let mut each = options.clone();
+            if let (Some(alias), true) = (&options.alias, n > 0) {
+                each.alias = Some(format!("{alias}-{n}"));
+            }
+            match self.spawn(each).await {
+                Ok(slave) => slaves.push(slave),
+                Err(err) => {
+                    for slave in &slaves {
+                        let _ = slave.kill(Signal::KILL);
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Ok(slaves)
+    }
+
+    /// Adds a slave reached over `link` (an in-memory pipe, a socket, a remote host): the
+    /// master sends its hello there and treats whatever answers as a slave.
+    pub fn attach(
+        &self,
+        link: Link,
+        description: impl Into<String>,
+        alias: Option<String>,
+        group: Option<String>,
+    ) -> Result<Slave, MasterError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        self.reserve_alias(alias.as_deref(), id)?;
+        Ok(self.start(NewSlave {
+            id,
+            alias,
+            group,
+            location: Location::Attached {
+                description: description.into(),
+            },
+            pid: None,
+            link,
+            default_timeout: None,
+            catch_all: None,
+            close_grace: DEFAULT_CLOSE_GRACE,
+            child: None,
+            extra_tasks: Vec::new(),
+            captured: None,
+        }))
+    }
+
+    fn reserve_alias(&self, alias: Option<&str>, id: SlaveId) -> Result<(), MasterError> {
+        let Some(alias) = alias else { return Ok(()) };
+        let mut registry = lock(&self.shared.registry);
+        if let Some(&owner) = registry.aliases.get(alias) {
+            return Err(MasterError::AliasTaken {
+                alias: alias.to_owned(),
+                owner,
+            });
+        }
+        registry.aliases.insert(alias.to_owned(), id);
+        Ok(())
+    }
+
+    fn release_alias(&self, alias: Option<&str>, id: SlaveId) {
+        if let Some(alias) = alias {
+            let mut registry = lock(&self.shared.registry);
+            if registry.aliases.get(alias) == Some(&id) {
+                registry.aliases.remove(alias);
+            }
+        }
+    }
+
+    fn start(&self, new: NewSlave) -> Slave {
+        let (outbox, queued) = unbounded_channel();
+        let weak: Weak<MasterShared> = Arc::downgrade(&self.shared);
+        let (id, alias) = (new.id, new.alias.clone());
+        let on_end = Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                let removed = {
+                    let mut registry = lock(&shared.registry);
+                    if let Some(alias) = &alias
+                        && registry.aliases.get(alias) == Some(&id)
+                    {
+                        registry.aliases.remove(alias);
+                    }
+                    registry.live.remove(&id)
+                };
+                drop(removed);
+            }
+        });
+        let core = Arc::new(SlaveCore::new(CoreParts {
+            id: new.id,
+            alias: new.alias.clone(),
+            group: new.group,
+            location: new.location,
+            pid: new.pid,
+            master_defaults: Arc::clone(&self.shared.defaults),
+            codec: self.shared.codec,
+            close_grace: new.close_grace,
+            outbox,
+            on_end,
+        }));
+        core.defaults.set_timeout(new.default_timeout);
+        core.defaults.set_catch_all(new.catch_all);
+        let hello = Hello::new(SlaveIdentity::local(new.id, new.alias.unwrap_or_default()));
+
+        // Listed before its tasks start, so a slave that ends at once is also unlisted.
+        let mut registry = lock(&self.shared.registry);
+        let mut tasks = vec![
+            tokio::spawn(run_writer(Arc::clone(&core), new.link.sink, queued, hello))
+                .abort_handle(),
+            tokio::spawn(run_reader(Arc::clone(&core), new.link.stream)).abort_handle(),
+        ];
+        if let Some(child) = new.child {
+            tasks.push(tokio::spawn(watch_process(Arc::clone(&core), child)).abort_handle());
+        }
+        tasks.extend(new.extra_tasks);
+        let slave = Slave::new(core, tasks, new.captured);
+        registry.live.insert(id, slave.clone());
+        slave
+    }
+
+    // ----- sending work -----
+
+    /// Addresses a request to `targets`: any mix of handles, ids, aliases and groups
+    /// (duplicates are sent to once). Finish with [`Tell::to`].
+    pub fn tell<I>(&self, targets: I) -> Tell
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        Tell {
+            slaves: self.resolve_all(targets),
+        }
+    }
+
+    /// Resolves targets to live slaves, in order, without duplicates.
+    fn resolve_all<I>(&self, targets: I) -> Result<Vec<Slave>, MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        let registry = lock(&self.shared.registry);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let mut add = |slave: &Slave| {
+            if seen.insert(slave.id()) {
+                out.push(slave.clone());
+            }
+        };
+        for target in targets {
+            match target.into() {
+                Target::Slave(slave) => add(&slave),
+                Target::Group(group) => registry
+                    .live
+                    .values()
+                    .filter(|s| s.in_group(&group))
+                    .for_each(&mut add),
+                other => match registry.find(&other) {
+                    Some(slave) => add(slave),
+                    None => {
+                        return Err(MasterError::NoSuchSlave {
+                            target: other.to_string(),
+                        });
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    // ----- queries -----
+
+    /// The live slave `target` names (a handle resolves to itself while live).
+    pub fn slave(&self, target: impl Into<Target>) -> Option<Slave> {
+        lock(&self.shared.registry).find(&target.into()).cloned()
+    }
+
+    /// The live slave with this id.
+    pub fn by_id(&self, id: SlaveId) -> Option<Slave> {
+        self.slave(id)
+    }
+
+    /// The live slave with this alias.
+    pub fn by_alias(&self, alias: &str) -> Option<Slave> {
+        self.slave(alias)
+    }
+
+    /// Live local slaves started from `path`.
+    pub fn with_path(&self, path: impl AsRef<Path>) -> SlaveArray {
+        self.filter(|s| s.path() == Some(path.as_ref()))
+    }
+
+    /// All live slaves (not closed, shut down, killed or exited), by id.
+    pub fn all(&self) -> SlaveArray {
+        self.filter(|_| true)
+    }
+
+    /// Live slaves with requests pending.
+    pub fn busy(&self) -> SlaveArray {
+        self.filter(Slave::is_busy)
+    }
+
+    /// Live slaves with no requests pending.
+    pub fn idle(&self) -> SlaveArray {
+        self.filter(Slave::is_idle)
+    }
+
+    /// Live local slaves.
+    pub fn local(&self) -> SlaveArray {
+        self.filter(Slave::is_local)
+    }
+
+    /// Live slaves that are not local processes.
+    pub fn remote(&self) -> SlaveArray {
+        self.filter(Slave::is_remote)
+    }
+
+    /// Live slaves in `group`.
+    pub fn in_group(&self, group: &str) -> SlaveArray {
+        self.filter(|s| s.in_group(group))
+    }
+
+    /// Live slaves not in `group`.
+    pub fn not_in_group(&self, group: &str) -> SlaveArray {
+        self.filter(|s| !s.in_group(group))
+    }
+
+    /// True if the live slave `target` names is in `group`.
+    pub fn belongs_to_group(&self, target: impl Into<Target>, group: &str) -> bool {
+        self.slave(target).is_some_and(|s| s.in_group(group))
+    }
+
+    /// The idle slaves among `targets`.
+    pub fn idle_in<I>(&self, targets: I) -> Result<SlaveArray, MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        Ok(self
+            .resolve_all(targets)?
+            .into_iter()
+            .filter(Slave::is_idle)
+            .collect())
+    }
+
+    /// The live slave with the fewest pending requests (the lowest id on a tie).
+    pub fn least_busy(&self) -> Option<Slave> {
+        least_busy(self.all().iter())
+    }
+
+    /// The least busy live slave in `group`.
+    pub fn least_busy_in_group(&self, group: &str) -> Option<Slave> {
+        least_busy(self.in_group(group).iter())
+    }
+
+    /// The least busy slave among `targets`.
+    pub fn least_busy_in<I>(&self, targets: I) -> Result<Option<Slave>, MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        Ok(least_busy(self.resolve_all(targets)?.iter()))
+    }
+
+    fn filter(&self, keep: impl Fn(&Slave) -> bool) -> SlaveArray {
+        lock(&self.shared.registry)
+            .live
+            .values()
+            .filter(|s| keep(s))
+            .cloned()
+            .collect()
+    }
+
+    // ----- lifecycle -----
+
+    /// Closes the slaves `targets` names, now (see [`Slave::close`]).
+    pub async fn close<I>(&self, targets: I) -> Result<(), MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        SlaveArray::from(self.resolve_all(targets)?).close().await;
+        Ok(())
+    }
+
+    /// Shuts down the slaves `targets` names, after their pending requests (see
+    /// [`Slave::shutdown`]).
+    pub async fn shutdown<I>(&self, targets: I) -> Result<(), MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        SlaveArray::from(self.resolve_all(targets)?)
+            .shutdown()
+            .await;
+        Ok(())
+    }
+
+    /// Sends `signal` to the slaves `targets` names (see [`Slave::kill`]).
+    pub fn kill<I>(&self, targets: I, signal: Signal) -> Result<(), MasterError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Target>,
+    {
+        SlaveArray::from(self.resolve_all(targets)?).kill(signal)
+    }
+
+    /// Closes every live slave.
+    pub async fn close_all(&self) {
+        self.all().close().await;
+    }
+
+    /// Shuts down every live slave after its pending requests.
+    pub async fn shutdown_all(&self) {
+        self.all().shutdown().await;
+    }
+
+    /// Sends `signal` to every live slave.
+    pub fn kill_all(&self, signal: Signal) -> Result<(), MasterError> {
+        self.all().kill(signal)
+    }
+
+    /// Waits until every live slave has ended.
+    pub async fn exited_all(&self) {
+        join_all(self.all().iter().map(Slave::exited)).await;
+    }
+}
+
+impl Registry {
+    fn find(&self, target: &Target) -> Option<&Slave> {
+        match target {
+            Target::Slave(slave) => self.live.get(&slave.id()).filter(|live| *live == slave),
+            Target::Id(id) => self.live.get(id),
+            Target::Alias(alias) => self.aliases.get(alias).and_then(|id| self.live.get(id)),
+            Target::Group(group) => self.live.values().find(|s| s.in_group(group)),
+        }
+    }
+}
+
+fn least_busy<'a>(slaves: impl Iterator<Item = &'a Slave>) -> Option<Slave> {
+    slaves.min_by_key(|s| s.pending()).cloned()
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("live", &self.all().ids())
+            .finish()
+    }
+}
+
+/// A request being addressed; see [`Master::tell`].
+#[must_use = "call `to` to name the task"]
+#[derive(Debug)]
+pub struct Tell {
+    slaves: Result<Vec<Slave>, MasterError>,
+}
+
+impl Tell {
+    /// The task and its data; await the result for a
+    /// [`ResponseArray`](crate::ResponseArray).
+    pub fn to<T: Serialize + ?Sized>(self, task: impl Into<String>, data: &T) -> Broadcast {
+        Broadcast::new(
+            self.slaves,
+            task.into(),
+            Payload::encode(data).map_err(MasterError::Encode),
+        )
+    }
+}

@@ -1,0 +1,119 @@
+//! Operating-system details of local slave processes: signals, and preparing the child so
+//! it inherits its connection and dies with its master. This module is the only place the
+//! crate uses `unsafe`.
+#![allow(unsafe_code)]
+
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A Unix signal number.
+///
+/// ```
+/// use distio_master::Signal;
+/// assert_eq!(Signal::KILL.name(), Some("SIGKILL"));
+/// assert_eq!(Signal(15), Signal::TERM);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signal(pub i32);
+
+impl Signal {
+    /// SIGKILL: ends the process at once; it cannot be caught.
+    pub const KILL: Signal = Signal(libc::SIGKILL);
+    /// SIGTERM: asks the process to end.
+    pub const TERM: Signal = Signal(libc::SIGTERM);
+    /// SIGINT: interrupt, as from Ctrl-C.
+    pub const INT: Signal = Signal(libc::SIGINT);
+    /// SIGHUP: hang-up.
+    pub const HUP: Signal = Signal(libc::SIGHUP);
+    /// SIGUSR1: user-defined.
+    pub const USR1: Signal = Signal(libc::SIGUSR1);
+    /// SIGUSR2: user-defined.
+    pub const USR2: Signal = Signal(libc::SIGUSR2);
+
+    /// The signal's conventional name, for the common ones.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            libc::SIGKILL => "SIGKILL",
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGINT => "SIGINT",
+            libc::SIGHUP => "SIGHUP",
+            libc::SIGUSR1 => "SIGUSR1",
+            libc::SIGUSR2 => "SIGUSR2",
+            libc::SIGSEGV => "SIGSEGV",
+            libc::SIGABRT => "SIGABRT",
+            libc::SIGPIPE => "SIGPIPE",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "signal {}", self.0),
+        }
+    }
+}
+
+/// Sends `signal` to process `pid`. A process that is already gone is not an error.
+pub(crate) fn send_signal(pid: u32, signal: Signal) -> std::io::Result<()> {
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal.0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Makes sure the child's end of the socket is not one of the standard descriptors (which
+/// the child's stdio setup would overwrite). Returns it unchanged in the usual case.
+pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates an open descriptor we own onto the lowest free
+    // number >= 3; it reads no memory.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
+/// Arranges, in the child between fork and exec, for `child_fd` to survive exec and for
+/// the child to be killed when the master dies.
+pub(crate) fn prepare_child(command: &mut tokio::process::Command, child_fd: RawFd) {
+    let master_pid = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec. It only calls fcntl, prctl,
+    // getppid and reads plain integers: async-signal-safe functions that neither allocate
+    // nor take locks, as the pre_exec contract requires.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::fcntl(child_fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The master may have died between fork and prctl: then nobody would send
+                // the signal, so give up now.
+                if libc::getppid() != master_pid {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+            }
+            Ok(())
+        });
+    }
+    let _ = master_pid;
+}

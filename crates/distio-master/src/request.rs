@@ -1,0 +1,252 @@
+//! Sending requests: to one slave ([`Exec`]) or to many at once ([`Broadcast`]).
+
+use distio_proto::{ErrorKind, Frame, Metadata, Payload, Request, TaskError};
+use futures_util::future::{BoxFuture, join_all};
+use std::future::IntoFuture;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::core::SlaveCore;
+use crate::defaults::Effective;
+use crate::{MasterError, Response, ResponseArray, Slave};
+
+macro_rules! metadata_setters {
+    () => {
+        /// Sets this request's timeout (`Duration::ZERO`: explicitly none). Overrides the
+        /// slave's and the master's defaults.
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.meta.timeout = Some(timeout);
+            self
+        }
+
+        /// Sets this request's catch-all flag: when on, an error response is returned as
+        /// `Err(MasterError::Task)`. Overrides the slave's and the master's defaults.
+        pub fn catch_all(mut self, catch_all: bool) -> Self {
+            self.meta.catch_all = Some(catch_all);
+            self
+        }
+
+        /// Replaces this request's metadata with `meta` (the caller's copy is untouched).
+        pub fn meta(mut self, meta: Metadata) -> Self {
+            self.meta = meta;
+            self
+        }
+    };
+}
+
+/// A request to one slave; `.await` it to send it and get the [`Response`].
+///
+/// Made by [`Slave::exec`]. Without catch-all, an error the slave (or the link, or a
+/// timeout) produced comes back as `Ok(response)` with [`Response::error`] set; with
+/// catch-all it comes back as `Err(MasterError::Task)`.
+#[must_use = "a request is sent when it is awaited"]
+pub struct Exec {
+    slave: Slave,
+    task: String,
+    payload: Result<Payload, MasterError>,
+    meta: Metadata,
+}
+
+impl Exec {
+    pub(crate) fn new(slave: Slave, task: String, payload: Result<Payload, MasterError>) -> Self {
+        Exec {
+            slave,
+            task,
+            payload,
+            meta: Metadata::new(),
+        }
+    }
+
+    metadata_setters!();
+
+    /// Sends the request and waits for its response (same as `.await`).
+    pub async fn send(self) -> Result<Response, MasterError> {
+        let payload = self.payload?;
+        dispatch(self.slave, self.task, payload, self.meta).await
+    }
+}
+
+impl IntoFuture for Exec {
+    type Output = Result<Response, MasterError>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// One request sent to several slaves at once; `.await` it for a [`ResponseArray`] in the
+/// order of the slaves. The data is encoded once and the same bytes go to every slave.
+///
+/// Made by [`Master::tell`](crate::Master::tell) and [`SlaveArray::exec`](crate::SlaveArray::exec).
+#[must_use = "a broadcast is sent when it is awaited"]
+pub struct Broadcast {
+    slaves: Result<Vec<Slave>, MasterError>,
+    task: String,
+    payload: Result<Payload, MasterError>,
+    meta: Metadata,
+}
+
+impl Broadcast {
+    pub(crate) fn new(
+        slaves: Result<Vec<Slave>, MasterError>,
+        task: String,
+        payload: Result<Payload, MasterError>,
+    ) -> Self {
+        Broadcast {
+            slaves,
+            task,
+            payload,
+            meta: Metadata::new(),
+        }
+    }
+
+    metadata_setters!();
+
+    /// Sends the request to every slave and waits for all responses (same as `.await`).
+    ///
+    /// With catch-all on, the first error response (in slave order) is returned as `Err`.
+    pub async fn send(self) -> Result<ResponseArray, MasterError> {
+        let slaves = self.slaves?;
+        if slaves.is_empty() {
+            return Err(MasterError::NoTargets);
+        }
+        let payload = self.payload?;
+        let sends = slaves
+            .into_iter()
+            .map(|slave| dispatch(slave, self.task.clone(), payload.clone(), self.meta.clone()));
+        join_all(sends)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map(ResponseArray::from)
+    }
+}
+
+impl IntoFuture for Broadcast {
+    type Output = Result<ResponseArray, MasterError>;
+    type IntoFuture = BoxFuture<'static, Self::Output>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// Removes a pending entry when its request is abandoned (timed out, or the caller dropped
+/// the future); disarmed once the entry has been consumed.
+struct Forget<'a> {
+    core: &'a SlaveCore,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.core.forget(self.id);
+        }
+    }
+}
+
+/// Sends one request to `slave` and waits for the outcome.
+pub(crate) async fn dispatch(
+    slave: Slave,
+    task: String,
+    payload: Payload,
+    mut meta: Metadata,
+) -> Result<Response, MasterError> {
+    let core = slave.core();
+    let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
+    let sent_at = SystemTime::now();
+    let started = Instant::now();
+    let id = core.next_request_id();
+    let outcome = match core.refusal() {
+        Some(refusal) => Err(refusal),
+        None => {
+            effective.apply(&mut meta);
+            let frame = Frame::Request(Request {
+                id,
+                task: task.clone(),
+                payload,
+                meta,
+            });
+            check_size(core, &frame, &task)?;
+            send_and_wait(core, id, &task, frame, effective.timeout).await
+        }
+    };
+    let response = Response {
+        slave: slave.clone(),
+        request_id: id,
+        task,
+        outcome,
+        sent_at,
+        received_at: SystemTime::now(),
+        duration: started.elapsed(),
+    };
+    match response.outcome {
+        Err(ref error) if effective.catch_all => Err(MasterError::Task {
+            slave: response.slave.id(),
+            task: response.task,
+            error: error.clone(),
+        }),
+        _ => Ok(response),
+    }
+}
+
+async fn send_and_wait(
+    core: &SlaveCore,
+    id: u64,
+    task: &str,
+    frame: Frame,
+    timeout: Option<Duration>,
+) -> Result<Payload, TaskError> {
+    let answer = core.register(id)?;
+    let _ = core.outbox.send(frame);
+    core.sent.fetch_add(1, Ordering::Relaxed);
+    let mut forget = Forget {
+        core,
+        id,
+        armed: true,
+    };
+    let answered = match timeout {
+        None => answer.await,
+        Some(limit) => match tokio::time::timeout(limit, answer).await {
+            Ok(answered) => answered,
+            // `forget` stays armed: the entry goes, and a late answer finds nothing.
+            Err(_elapsed) => {
+                return Err(TaskError::new(
+                    ErrorKind::TimedOut,
+                    format!("request {id} (task \"{task}\") to {core} timed out after {limit:?}"),
+                ));
+            }
+        },
+    };
+    // Answered (the reader removed the entry) or drained (the link ended): nothing to undo.
+    forget.armed = false;
+    answered.unwrap_or_else(|_| Err(core.gone_error()))
+}
+
+/// Refuses a request too large for one frame before it is queued. Small requests (the
+/// usual case) are cleared by an upper bound without walking the frame.
+fn check_size(core: &SlaveCore, frame: &Frame, task: &str) -> Result<(), MasterError> {
+    let Frame::Request(request) = frame else {
+        return Ok(());
+    };
+    let extra: usize = request
+        .meta
+        .extra
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 16)
+        .sum();
+    let bound = request.payload.len() + request.task.len() + extra + 64;
+    if bound <= core.codec.max_frame_len() {
+        return Ok(());
+    }
+    core.codec
+        .encoded_len(frame)
+        .map(drop)
+        .map_err(|source| MasterError::TooLarge {
+            task: task.to_owned(),
+            source,
+        })
+}

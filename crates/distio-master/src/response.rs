@@ -1,0 +1,156 @@
+//! The outcome of one request.
+
+use distio_proto::{Payload, RequestId, SlaveId, TaskError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, SystemTime};
+
+use crate::{Broadcast, Exec, MasterError, Slave, SlaveArray};
+
+/// What came back for one request: the value or error, who sent it, and when.
+///
+/// ```no_run
+/// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+/// let response = slave.exec("square", &9u64).await?;
+/// match response.error() {
+///     None => println!("{} from slave #{}", response.value::<u64>()?, response.slave_id()),
+///     Some(err) => println!("{} failed: {err}", response.task()),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub(crate) slave: Slave,
+    pub(crate) request_id: RequestId,
+    pub(crate) task: String,
+    pub(crate) outcome: Result<Payload, TaskError>,
+    pub(crate) sent_at: SystemTime,
+    pub(crate) received_at: SystemTime,
+    pub(crate) duration: Duration,
+}
+
+impl Response {
+    /// The id of the slave that answered.
+    pub fn slave_id(&self) -> SlaveId {
+        self.slave.id()
+    }
+
+    /// The slave that answered.
+    pub fn slave(&self) -> &Slave {
+        &self.slave
+    }
+
+    /// The id of the request this answers.
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
+    /// The task that was run.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The value, decoded as `T`; an error response gives `Err(MasterError::Task)`.
+    pub fn value<T: DeserializeOwned>(&self) -> Result<T, MasterError> {
+        match &self.outcome {
+            Ok(payload) => payload.decode().map_err(MasterError::Decode),
+            Err(error) => Err(self.task_error(error.clone())),
+        }
+    }
+
+    /// The value's encoded bytes, unless this is an error response.
+    pub fn payload(&self) -> Option<&Payload> {
+        self.outcome.as_ref().ok()
+    }
+
+    /// The error, if the request failed.
+    pub fn error(&self) -> Option<&TaskError> {
+        self.outcome.as_ref().err()
+    }
+
+    /// True if the request produced a value.
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The value or the error.
+    pub fn outcome(&self) -> &Result<Payload, TaskError> {
+        &self.outcome
+    }
+
+    /// Replaces the value (as a pipeline step may before passing it on).
+    pub fn set_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), MasterError> {
+        self.outcome = Ok(Payload::encode(value).map_err(MasterError::Encode)?);
+        Ok(())
+    }
+
+    /// Replaces the value or error.
+    pub fn set_outcome(&mut self, outcome: Result<Payload, TaskError>) {
+        self.outcome = outcome;
+    }
+
+    /// When the request was sent.
+    pub fn sent_at(&self) -> SystemTime {
+        self.sent_at
+    }
+
+    /// When the response arrived.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// How long the request took.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// Sends this response's value as the data of `task` to another slave:
+    /// `response.pipe("next").to(&other).await`. The value is passed on as it is, without
+    /// decoding or re-encoding; piping an error response gives that error.
+    pub fn pipe(&self, task: impl Into<String>) -> Pipe {
+        let payload = match &self.outcome {
+            Ok(payload) => Ok(payload.clone()),
+            Err(error) => Err(self.task_error(error.clone())),
+        };
+        Pipe {
+            task: task.into(),
+            payload,
+        }
+    }
+
+    /// Turns an error response into `Err`, keeping a successful one.
+    pub fn into_result(self) -> Result<Response, MasterError> {
+        match &self.outcome {
+            Ok(_) => Ok(self),
+            Err(error) => Err(self.task_error(error.clone())),
+        }
+    }
+
+    fn task_error(&self, error: TaskError) -> MasterError {
+        MasterError::Task {
+            slave: self.slave.id(),
+            task: self.task.clone(),
+            error,
+        }
+    }
+}
+
+/// A response's value on its way to another task; see [`Response::pipe`].
+#[must_use = "call `to` to send the value on"]
+#[derive(Debug)]
+pub struct Pipe {
+    task: String,
+    payload: Result<Payload, MasterError>,
+}
+
+impl Pipe {
+    /// Sends the value to `slave`.
+    pub fn to(self, slave: &Slave) -> Exec {
+        Exec::new(slave.clone(), self.task, self.payload)
+    }
+
+    /// Sends the value to every slave of `slaves`.
+    pub fn to_all(self, slaves: &SlaveArray) -> Broadcast {
+        Broadcast::new(Ok(slaves.to_vec()), self.task, self.payload)
+    }
+}

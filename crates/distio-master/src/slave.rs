@@ -1,0 +1,390 @@
+//! The master's handle to one slave.
+
+use distio_proto::{Control, Frame, Payload, SlaveId};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::task::AbortHandle;
+
+use crate::core::{SlaveCore, Stop, lock};
+use crate::events::Events;
+use crate::spawn::Captured;
+use crate::{CapturedOutput, Exec, MasterError, Signal, SlaveState};
+
+/// Where a slave runs.
+///
+/// ```
+/// use distio_master::Location;
+/// let here = Location::Local { path: "./worker".into() };
+/// assert_eq!(here.to_string(), "./worker");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A process on this machine, started from `path`.
+    Local {
+        /// The executable.
+        path: PathBuf,
+    },
+    /// A slave reached over a link the caller provided (see
+    /// [`Master::attach`](crate::Master::attach)).
+    Attached {
+        /// What the caller said it is.
+        description: String,
+    },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Local { path } => write!(f, "{}", path.display()),
+            Location::Attached { description } => f.write_str(description),
+        }
+    }
+}
+
+/// The master's handle to one slave. Cheap to clone: every clone is the same slave.
+///
+/// The slave lives while its master lists it or a handle to it exists; when the last one
+/// goes, its process is killed. Use [`close`](Self::close) or [`shutdown`](Self::shutdown)
+/// to end it gracefully.
+///
+/// ```no_run
+/// use distio_master::{Master, SpawnOptions};
+/// use std::time::Duration;
+///
+/// # async fn demo() -> Result<(), distio_master::MasterError> {
+/// let master = Master::new();
+/// let slave = master.spawn(SpawnOptions::new("./target/debug/worker").alias("w")).await?;
+/// let squared: u64 = slave.exec("square", &12u64).await?.value()?;
+/// assert_eq!(squared, 144);
+/// let late = slave.exec("slow", &()).timeout(Duration::from_secs(1)).await?;
+/// println!("{:?}", late.error());
+/// slave.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Slave {
+    inner: Arc<SlaveInner>,
+}
+
+struct SlaveInner {
+    core: Arc<SlaveCore>,
+    tasks: Vec<AbortHandle>,
+    captured: Option<Arc<Captured>>,
+}
+
+impl Drop for SlaveInner {
+    fn drop(&mut self) {
+        // Ends the link tasks and the process watcher; dropping the watcher's child handle
+        // kills the process if it is still running.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Slave {
+    pub(crate) fn new(
+        core: Arc<SlaveCore>,
+        tasks: Vec<AbortHandle>,
+        captured: Option<Arc<Captured>>,
+    ) -> Self {
+        Slave {
+            inner: Arc::new(SlaveInner {
+                core,
+                tasks,
+                captured,
+            }),
+        }
+    }
+
+    pub(crate) fn core(&self) -> &Arc<SlaveCore> {
+        &self.inner.core
+    }
+
+    /// The slave's id: unique within its master, never reused.
+    pub fn id(&self) -> SlaveId {
+        self.core().id
+    }
+
+    /// The slave's alias, if it was given one.
+    pub fn alias(&self) -> Option<&str> {
+        self.core().alias.as_deref()
+    }
+
+    /// The slave's group, if any.
+    pub fn group(&self) -> Option<String> {
+        lock(&self.core().group).clone()
+    }
+
+    /// Moves the slave into `group` (or out of any with `None`).
+    pub fn set_group(&self, group: Option<String>) {
+        *lock(&self.core().group) = group;
+    }
+
+    /// True if the slave is in `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        lock(&self.core().group).as_deref() == Some(group)
+    }
+
+    /// The operating-system process id, once known.
+    pub fn pid(&self) -> Option<u32> {
+        self.core().status.borrow().pid
+    }
+
+    /// Where the slave runs.
+    pub fn location(&self) -> &Location {
+        &self.core().location
+    }
+
+    /// The executable, for a local slave.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.core().location {
+            Location::Local { path } => Some(path),
+            Location::Attached { .. } => None,
+        }
+    }
+
+    /// True for a process this master started on this machine.
+    pub fn is_local(&self) -> bool {
+        matches!(self.core().location, Location::Local { .. })
+    }
+
+    /// True for a slave reached over a link (not a local process).
+    pub fn is_remote(&self) -> bool {
+        !self.is_local()
+    }
+
+    /// The slave's default request timeout (`None`: the master's applies).
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.core().defaults.timeout()
+    }
+
+    /// Sets the slave's default request timeout; `Some(Duration::ZERO)` means no timeout
+    /// even if the master has one, `None` defers to the master.
+    pub fn set_default_timeout(&self, timeout: Option<Duration>) {
+        self.core().defaults.set_timeout(timeout);
+    }
+
+    /// The slave's default catch-all setting (`None`: the master's applies).
+    pub fn catch_all(&self) -> Option<bool> {
+        self.core().defaults.catch_all()
+    }
+
+    /// Sets the slave's default catch-all setting; `None` defers to the master.
+    pub fn set_catch_all(&self, catch_all: Option<bool>) {
+        self.core().defaults.set_catch_all(catch_all);
+    }
+
+    /// Requests sent to the slave.
+    pub fn sent(&self) -> u64 {
+        self.core().sent.load(Ordering::Relaxed)
+    }
+
+    /// Responses received from the slave.
+    pub fn received(&self) -> u64 {
+        self.core().received.load(Ordering::Relaxed)
+    }
+
+    /// Requests waiting for a response.
+    pub fn pending(&self) -> usize {
+        self.core().pending_count()
+    }
+
+    /// True if no request is waiting for a response (from the master's point of view).
+    pub fn is_idle(&self) -> bool {
+        self.pending() == 0
+    }
+
+    /// True if some request is waiting for a response.
+    pub fn is_busy(&self) -> bool {
+        !self.is_idle()
+    }
+
+    /// Where the slave is in its life.
+    pub fn state(&self) -> SlaveState {
+        self.core().state()
+    }
+
+    /// True until the slave is closed, shut down or killed, or its link ends.
+    pub fn is_connected(&self) -> bool {
+        self.state() != SlaveState::Ended && !self.core().is_stopped()
+    }
+
+    /// True once the slave has ended.
+    pub fn has_exited(&self) -> bool {
+        self.state() == SlaveState::Ended
+    }
+
+    /// How the process exited, once it has (local slaves only).
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.core().status.borrow().exit
+    }
+
+    /// The task names the slave announced in its handshake (empty until it is ready).
+    pub fn task_names(&self) -> Vec<String> {
+        self.core().status.borrow().tasks.to_vec()
+    }
+
+    /// Output kept for a slave started with [`Output::Capture`](crate::Output::Capture).
+    pub fn captured_output(&self) -> Option<CapturedOutput> {
+        self.inner.captured.as_ref().map(|c| c.snapshot())
+    }
+
+    /// Waits until the slave has finished its handshake.
+    pub async fn ready(&self) -> Result<(), MasterError> {
+        let mut status = self.core().status.subscribe();
+        let state = status
+            .wait_for(|s| s.state != SlaveState::Starting)
+            .await
+            .map(|s| s.state)
+            .unwrap_or(SlaveState::Ended);
+        drop(status);
+        match state {
+            SlaveState::Ready => Ok(()),
+            _ => Err(MasterError::NotReady {
+                slave: self.id(),
+                reason: self.core().gone_error().message,
+            }),
+        }
+    }
+
+    /// Waits until the slave has ended; returns how its process exited (local slaves).
+    pub async fn exited(&self) -> Option<ExitStatus> {
+        self.core().ended().await;
+        self.exit_status()
+    }
+
+    /// Asks the slave to run `task` on `data`. Await the returned [`Exec`] (after setting
+    /// a timeout or catch-all on it, if wanted) for the [`Response`](crate::Response).
+    pub fn exec<T: Serialize + ?Sized>(&self, task: impl Into<String>, data: &T) -> Exec {
+        Exec::new(
+            self.clone(),
+            task.into(),
+            Payload::encode(data).map_err(MasterError::Encode),
+        )
+    }
+
+    /// Like [`exec`](Self::exec) with data that is already encoded (sent without copying).
+    pub fn exec_payload(&self, task: impl Into<String>, payload: Payload) -> Exec {
+        Exec::new(self.clone(), task.into(), Ok(payload))
+    }
+
+    /// Sends a ping and waits for the slave's answer; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, MasterError> {
+        let unavailable = |reason: String| MasterError::Unavailable {
+            slave: self.id(),
+            reason,
+        };
+        if self.state() == SlaveState::Ended {
+            return Err(unavailable(self.core().gone_error().message));
+        }
+        let nonce = self.core().next_request_id();
+        let answer = self.core().ping_waiter(nonce);
+        let started = Instant::now();
+        let _ = self
+            .core()
+            .outbox
+            .send(Frame::Control(Control::Ping(nonce)));
+        answer
+            .await
+            .map_err(|_| unavailable(self.core().gone_error().message))?;
+        Ok(started.elapsed())
+    }
+
+    /// Closes the slave now: it takes no new requests, runs its close hook and exits;
+    /// requests still pending fail with a `Closed` error. If it has not exited within its
+    /// close grace (default 5 s) it is killed. Returns how the process exited.
+    pub async fn close(&self) -> Option<ExitStatus> {
+        let core = self.core();
+        core.stop(Stop::Closed);
+        let _ = core.outbox.send(Frame::Control(Control::Close));
+        if tokio::time::timeout(core.close_grace, core.ended())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                slave = core.id,
+                "{core} did not exit within {:?} of close; killing it",
+                core.close_grace
+            );
+            core.force_end();
+            core.ended().await;
+        }
+        self.exit_status()
+    }
+
+    /// Shuts the slave down gracefully: it takes no new requests, finishes the ones
+    /// pending (their responses arrive as usual), then closes. Returns how it exited.
+    pub async fn shutdown(&self) -> Option<ExitStatus> {
+        let core = self.core();
+        core.stop(Stop::ShutDown);
+        let _ = core.outbox.send(Frame::Control(Control::Shutdown));
+        core.ended().await;
+        self.exit_status()
+    }
+
+    /// Sends `signal` to the slave process and takes no more requests for it. Use
+    /// [`exited`](Self::exited) to wait for the process to end.
+    pub fn kill(&self, signal: Signal) -> Result<(), MasterError> {
+        let core = self.core();
+        core.stop(Stop::Killed);
+        match core.location {
+            Location::Local { .. } => core.signal(signal).map_err(|source| MasterError::Signal {
+                slave: core.id,
+                source,
+            }),
+            Location::Attached { .. } => {
+                core.force_end();
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to the slave's events named `name`.
+    pub fn subscribe(&self, name: impl Into<String>) -> Events {
+        let (events, sub) = Events::new(Some(name.into()));
+        self.core().subscribe(sub);
+        events
+    }
+
+    /// Subscribes to all of the slave's events.
+    pub fn subscribe_all(&self) -> Events {
+        let (events, sub) = Events::new(None);
+        self.core().subscribe(sub);
+        events
+    }
+
+    pub(crate) fn subscribe_with(&self, sub: crate::events::Subscriber) {
+        self.core().subscribe(sub);
+    }
+}
+
+impl PartialEq for Slave {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Slave {}
+
+impl fmt::Display for Slave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self.core(), f)
+    }
+}
+
+impl fmt::Debug for Slave {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slave")
+            .field("id", &self.id())
+            .field("alias", &self.alias())
+            .field("state", &self.state())
+            .field("pending", &self.pending())
+            .finish()
+    }
+}

@@ -1,0 +1,358 @@
+//! Starting local slave processes.
+
+use distio_proto::FrameCodec;
+use distio_proto::local::SLAVE_FD_ENV;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use crate::core::{SlaveCore, lock};
+use crate::{Link, MasterError, process};
+
+/// How long [`Slave::close`](crate::Slave::close) waits for a slave to exit before killing it.
+pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Most bytes of each output stream kept when output is captured (the newest are kept).
+pub const CAPTURE_LIMIT: usize = 1024 * 1024;
+
+/// What happens to a local slave's standard output and error.
+///
+/// ```
+/// use distio_master::{Output, SpawnOptions};
+/// let opts = SpawnOptions::new("./worker").output(Output::Capture);
+/// # drop(opts);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Each line is copied to the master's own stdout/stderr behind `[alias] ` (or
+    /// `[slave #id] `).
+    #[default]
+    Prefixed,
+    /// The slave writes straight to the master's stdout/stderr.
+    Inherit,
+    /// Kept in memory (the last [`CAPTURE_LIMIT`] bytes of each); read it with
+    /// [`Slave::captured_output`](crate::Slave::captured_output).
+    Capture,
+    /// Discarded.
+    Null,
+}
+
+/// How to start a local slave process.
+///
+/// ```
+/// use distio_master::{Output, SpawnOptions};
+/// use std::time::Duration;
+///
+/// let opts = SpawnOptions::new("target/debug/worker")
+///     .alias("worker")
+///     .group("squares")
+///     .arg("--verbose")
+///     .env("RUST_LOG", "debug")
+///     .output(Output::Inherit)
+///     .default_timeout(Duration::from_secs(10));
+/// assert_eq!(opts.program().to_str(), Some("target/debug/worker"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SpawnOptions {
+    pub(crate) program: PathBuf,
+    pub(crate) alias: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) current_dir: Option<PathBuf>,
+    pub(crate) output: Output,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) catch_all: Option<bool>,
+    pub(crate) close_grace: Duration,
+}
+
+impl SpawnOptions {
+    /// Options to start the executable at `program`.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        SpawnOptions {
+            program: program.into(),
+            alias: None,
+            group: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            current_dir: None,
+            output: Output::default(),
+            default_timeout: None,
+            catch_all: None,
+            close_grace: DEFAULT_CLOSE_GRACE,
+        }
+    }
+
+    /// Options to start another copy of the running executable, which then detects it was
+    /// launched as a slave (see `distio_slave::launched_as_slave`).
+    pub fn current_exe() -> Result<Self, MasterError> {
+        let exe = std::env::current_exe().map_err(|source| MasterError::Spawn {
+            path: PathBuf::from("<current executable>"),
+            source,
+        })?;
+        Ok(SpawnOptions::new(exe))
+    }
+
+    /// The executable to start.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The slave's alias, unique among live slaves. With
+    /// [`Master::spawn_many`](crate::Master::spawn_many), later slaves get `alias-1`,
+    /// `alias-2`, ….
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
+    /// The slave's group.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds command-line arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the slave (on top of the master's environment).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The slave's working directory (default: the master's).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// What to do with the slave's stdout and stderr (default [`Output::Prefixed`]).
+    pub fn output(mut self, output: Output) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// The slave's default request timeout (overrides the master's; a request's own wins).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// The slave's default catch-all setting (overrides the master's; a request's own wins).
+    pub fn catch_all(mut self, catch_all: bool) -> Self {
+        self.catch_all = Some(catch_all);
+        self
+    }
+
+    /// How long `close` waits for the slave to exit before killing it (default 5 s).
+    pub fn close_grace(mut self, grace: Duration) -> Self {
+        self.close_grace = grace;
+        self
+    }
+}
+
+/// Captured output of a slave started with [`Output::Capture`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    /// What the slave wrote to stdout (the newest [`CAPTURE_LIMIT`] bytes).
+    pub stdout: Vec<u8>,
+    /// What the slave wrote to stderr (the newest [`CAPTURE_LIMIT`] bytes).
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    stdout: Mutex<Vec<u8>>,
+    stderr: Mutex<Vec<u8>>,
+}
+
+impl Captured {
+    pub(crate) fn snapshot(&self) -> CapturedOutput {
+        CapturedOutput {
+            stdout: lock(&self.stdout).clone(),
+            stderr: lock(&self.stderr).clone(),
+        }
+    }
+}
+
+/// A started child process, before the master wires it up.
+pub(crate) struct LocalChild {
+    pub(crate) link: Link,
+    pub(crate) pid: u32,
+    pub(crate) child: Child,
+    pub(crate) pumps: Vec<JoinHandle<()>>,
+    pub(crate) captured: Option<Arc<Captured>>,
+}
+
+fn check_program(path: &Path) -> Result<(), MasterError> {
+    // A bare name is looked up on PATH by the operating system.
+    if path.components().count() == 1 && !path.exists() {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(path).map_err(|_| MasterError::ProgramNotFound {
+        path: path.to_owned(),
+    })?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(MasterError::ProgramNotExecutable {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn spawn_local(
+    options: &SpawnOptions,
+    label: String,
+    codec: FrameCodec,
+) -> Result<LocalChild, MasterError> {
+    check_program(&options.program)?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(MasterError::Connection)?;
+    let theirs = process::above_stdio(OwnedFd::from(theirs)).map_err(MasterError::Connection)?;
+
+    let mut command = Command::new(&options.program);
+    command
+        .args(&options.args)
+        .envs(options.env.iter().map(|(k, v)| (k, v)))
+        .env(SLAVE_FD_ENV, theirs.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(dir) = &options.current_dir {
+        command.current_dir(dir);
+    }
+    let (stdout, stderr) = match options.output {
+        Output::Inherit => (Stdio::inherit(), Stdio::inherit()),
+        Output::Null => (Stdio::null(), Stdio::null()),
+        Output::Prefixed | Output::Capture => (Stdio::piped(), Stdio::piped()),
+    };
+    command.stdout(stdout).stderr(stderr);
+    process::prepare_child(&mut command, theirs.as_raw_fd());
+
+    let mut child = command.spawn().map_err(|source| MasterError::Spawn {
+        path: options.program.clone(),
+        source,
+    })?;
+    // The child has its copy; ours must close so the link sees the child's exit.
+    drop(theirs);
+    let pid = child.id().unwrap_or_default();
+
+    ours.set_nonblocking(true)
+        .map_err(MasterError::Connection)?;
+    let ours = tokio::net::UnixStream::from_std(ours).map_err(MasterError::Connection)?;
+    let link = Link::from_unix(ours, codec);
+
+    let mut pumps = Vec::new();
+    let mut captured = None;
+    match options.output {
+        Output::Prefixed => {
+            let prefix = format!("[{label}] ");
+            if let Some(out) = child.stdout.take() {
+                pumps.push(tokio::spawn(prefix_lines(out, prefix.clone(), false)));
+            }
+            if let Some(err) = child.stderr.take() {
+                pumps.push(tokio::spawn(prefix_lines(err, prefix, true)));
+            }
+        }
+        Output::Capture => {
+            let store = Arc::new(Captured::default());
+            if let Some(out) = child.stdout.take() {
+                let store = Arc::clone(&store);
+                pumps.push(tokio::spawn(
+                    async move { capture(out, &store.stdout).await },
+                ));
+            }
+            if let Some(err) = child.stderr.take() {
+                let store = Arc::clone(&store);
+                pumps.push(tokio::spawn(
+                    async move { capture(err, &store.stderr).await },
+                ));
+            }
+            captured = Some(store);
+        }
+        Output::Inherit | Output::Null => {}
+    }
+    Ok(LocalChild {
+        link,
+        pid,
+        child,
+        pumps,
+        captured,
+    })
+}
+
+/// Copies lines from a child's stream to ours, each behind `prefix`.
+async fn prefix_lines<R: AsyncRead + Unpin>(stream: R, prefix: String, to_stderr: bool) {
+    use std::io::Write;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                // A short, line-sized write; the std handles' locks keep lines whole.
+                let _ = if to_stderr {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(prefix.as_bytes())
+                        .and_then(|()| err.write_all(&line))
+                } else {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(prefix.as_bytes())
+                        .and_then(|()| out.write_all(&line))
+                };
+            }
+        }
+    }
+}
+
+/// Keeps the newest [`CAPTURE_LIMIT`] bytes of a child's stream.
+async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let mut buf = lock(into);
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > CAPTURE_LIMIT {
+                    let excess = buf.len() - CAPTURE_LIMIT;
+                    buf.drain(..excess);
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the process to exit and records how. If the link is still open a while after
+/// the exit (a grandchild kept the socket), tells the reader to give up on it.
+pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut child: Child) {
+    match child.wait().await {
+        Ok(status) => core.record_exit(status),
+        Err(err) => tracing::warn!(slave = core.id, "could not wait for slave process: {err}"),
+    }
+    tokio::time::sleep(crate::core::EXIT_GRACE).await;
+    core.end_link.notify_one();
+}

@@ -1,0 +1,212 @@
+//! A real slave program for the integration tests, and helpers.
+//!
+//! Each test binary is also the slave: `slave_options()` starts the running test
+//! executable again with `--exact common::__distio_slave`, and that test serves the tasks
+//! below when it finds it was launched as a slave (in a normal run it returns at once).
+
+#![allow(dead_code, unreachable_pub)]
+
+use distio_master::{Master, Output, Slave, SpawnOptions};
+use distio_slave::{SlaveProcess, TaskContext};
+use std::future::IntoFuture;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Environment variable choosing how the test slave misbehaves.
+pub const MODE_ENV: &str = "DISTIO_TEST_SLAVE_MODE";
+
+/// Options that start the test slave.
+pub fn slave_options() -> SpawnOptions {
+    SpawnOptions::current_exe()
+        .expect("current exe")
+        .args([
+            "common::__distio_slave",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .output(Output::Null)
+}
+
+/// Spawns a test slave and waits for its handshake.
+pub async fn spawn_ready(master: &Master, options: SpawnOptions) -> Slave {
+    let slave = within(master.spawn(options)).await.expect("spawn");
+    within(slave.ready()).await.expect("handshake");
+    slave
+}
+
+/// Fails the test instead of hanging if `fut` takes more than 30 s.
+pub async fn within<F: IntoFuture>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), fut.into_future())
+        .await
+        .expect("operation hung for 30 s")
+}
+
+/// True once `pid` no longer runs (gone, or a zombie waiting to be reaped).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits up to 20 s for `pid` to be gone.
+pub async fn wait_gone(pid: u32) -> bool {
+    for _ in 0..200 {
+        if process_gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+static RECORDED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+type R<T> = Result<T, String>;
+
+fn tasks() -> SlaveProcess {
+    SlaveProcess::new()
+        .task("echo", |s: String, _| async move { R::Ok(s) })
+        .unwrap()
+        .task("square", |n: u64, _| async move { R::Ok(n * n) })
+        .unwrap()
+        .task("add", |(a, b): (i64, i64), _| async move { R::Ok(a + b) })
+        .unwrap()
+        .task("whoami", |_: (), ctx: TaskContext| async move {
+            R::Ok((ctx.slave().id(), ctx.slave().alias().to_owned()))
+        })
+        .unwrap()
+        .task("sleep", |ms: u64, _| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            R::Ok(ms)
+        })
+        .unwrap()
+        .task(
+            "fail",
+            |message: String, _| async move { R::<()>::Err(message) },
+        )
+        .unwrap()
+        .task("panic", |_: (), _| async move {
+            if std::env::var_os("NEVER_SET_DISTIO").is_none() {
+                panic!("deliberate panic");
+            }
+            R::Ok(())
+        })
+        .unwrap()
+        .task("record", |n: u64, _| async move {
+            RECORDED.lock().unwrap().push(n);
+            R::Ok(())
+        })
+        .unwrap()
+        .task("recorded", |_: (), _| async move {
+            R::Ok(RECORDED.lock().unwrap().clone())
+        })
+        .unwrap()
+        .task("pause_for", |ms: u64, ctx: TaskContext| async move {
+            let slave = ctx.slave().clone();
+            slave.pause();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                slave.resume();
+            });
+            R::Ok(())
+        })
+        .unwrap()
+        .task(
+            "emit",
+            |(name, count): (String, u32), ctx: TaskContext| async move {
+                for i in 0..count {
+                    ctx.slave().emit(&name, &i).map_err(|e| e.to_string())?;
+                }
+                R::Ok(count)
+            },
+        )
+        .unwrap()
+        .task("exit", |code: i32, _| async move {
+            std::process::exit(code);
+            #[allow(unreachable_code)]
+            R::Ok(())
+        })
+        .unwrap()
+        .task("meta", |_: (), ctx: TaskContext| async move {
+            R::Ok((
+                ctx.meta().timeout.map(|t| t.as_millis() as u64),
+                ctx.meta().catch_all,
+            ))
+        })
+        .unwrap()
+        .task("print", |line: String, _| async move {
+            println!("{line}");
+            R::Ok(())
+        })
+        .unwrap()
+        .on_close(|_| async {
+            println!("close hook ran");
+        })
+}
+
+/// Speaks the handshake correctly, then answers the first request with bytes that are not
+/// a frame (mode "garbage") or with a header announcing a 4 GiB frame (mode "oversize").
+async fn misbehave(mode: &str) {
+    use distio_proto::{Frame, FrameCodec, Ready};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
+    use tokio_util::codec::{FramedRead, FramedWrite};
+
+    let fd: i32 = std::env::var(distio_proto::local::SLAVE_FD_ENV)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: the master passed this descriptor for this process alone and nothing else
+    // in the process wraps it.
+    #[allow(unsafe_code)]
+    let std_stream =
+        unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std_stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
+    let (r, w) = stream.into_split();
+    let mut frames = FramedRead::new(r, FrameCodec::new());
+    let Some(Ok(Frame::Hello(hello))) = frames.next().await else {
+        return;
+    };
+    let mut out = FramedWrite::new(w, FrameCodec::new());
+    let ready = Ready::new(
+        std::process::id(),
+        hello.identity.id,
+        hello.identity.alias,
+        vec![],
+    );
+    out.send(Frame::Ready(ready)).await.unwrap();
+    let _first_request = frames.next().await;
+    let mut raw = out.into_inner();
+    let bytes: &[u8] = match mode {
+        "oversize" => &[0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        _ => &[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0, 1],
+    };
+    raw.write_all(bytes).await.unwrap();
+    // Linger: the master must close the link and kill us.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[test]
+fn __distio_slave() {
+    if !distio_slave::launched_as_slave() {
+        return;
+    }
+    // One thread: handlers start in the order requests arrive, so "record" sees that order.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        match std::env::var(MODE_ENV).as_deref() {
+            Ok(mode @ ("garbage" | "oversize")) => misbehave(mode).await,
+            _ => tasks().serve().await.expect("serve"),
+        }
+    });
+}
