@@ -193,6 +193,43 @@ async fn misbehave(mode: &str) {
     tokio::time::sleep(Duration::from_secs(60)).await;
 }
 
+/// Environment variable that makes `__distio_master` run as a master process.
+pub const MASTER_ROLE_ENV: &str = "DISTIO_TEST_MASTER_ROLE";
+
+/// Starts this test binary as a separate master process that spawns one slave, prints
+/// `SLAVE_PID=<pid>` and then waits to be killed.
+pub fn master_process() -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "common::__distio_master",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(MASTER_ROLE_ENV, "1")
+        .stdout(std::process::Stdio::piped());
+    command
+}
+
+#[test]
+fn __distio_master() {
+    if std::env::var_os(MASTER_ROLE_ENV).is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let master = Master::new();
+        let slave = spawn_ready(&master, slave_options()).await;
+        println!("SLAVE_PID={}", slave.pid().unwrap());
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
+}
+
 #[test]
 fn __distio_slave() {
     if !distio_slave::launched_as_slave() {

@@ -1,0 +1,236 @@
+//! The slave runtime against a hand-driven master speaking raw frames.
+
+use distio_proto::{
+    Control, ErrorKind, Frame, FrameCodec, Hello, Metadata, Payload, Request, Response,
+    SlaveIdentity,
+};
+use distio_slave::{SlaveError, SlaveProcess, TaskContext};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::task::JoinHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+type R<T> = Result<T, String>;
+
+struct FakeMaster {
+    rx: FramedRead<ReadHalf<DuplexStream>, FrameCodec>,
+    tx: FramedWrite<WriteHalf<DuplexStream>, FrameCodec>,
+    serving: JoinHandle<Result<(), SlaveError>>,
+}
+
+async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("hung for 30 s")
+}
+
+fn slave(closed: Arc<AtomicBool>) -> SlaveProcess {
+    SlaveProcess::new()
+        .task("square", |n: u64, _| async move { R::Ok(n * n) })
+        .unwrap()
+        .task("sleep", |ms: u64, _| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            R::Ok(ms)
+        })
+        .unwrap()
+        .task("pause", |_: (), ctx: TaskContext| async move {
+            ctx.slave().pause();
+            R::Ok(())
+        })
+        .unwrap()
+        .on_close(move |_| async move { closed.store(true, Ordering::SeqCst) })
+}
+
+fn start(process: SlaveProcess) -> FakeMaster {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let serving = tokio::spawn(process.serve_on(theirs));
+    let (r, w) = tokio::io::split(ours);
+    FakeMaster {
+        rx: FramedRead::new(r, FrameCodec::new()),
+        tx: FramedWrite::new(w, FrameCodec::new()),
+        serving,
+    }
+}
+
+impl FakeMaster {
+    async fn send(&mut self, frame: Frame) {
+        self.tx.send(frame).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Frame {
+        within(self.rx.next())
+            .await
+            .expect("a frame")
+            .expect("a valid frame")
+    }
+
+    async fn handshake(&mut self) {
+        self.send(Frame::Hello(Hello::new(SlaveIdentity::local(5, "five"))))
+            .await;
+        let Frame::Ready(ready) = self.recv().await else {
+            panic!("expected ready")
+        };
+        assert!(ready.check().is_ok());
+        assert_eq!(
+            (ready.id, ready.alias.as_str(), ready.pid),
+            (5, "five", std::process::id())
+        );
+        assert_eq!(ready.tasks, ["pause", "sleep", "square"]);
+    }
+
+    async fn request<T: serde::Serialize>(&mut self, id: u64, task: &str, data: &T) {
+        let payload = Payload::encode(data).unwrap();
+        self.send(Frame::Request(Request {
+            id,
+            task: task.into(),
+            payload,
+            meta: Metadata::new(),
+        }))
+        .await;
+    }
+
+    async fn response(&mut self) -> Response {
+        match self.recv().await {
+            Frame::Response(r) => r,
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn serves_requests_concurrently_after_the_handshake() {
+    let mut m = start(slave(Arc::default()));
+    m.handshake().await;
+    m.request(1, "sleep", &1500u64).await;
+    m.request(2, "square", &9u64).await;
+    let first = m.response().await;
+    assert_eq!(
+        (first.request, first.slave),
+        (2, 5),
+        "the fast request answers first"
+    );
+    assert_eq!(first.outcome.unwrap().decode::<u64>().unwrap(), 81);
+    assert_eq!(m.response().await.request, 1);
+    m.send(Frame::Control(Control::Ping(77))).await;
+    assert_eq!(m.recv().await, Frame::Control(Control::Pong(77)));
+}
+
+#[tokio::test]
+async fn unknown_tasks_and_pause_are_answered_with_errors() {
+    let mut m = start(slave(Arc::default()));
+    m.handshake().await;
+    m.request(1, "nope", &()).await;
+    let err = m.response().await.outcome.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::UnknownTask);
+    assert_eq!(err.message, "Slave #5 does not listen to task \"nope\"");
+    m.request(2, "pause", &()).await;
+    assert!(m.response().await.outcome.is_ok());
+    m.request(3, "square", &2u64).await;
+    let err = m.response().await.outcome.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Paused);
+    assert_eq!(err.message, "Slave #5 is paused and not accepting messages");
+}
+
+#[tokio::test]
+async fn close_runs_the_hook_and_returns() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let mut m = start(slave(Arc::clone(&closed)));
+    m.handshake().await;
+    m.request(1, "sleep", &60_000u64).await;
+    m.send(Frame::Control(Control::Close)).await;
+    within(m.serving).await.unwrap().unwrap();
+    assert!(closed.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn shutdown_drains_running_requests_and_refuses_new_ones() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let mut m = start(slave(Arc::clone(&closed)));
+    m.handshake().await;
+    m.request(1, "sleep", &1000u64).await;
+    m.send(Frame::Control(Control::Shutdown)).await;
+    m.request(2, "square", &2u64).await;
+    let refused = m.response().await;
+    assert_eq!(refused.request, 2);
+    assert_eq!(refused.outcome.unwrap_err().kind, ErrorKind::Closed);
+    let finished = m.response().await;
+    assert_eq!(finished.outcome.unwrap().decode::<u64>().unwrap(), 1000);
+    within(m.serving).await.unwrap().unwrap();
+    assert!(closed.load(Ordering::SeqCst));
+}
+
+#[tokio::test]
+async fn the_slave_returns_promptly_when_the_master_goes_away() {
+    let closed = Arc::new(AtomicBool::new(false));
+    let mut m = start(slave(Arc::clone(&closed)));
+    m.handshake().await;
+    m.request(1, "sleep", &60_000u64).await;
+    let FakeMaster { rx, tx, serving } = m;
+    drop((rx, tx));
+    within(serving).await.unwrap().unwrap();
+    assert!(
+        !closed.load(Ordering::SeqCst),
+        "the close hook is for requested closes"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_handshake_is_a_clear_error() {
+    let mut hello = Hello::new(SlaveIdentity::local(1, "x"));
+    hello.magic = *b"NOPE";
+    let mut m = start(slave(Arc::default()));
+    m.send(Frame::Hello(hello)).await;
+    let err = within(m.serving).await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SlaveError::Protocol(distio_proto::ProtoError::BadMagic { .. })
+        ),
+        "{err}"
+    );
+
+    let mut m = start(slave(Arc::default()));
+    m.send(Frame::Control(Control::Close)).await;
+    let err = within(m.serving).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, SlaveError::UnexpectedFirstFrame("control")),
+        "{err}"
+    );
+
+    let m = start(slave(Arc::default()));
+    drop((m.rx, m.tx));
+    let err = within(m.serving).await.unwrap().unwrap_err();
+    assert!(matches!(err, SlaveError::NoHello), "{err}");
+}
+
+#[tokio::test]
+async fn garbage_from_the_master_ends_serving_with_an_error() {
+    let mut m = start(slave(Arc::default()));
+    m.handshake().await;
+    let raw = m.tx.get_mut();
+    raw.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0x7f])
+        .await
+        .unwrap();
+    raw.flush().await.unwrap();
+    let err = within(m.serving).await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SlaveError::Protocol(distio_proto::ProtoError::UnknownFrame { .. })
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn serve_outside_a_slave_process_says_so() {
+    assert!(!distio_slave::launched_as_slave());
+    let err = SlaveProcess::new().serve().await.unwrap_err();
+    assert!(
+        matches!(err, SlaveError::NotLaunchedAsSlave { .. }),
+        "{err}"
+    );
+}
