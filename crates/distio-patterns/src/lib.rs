@@ -1,4 +1,47 @@
-//! Distributed patterns over distio slaves.
+//! Distributed patterns over distio slaves: parallel, pipeline, workpool and scatter.
 //!
-//! Not built yet. This crate will hold the `Transport` trait and the parallel, pipeline,
-//! workpool and scatter patterns written against it.
+//! Every pattern is written against the [`Transport`] trait: "run this task with this
+//! data and metadata, and tell me how busy you are". A `distio_master::Slave` is a
+//! transport; so is [`InProcess`], which runs the tasks of a `distio_slave::TaskRegistry`
+//! in this process with the same semantics (handy in tests); and so is anything you
+//! implement it for (see `docs/transports.md`).
+//!
+//! - [`Parallel`]: a set of tasks sent out together, repeatable, `times(n)`.
+//! - [`Pipeline`]: each step's value feeds the next step; intercepts may change the value
+//!   or end the pipeline.
+//! - [`Workpool`]: tasks go to the next free transport, idle first, round robin.
+//! - [`Scatter`]: one task over a list of items, round robin or in contiguous chunks.
+//!
+//! Patterns that run many tasks report [`Progress`] through a callback.
+//!
+//! ```
+//! use distio_patterns::{InProcess, Workpool};
+//! use distio_slave::TaskRegistry;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let mut tasks = TaskRegistry::new();
+//! tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+//! let pool = Workpool::new(InProcess::many(4, tasks))?;
+//! let squares = pool.run_all("square", &[1u64, 2, 3]).await?;
+//! assert_eq!(squares.sum::<u64>()?, 14);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod error;
+mod parallel;
+mod pipeline;
+mod progress;
+mod reply;
+mod scatter;
+mod transport;
+mod workpool;
+
+pub use error::PatternError;
+pub use parallel::{Parallel, ParallelTaskId, Pick};
+pub use pipeline::{Flow, Pipeline};
+pub use progress::{Progress, ProgressFn};
+pub use reply::{Replies, Reply};
+pub use scatter::{Scatter, chunk_sizes};
+pub use transport::{InProcess, SharedTransport, Transport, shared};
+pub use workpool::Workpool;

@@ -48,6 +48,22 @@ impl Payload {
         })
     }
 
+    /// The payload of a `Vec<T>` made from the payloads of its items, without decoding or
+    /// re-encoding them (scatter's chunk mode sends parts of a list this way).
+    ///
+    /// ```
+    /// use distio_proto::Payload;
+    /// let items = [Payload::encode(&1u64)?, Payload::encode(&2u64)?];
+    /// assert_eq!(Payload::sequence(&items).decode::<Vec<u64>>()?, vec![1, 2]);
+    /// # Ok::<(), distio_proto::ProtoError>(())
+    /// ```
+    pub fn sequence(items: &[Payload]) -> Self {
+        Payload(Bytes::from(wire::sequence(
+            items.iter().map(|p| &p.0[..]),
+            items.len(),
+        )))
+    }
+
     /// The payload of `()`: zero bytes.
     pub const fn empty() -> Self {
         Payload(Bytes::new())

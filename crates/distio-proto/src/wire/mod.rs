@@ -52,6 +52,18 @@ pub(crate) fn encode_to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>,
     Ok(buf.into())
 }
 
+/// The encoding of a sequence whose `count` elements are already encoded: the length as a
+/// `u64`, then the elements back to back (how the configuration above encodes a `Vec`).
+pub(crate) fn sequence<'a>(items: impl Iterator<Item = &'a [u8]> + Clone, count: usize) -> Vec<u8> {
+    let len: usize = items.clone().map(<[u8]>::len).sum();
+    let mut out = Vec::with_capacity(8 + len);
+    out.extend_from_slice(&(count as u64).to_le_bytes());
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
 /// Decodes a `T` that must occupy all of `bytes`.
 ///
 /// Returns the decode error, or `Err(Trailing { used })` when bytes are left over.

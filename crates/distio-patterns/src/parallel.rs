@@ -1,0 +1,221 @@
+//! Parallel: a set of tasks sent out together.
+
+use distio_proto::{Metadata, Payload};
+use futures_util::future::join_all;
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::progress::{ProgressFn, Tracker};
+use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+
+/// Where a parallel task goes: one transport, or whichever of several is least busy when
+/// the task is sent.
+#[derive(Clone)]
+pub enum Pick {
+    /// Always this transport.
+    One(SharedTransport),
+    /// The one of these with the fewest requests in flight at send time (the first on a tie).
+    LeastBusy(Vec<SharedTransport>),
+}
+
+impl Pick {
+    /// Always `transport`.
+    pub fn one<T: Transport + 'static>(transport: T) -> Self {
+        Pick::One(Arc::new(transport))
+    }
+
+    /// The least busy of `transports` at send time.
+    pub fn least_busy<I, T>(transports: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Transport + 'static,
+    {
+        Pick::LeastBusy(
+            transports
+                .into_iter()
+                .map(|t| Arc::new(t) as SharedTransport)
+                .collect(),
+        )
+    }
+
+    fn choose(&self) -> Option<&SharedTransport> {
+        match self {
+            Pick::One(t) => Some(t),
+            Pick::LeastBusy(ts) => ts.iter().min_by_key(|t| t.in_flight()),
+        }
+    }
+}
+
+impl<T: Transport + 'static> From<T> for Pick {
+    fn from(transport: T) -> Self {
+        Pick::one(transport)
+    }
+}
+
+/// Identifies a task added to a [`Parallel`], to remove it later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParallelTaskId(u64);
+
+struct Job {
+    id: ParallelTaskId,
+    task: String,
+    payload: Payload,
+    meta: Metadata,
+    target: Pick,
+}
+
+/// A set of tasks, each with its data, metadata and target, sent out together; reusable.
+/// Tasks for the same transport are sent one right after the other, so an async slave runs
+/// them concurrently.
+///
+/// ```
+/// use distio_patterns::{InProcess, Parallel, Pick};
+/// use distio_slave::TaskRegistry;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut tasks = TaskRegistry::new();
+/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// let workers = InProcess::many(2, tasks);
+///
+/// let mut parallel = Parallel::new();
+/// let first = parallel.add("square", &3u64, workers[0].clone())?;
+/// parallel.add("square", &4u64, Pick::least_busy(workers.clone()))?;
+/// assert_eq!(parallel.execute().await?.values::<u64>()?, vec![9, 16]);
+///
+/// parallel.remove(first);
+/// let runs = parallel.times(3).await?; // one result set per run
+/// assert_eq!(runs.len(), 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Default)]
+pub struct Parallel {
+    jobs: Vec<Job>,
+    next_id: u64,
+    progress: Option<ProgressFn>,
+}
+
+impl Parallel {
+    /// An empty set.
+    pub fn new() -> Self {
+        Parallel::default()
+    }
+
+    /// Adds `task` with `data` for `target`; returns a handle to remove it with.
+    pub fn add<T: Serialize + ?Sized>(
+        &mut self,
+        task: impl Into<String>,
+        data: &T,
+        target: impl Into<Pick>,
+    ) -> Result<ParallelTaskId, PatternError> {
+        self.add_with_meta(task, data, Metadata::new(), target)
+    }
+
+    /// Adds `task` with `data` and `meta` for `target`.
+    pub fn add_with_meta<T: Serialize + ?Sized>(
+        &mut self,
+        task: impl Into<String>,
+        data: &T,
+        meta: Metadata,
+        target: impl Into<Pick>,
+    ) -> Result<ParallelTaskId, PatternError> {
+        let target = target.into();
+        if matches!(&target, Pick::LeastBusy(ts) if ts.is_empty()) {
+            return Err(PatternError::NoTransports {
+                pattern: "parallel task",
+            });
+        }
+        let payload = Payload::encode(data).map_err(PatternError::Encode)?;
+        let id = ParallelTaskId(self.next_id);
+        self.next_id += 1;
+        self.jobs.push(Job {
+            id,
+            task: task.into(),
+            payload,
+            meta,
+            target,
+        });
+        Ok(id)
+    }
+
+    /// Removes a task; false if it was not (or no longer) in the set.
+    pub fn remove(&mut self, id: ParallelTaskId) -> bool {
+        let before = self.jobs.len();
+        self.jobs.retain(|job| job.id != id);
+        self.jobs.len() != before
+    }
+
+    /// Number of tasks in the set.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// True if the set has no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Calls `report` after every finished task of a run.
+    pub fn on_progress(&mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> &mut Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
+    /// Sends every task and waits for all; replies come in the order tasks were added.
+    /// With catch-all on for a task, its error is returned as `Err` (the first, in order).
+    pub async fn execute(&self) -> Result<Replies, PatternError> {
+        self.check()?;
+        let tracker = Tracker::new(self.progress.clone(), Some(self.jobs.len()));
+        self.run_once(&tracker).await
+    }
+
+    /// Runs the whole set `times` times, all at once; returns one result set per run.
+    pub async fn times(&self, times: usize) -> Result<Vec<Replies>, PatternError> {
+        self.check()?;
+        if times == 0 {
+            return Err(PatternError::Invalid {
+                pattern: "parallel",
+                reason: "times(0) runs nothing".into(),
+            });
+        }
+        let tracker = Tracker::new(self.progress.clone(), Some(self.jobs.len() * times));
+        join_all((0..times).map(|_| self.run_once(&tracker)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), PatternError> {
+        if self.jobs.is_empty() {
+            return Err(PatternError::Empty {
+                pattern: "parallel",
+                what: "tasks",
+            });
+        }
+        Ok(())
+    }
+
+    async fn run_once(&self, tracker: &Tracker) -> Result<Replies, PatternError> {
+        let sends = self.jobs.iter().map(|job| async move {
+            // Chosen when the send starts, so earlier sends of this run count as busy.
+            let transport = job.target.choose().ok_or(PatternError::NoTransports {
+                pattern: "parallel task",
+            })?;
+            let result = transport
+                .send(&job.task, job.payload.clone(), job.meta.clone())
+                .await;
+            tracker.finished(failed(&result));
+            result
+        });
+        join_all(sends)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<Reply>, _>>()
+            .map(Replies::from)
+    }
+}
+
+/// True if a send did not produce a value.
+pub(crate) fn failed(result: &Result<Reply, PatternError>) -> bool {
+    result.as_ref().map_or(true, |reply| !reply.is_ok())
+}

@@ -1,0 +1,143 @@
+//! Scatter: one task over a list of data items, spread across transports.
+
+use distio_proto::{Metadata, Payload};
+use futures_util::future::join_all;
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::parallel::failed;
+use crate::progress::{ProgressFn, Tracker};
+use crate::{PatternError, Progress, Replies, Reply, Transport};
+
+/// Sizes of `parts` contiguous parts of a list of `len` items, differing by at most one
+/// (the larger parts first).
+///
+/// ```
+/// assert_eq!(distio_patterns::chunk_sizes(10, 3), vec![4, 3, 3]);
+/// assert_eq!(distio_patterns::chunk_sizes(2, 4), vec![1, 1, 0, 0]);
+/// ```
+pub fn chunk_sizes(len: usize, parts: usize) -> Vec<usize> {
+    if parts == 0 {
+        return Vec::new();
+    }
+    let (base, extra) = (len / parts, len % parts);
+    (0..parts).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// One task over a list of data items. By default item `i` goes to transport `i mod n`
+/// (round robin) as its own request; in chunk mode the list is split into `n` contiguous
+/// parts and each transport gets one part as a list. Replies come back in input order.
+/// The data belongs to the scatter: gathering again sends the same items, and nothing else.
+///
+/// ```
+/// use distio_patterns::{InProcess, Scatter};
+/// use distio_slave::TaskRegistry;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut tasks = TaskRegistry::new();
+/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// tasks.register("sum", |ns: Vec<u64>, _| async move { Ok::<_, String>(ns.iter().sum::<u64>()) })?;
+/// let workers = InProcess::many(2, tasks);
+///
+/// let squares = Scatter::new("square").data(&[1u64, 2, 3])?.gather(&workers).await?;
+/// assert_eq!(squares.values::<u64>()?, vec![1, 4, 9]);
+///
+/// let sums = Scatter::new("sum").chunk(true).data(&[1u64, 2, 3, 4, 5])?.gather(&workers).await?;
+/// assert_eq!(sums.values::<u64>()?, vec![6, 9]); // [1, 2, 3] and [4, 5]
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct Scatter {
+    task: String,
+    items: Vec<Payload>,
+    chunk: bool,
+    meta: Metadata,
+    progress: Option<ProgressFn>,
+}
+
+impl Scatter {
+    /// A scatter of `task` with no data yet.
+    pub fn new(task: impl Into<String>) -> Self {
+        Scatter {
+            task: task.into(),
+            items: Vec::new(),
+            chunk: false,
+            meta: Metadata::new(),
+            progress: None,
+        }
+    }
+
+    /// Sets the data items (replacing any set before).
+    pub fn data<T: Serialize>(mut self, items: &[T]) -> Result<Self, PatternError> {
+        self.items = items
+            .iter()
+            .map(|item| Payload::encode(item).map_err(PatternError::Encode))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    /// Chunk mode: each transport gets one contiguous part of the list, as a list.
+    pub fn chunk(mut self, chunk: bool) -> Self {
+        self.chunk = chunk;
+        self
+    }
+
+    /// Metadata for every request.
+    pub fn meta(mut self, meta: Metadata) -> Self {
+        self.meta = meta;
+        self
+    }
+
+    /// Calls `report` after every finished request of a gather.
+    pub fn on_progress(mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
+    /// Sends the items to `transports` and waits for every reply (one per item, or one per
+    /// non-empty part in chunk mode), in input order.
+    pub async fn gather<T: Transport>(&self, transports: &[T]) -> Result<Replies, PatternError> {
+        if transports.is_empty() {
+            return Err(PatternError::NoTransports { pattern: "scatter" });
+        }
+        if self.items.is_empty() {
+            return Err(PatternError::Empty {
+                pattern: "scatter",
+                what: "data items",
+            });
+        }
+        let jobs: Vec<(&T, Payload)> = if self.chunk {
+            let mut start = 0;
+            chunk_sizes(self.items.len(), transports.len())
+                .into_iter()
+                .zip(transports)
+                .filter(|(size, _)| *size > 0)
+                .map(|(size, transport)| {
+                    let part = Payload::sequence(&self.items[start..start + size]);
+                    start += size;
+                    (transport, part)
+                })
+                .collect()
+        } else {
+            self.items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (&transports[i % transports.len()], item.clone()))
+                .collect()
+        };
+        let tracker = Tracker::new(self.progress.clone(), Some(jobs.len()));
+        let sends = jobs.into_iter().map(|(transport, payload)| {
+            let tracker = &tracker;
+            async move {
+                let result = transport.send(&self.task, payload, self.meta.clone()).await;
+                tracker.finished(failed(&result));
+                result
+            }
+        });
+        join_all(sends)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<Reply>, _>>()
+            .map(Replies::from)
+    }
+}

@@ -1,0 +1,378 @@
+//! Workpool: tasks go to whichever slave is free, idle first, round robin.
+
+use distio_proto::{ErrorKind, Metadata, Payload};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+use crate::parallel::failed;
+use crate::progress::{ProgressFn, Tracker};
+use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+
+/// Runs tasks on a fixed set of transports, choosing for each task the next free one:
+/// idle transports first, then the one given the fewest tasks, in round-robin order, so
+/// none is favoured: with equal transports and one task in flight each (the default), the
+/// numbers of tasks they get differ by at most one. At most
+/// [`max_in_flight`](Self::max_in_flight) tasks run on one transport at a time (with more
+/// than one, a transport that frees a slot early takes the next task, so counts may differ
+/// by up to that number); further tasks wait in FIFO order for a free slot.
+///
+/// A transport whose slave exits (its task fails with `SlaveExited` or `Closed`) gets no
+/// more work; that task fails with the error, or with [`retry_on_exit`](Self::retry_on_exit)
+/// goes to another transport. When none is left, waiting tasks fail with
+/// [`PatternError::PoolExhausted`].
+///
+/// ```
+/// use distio_patterns::{InProcess, Workpool};
+/// use distio_slave::TaskRegistry;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut tasks = TaskRegistry::new();
+/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// let pool = Workpool::new(InProcess::many(3, tasks))?;
+///
+/// assert_eq!(pool.run("square", &7u64).await?.value::<u64>()?, 49);
+/// let all = pool.run_all("square", &[1u64, 2, 3, 4]).await?;
+/// assert_eq!(all.values::<u64>()?, vec![1, 4, 9, 16]);
+/// // Loop while a predicate on (iteration, replies so far) holds.
+/// let ten = pool.run_while(|i, _done| i < 10, "square", &2u64).await?;
+/// assert_eq!(ten.len(), 10);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Workpool {
+    transports: Arc<[SharedTransport]>,
+    max_in_flight: usize,
+    retry: bool,
+    progress: Option<ProgressFn>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// Who is busy, who is gone, who waits.
+struct Slots {
+    busy: Vec<usize>,
+    dead: Vec<bool>,
+    sent: Vec<usize>,
+    cursor: usize,
+    waiters: VecDeque<oneshot::Sender<Option<usize>>>,
+}
+
+impl Slots {
+    /// Takes a slot: among live transports with room, the least busy (idle first), then
+    /// the one sent the fewest tasks so far, then the next in round-robin order.
+    fn take(&mut self, max: usize) -> Option<usize> {
+        let n = self.busy.len();
+        let mut best: Option<usize> = None;
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if self.dead[i] || self.busy[i] >= max {
+                continue;
+            }
+            if best.is_none_or(|b| (self.busy[i], self.sent[i]) < (self.busy[b], self.sent[b])) {
+                best = Some(i);
+            }
+        }
+        let i = best?;
+        self.busy[i] += 1;
+        self.sent[i] += 1;
+        self.cursor = (i + 1) % n;
+        Some(i)
+    }
+
+    fn untake(&mut self, i: usize) {
+        self.busy[i] -= 1;
+        self.sent[i] -= 1;
+    }
+
+    fn all_dead(&self) -> bool {
+        self.dead.iter().all(|&d| d)
+    }
+
+    /// Hands free slots to waiting tasks, in arrival order.
+    fn hand_out(&mut self, max: usize) {
+        while !self.waiters.is_empty() {
+            let Some(i) = self.take(max) else { break };
+            let waiter = self.waiters.pop_front().expect("checked non-empty");
+            if waiter.send(Some(i)).is_err() {
+                self.untake(i); // that task stopped waiting
+            }
+        }
+        if self.all_dead() {
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(None);
+            }
+        }
+    }
+}
+
+/// A slot on one transport; given back when dropped.
+struct Slot<'a> {
+    pool: &'a Workpool,
+    index: usize,
+    died: bool,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.pool.lock();
+        slots.busy[self.index] -= 1;
+        if self.died {
+            slots.dead[self.index] = true;
+        }
+        slots.hand_out(self.pool.max_in_flight);
+    }
+}
+
+/// A task waiting for a slot. If it stops waiting after a slot was handed to it, the slot
+/// goes back.
+struct Waiting<'a> {
+    pool: &'a Workpool,
+    rx: oneshot::Receiver<Option<usize>>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(Some(i)) = self.rx.try_recv() {
+            let mut slots = self.pool.lock();
+            slots.untake(i);
+            slots.hand_out(self.pool.max_in_flight);
+        }
+    }
+}
+
+impl Workpool {
+    /// A pool over `transports` (at least one).
+    pub fn new<I, T>(transports: I) -> Result<Self, PatternError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Transport + 'static,
+    {
+        let transports: Vec<SharedTransport> = transports
+            .into_iter()
+            .map(|t| Arc::new(t) as SharedTransport)
+            .collect();
+        if transports.is_empty() {
+            return Err(PatternError::NoTransports {
+                pattern: "workpool",
+            });
+        }
+        let n = transports.len();
+        Ok(Workpool {
+            transports: transports.into(),
+            max_in_flight: 1,
+            retry: false,
+            progress: None,
+            slots: Arc::new(Mutex::new(Slots {
+                busy: vec![0; n],
+                dead: vec![false; n],
+                sent: vec![0; n],
+                cursor: 0,
+                waiters: VecDeque::new(),
+            })),
+        })
+    }
+
+    /// Lets up to `max` tasks run on one transport at a time (default 1; at least 1).
+    pub fn max_in_flight(mut self, max: usize) -> Result<Self, PatternError> {
+        if max == 0 {
+            return Err(PatternError::Invalid {
+                pattern: "workpool",
+                reason: "max_in_flight must be at least 1".into(),
+            });
+        }
+        self.max_in_flight = max;
+        Ok(self)
+    }
+
+    /// When on, a task whose slave exits under it is sent again to another slave.
+    pub fn retry_on_exit(mut self, retry: bool) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Calls `report` after every finished task of [`run_all`](Self::run_all) and
+    /// [`run_while`](Self::run_while).
+    pub fn on_progress(mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(report));
+        self
+    }
+
+    /// How many tasks each transport has been sent, by transport id, in pool order.
+    pub fn sent_counts(&self) -> Vec<(u64, usize)> {
+        let slots = self.lock();
+        self.transports
+            .iter()
+            .zip(&slots.sent)
+            .map(|(t, &n)| (t.id(), n))
+            .collect()
+    }
+
+    /// Transports still taking work.
+    pub fn live(&self) -> usize {
+        self.lock().dead.iter().filter(|&&d| !d).count()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn acquire(&self) -> Option<Slot<'_>> {
+        let rx = {
+            let mut slots = self.lock();
+            if let Some(index) = slots.take(self.max_in_flight) {
+                return Some(Slot {
+                    pool: self,
+                    index,
+                    died: false,
+                });
+            }
+            if slots.all_dead() {
+                return None;
+            }
+            let (tx, rx) = oneshot::channel();
+            slots.waiters.push_back(tx);
+            rx
+        };
+        let mut waiting = Waiting { pool: self, rx };
+        let index = (&mut waiting.rx).await.ok().flatten()?;
+        // Received: nothing to give back on drop.
+        waiting.rx = oneshot::channel().1;
+        Some(Slot {
+            pool: self,
+            index,
+            died: false,
+        })
+    }
+
+    /// Runs `task` on `data` on the next free transport ("do" in Dist.io).
+    pub async fn run<T: Serialize + ?Sized>(
+        &self,
+        task: &str,
+        data: &T,
+    ) -> Result<Reply, PatternError> {
+        self.run_payload(
+            task,
+            Payload::encode(data).map_err(PatternError::Encode)?,
+            Metadata::new(),
+        )
+        .await
+    }
+
+    /// [`run`](Self::run) with encoded data and metadata.
+    pub async fn run_payload(
+        &self,
+        task: &str,
+        payload: Payload,
+        meta: Metadata,
+    ) -> Result<Reply, PatternError> {
+        let mut attempts = 0;
+        loop {
+            let Some(mut slot) = self.acquire().await else {
+                return Err(PatternError::PoolExhausted {
+                    task: task.to_owned(),
+                });
+            };
+            attempts += 1;
+            let result = self.transports[slot.index]
+                .send(task, payload.clone(), meta.clone())
+                .await;
+            slot.died = slave_gone(&result);
+            let retry = slot.died && self.retry && attempts < self.transports.len();
+            drop(slot);
+            if !retry {
+                return result;
+            }
+            tracing::debug!(
+                task,
+                "slave exited under a workpool task; sending it to another"
+            );
+        }
+    }
+
+    /// Runs `task` once per item of `items`; replies come in item order.
+    pub async fn run_all<T: Serialize>(
+        &self,
+        task: &str,
+        items: &[T],
+    ) -> Result<Replies, PatternError> {
+        let payloads = items
+            .iter()
+            .map(|item| Payload::encode(item).map_err(PatternError::Encode))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tracker = Tracker::new(self.progress.clone(), Some(payloads.len()));
+        let runs = payloads.into_iter().map(|payload| async {
+            let result = self.run_payload(task, payload, Metadata::new()).await;
+            tracker.finished(failed(&result));
+            result
+        });
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Runs `task` on `data` again and again while `keep_going(iteration, replies so far)`
+    /// is true, keeping every transport busy; the predicate is asked before each send, with
+    /// the replies that have arrived (in arrival order). Returns the replies in iteration
+    /// order.
+    pub async fn run_while<T, P>(
+        &self,
+        mut keep_going: P,
+        task: &str,
+        data: &T,
+    ) -> Result<Replies, PatternError>
+    where
+        T: Serialize + ?Sized,
+        P: FnMut(usize, &Replies) -> bool,
+    {
+        let payload = Payload::encode(data).map_err(PatternError::Encode)?;
+        let tracker = Tracker::new(self.progress.clone(), None);
+        let capacity = self.transports.len() * self.max_in_flight;
+        let mut running = FuturesUnordered::new();
+        let mut arrived = Replies::default();
+        let mut order = Vec::new();
+        let mut next = 0;
+        let mut stopped = false;
+        loop {
+            while !stopped && running.len() < capacity {
+                if keep_going(next, &arrived) {
+                    let (payload, tracker) = (payload.clone(), &tracker);
+                    running.push(async move {
+                        let result = self.run_payload(task, payload, Metadata::new()).await;
+                        tracker.finished(failed(&result));
+                        (next, result)
+                    });
+                    next += 1;
+                } else {
+                    stopped = true;
+                }
+            }
+            let Some((iteration, result)) = running.next().await else {
+                break;
+            };
+            let mut all: Vec<Reply> = std::mem::take(&mut arrived).into_vec();
+            all.push(result?);
+            arrived = Replies::from(all);
+            order.push(iteration);
+        }
+        let mut numbered: Vec<(usize, Reply)> = order.into_iter().zip(arrived).collect();
+        numbered.sort_by_key(|(i, _)| *i);
+        Ok(numbered.into_iter().map(|(_, reply)| reply).collect())
+    }
+}
+
+/// True if the outcome says the transport's slave is gone.
+fn slave_gone(result: &Result<Reply, PatternError>) -> bool {
+    let kind = match result {
+        Ok(reply) => reply.error().map(|e| e.kind),
+        Err(PatternError::Task { error, .. }) => Some(error.kind),
+        Err(_) => None,
+    };
+    matches!(kind, Some(ErrorKind::SlaveExited | ErrorKind::Closed))
+}
