@@ -1,0 +1,142 @@
+//! The patterns over real slave processes.
+
+#[path = "../../distio-master/tests/common/mod.rs"]
+mod common;
+
+use common::{slave_options, within};
+use distio_master::{Master, SlaveArray};
+use distio_patterns::{Flow, Parallel, PatternError, Pick, Pipeline, Scatter, Workpool};
+use distio_proto::ErrorKind;
+use std::time::Duration;
+
+async fn ready_slaves(master: &Master, n: usize) -> SlaveArray {
+    let slaves = within(master.spawn_many(n, slave_options())).await.unwrap();
+    for slave in &slaves {
+        within(slave.ready()).await.unwrap();
+    }
+    slaves
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_pipeline_and_scatter_over_slaves() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 2).await;
+
+    let mut parallel = Parallel::new();
+    parallel.add("square", &3u64, slaves[0].clone()).unwrap();
+    parallel
+        .add("square", &4u64, Pick::least_busy(slaves.iter().cloned()))
+        .unwrap();
+    let runs = within(parallel.times(5)).await.unwrap();
+    assert!(
+        runs.iter()
+            .all(|r| r.values::<u64>().unwrap() == vec![9, 16])
+    );
+
+    let pipeline = Pipeline::new()
+        .step("square", slaves[0].clone())
+        .intercept(|reply| {
+            let n: u64 = reply.value().unwrap();
+            reply.set_value(&(n + 1)).unwrap();
+            Flow::Continue
+        })
+        .step("square", slaves[1].clone());
+    assert_eq!(
+        within(pipeline.execute(&3u64))
+            .await
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        100
+    );
+
+    let data: Vec<u64> = (1..=9).collect();
+    let squares = within(Scatter::new("square").data(&data).unwrap().gather(&slaves))
+        .await
+        .unwrap();
+    assert_eq!(
+        squares.values::<u64>().unwrap(),
+        data.iter().map(|n| n * n).collect::<Vec<_>>()
+    );
+    let sources: Vec<u64> = squares.iter().map(|r| r.source()).collect();
+    assert_eq!(sources[..2], slaves.ids()[..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workpool_over_equal_slaves_is_fair() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 3).await;
+    let pool = Workpool::new(slaves.iter().cloned()).unwrap();
+    let replies = within(pool.run_all("sleep", &vec![20u64; 31]))
+        .await
+        .unwrap();
+    assert!(replies.errors().is_empty());
+    let counts: Vec<usize> = pool.sent_counts().into_iter().map(|(_, n)| n).collect();
+    assert!(
+        counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+        "{counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_killed_during_a_workpool_run_fails_its_task_and_the_pool_goes_on() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 3).await;
+    let victim_pid = slaves[1].pid().unwrap();
+    let pool = Workpool::new(slaves.iter().cloned()).unwrap();
+    let run = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.run_all("sleep", &vec![300u64; 12]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::process::Command::new("kill")
+        .args(["-9", &victim_pid.to_string()])
+        .status()
+        .unwrap();
+    let replies = within(run).await.unwrap().unwrap();
+    let errors = replies.errors();
+    assert_eq!(
+        errors.len(),
+        1,
+        "only the task in flight on the killed slave fails"
+    );
+    assert_eq!(errors[0].kind, ErrorKind::SlaveExited);
+    assert_eq!(replies.values::<u64>().unwrap().len(), 11);
+    assert_eq!(pool.live(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retry_a_killed_slaves_task_runs_elsewhere() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 2).await;
+    let victim_pid = slaves[0].pid().unwrap();
+    let pool = Workpool::new(slaves.iter().cloned())
+        .unwrap()
+        .retry_on_exit(true);
+    let run = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.run_all("sleep", &vec![300u64; 6]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::process::Command::new("kill")
+        .args(["-9", &victim_pid.to_string()])
+        .status()
+        .unwrap();
+    let replies = within(run).await.unwrap().unwrap();
+    assert!(replies.errors().is_empty(), "{:?}", replies.errors());
+    assert_eq!(replies.len(), 6);
+    assert_eq!(pool.live(), 1, "the killed slave gets no more work");
+    assert!(replies.iter().any(|r| r.source() == slaves[1].id()));
+
+    // With every slave gone, queued work fails clearly instead of hanging.
+    slaves[1].kill(distio_master::Signal::KILL).unwrap();
+    within(slaves[1].exited()).await;
+    let err = within(pool.run("sleep", &1u64)).await;
+    match err {
+        Err(PatternError::PoolExhausted { .. }) => {}
+        Ok(reply) => assert_eq!(reply.error().unwrap().kind, ErrorKind::Closed),
+        Err(other) => panic!("unexpected {other}"),
+    }
+    let err = within(pool.run("sleep", &1u64)).await.unwrap_err();
+    assert!(matches!(err, PatternError::PoolExhausted { .. }), "{err}");
+}
