@@ -344,7 +344,7 @@ async fn workpool_queues_fifo_and_respects_max_in_flight() {
 
     let (w, probe) = workers(2);
     let pool = Workpool::new(w).unwrap().max_in_flight(3).unwrap();
-    pool.run_all("busy", &vec![30u64; 24]).await.unwrap();
+    pool.run_all("busy", &[30u64; 24]).await.unwrap();
     assert_eq!(
         probe.peak.load(Ordering::SeqCst),
         6,

@@ -67,9 +67,7 @@ async fn workpool_over_equal_slaves_is_fair() {
     let master = Master::new();
     let slaves = ready_slaves(&master, 3).await;
     let pool = Workpool::new(slaves.iter().cloned()).unwrap();
-    let replies = within(pool.run_all("sleep", &vec![20u64; 31]))
-        .await
-        .unwrap();
+    let replies = within(pool.run_all("sleep", &[20u64; 31])).await.unwrap();
     assert!(replies.errors().is_empty());
     let counts: Vec<usize> = pool.sent_counts().into_iter().map(|(_, n)| n).collect();
     assert!(
@@ -86,7 +84,7 @@ async fn a_slave_killed_during_a_workpool_run_fails_its_task_and_the_pool_goes_o
     let pool = Workpool::new(slaves.iter().cloned()).unwrap();
     let run = tokio::spawn({
         let pool = pool.clone();
-        async move { pool.run_all("sleep", &vec![300u64; 12]).await }
+        async move { pool.run_all("sleep", &[300u64; 12]).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::Command::new("kill")
@@ -115,7 +113,7 @@ async fn with_retry_a_killed_slaves_task_runs_elsewhere() {
         .retry_on_exit(true);
     let run = tokio::spawn({
         let pool = pool.clone();
-        async move { pool.run_all("sleep", &vec![300u64; 6]).await }
+        async move { pool.run_all("sleep", &[300u64; 6]).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     std::process::Command::new("kill")
