@@ -1,7 +1,9 @@
 //! Developer automation: `cargo xtask <command>`.
 //!
 //! - `ci`: every check CI runs, in order (the single source of truth; `.ci/run` calls it).
+//! - `bench`: the benchmark, distio against the raw IPC floor (`--smoke` for tiny counts).
 
+mod bench;
 mod ci;
 mod cmd;
 
@@ -10,12 +12,16 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      install missing tools, then run fmt, clippy, tests, docs and cargo-deny";
+  ci      install missing tools, then run fmt, clippy, tests, docs, cargo-deny and the
+          benchmark in smoke mode
+  bench   build the benchmark in release and run it (`--smoke` for tiny counts; other
+          flags go to distio-bench, e.g. `--rounds 3 --pipelined 50000`)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
