@@ -21,6 +21,9 @@ pub(crate) struct Config {
     #[serde(skip)]
     pub(crate) cap: Duration,
     pub(crate) memory_secs: f64,
+    /// Scenarios to run (all when empty): sequential, pipelined, broadcast, workpool,
+    /// large, spawn, memory.
+    pub(crate) only: Vec<String>,
     #[serde(skip)]
     pub(crate) out: PathBuf,
 }
@@ -28,7 +31,8 @@ pub(crate) struct Config {
 pub(crate) const USAGE: &str =
     "usage: distio-bench [--smoke] [--rounds N] [--sequential N] [--pipelined N]
        [--window N] [--broadcasts N] [--workpool-tasks N] [--workpool-window N]
-       [--mib-echoes N] [--spawns N] [--cap-secs S] [--memory-secs S] [--out DIR]";
+       [--mib-echoes N] [--spawns N] [--cap-secs S] [--memory-secs S] [--out DIR]
+       [--only sequential,pipelined,broadcast,workpool,large,spawn,memory]";
 
 impl Config {
     fn full() -> Self {
@@ -45,6 +49,7 @@ impl Config {
             spawns: 5,
             cap: Duration::from_secs(60),
             memory_secs: 2.0,
+            only: Vec::new(),
             out: PathBuf::from("target/distio-bench"),
         }
     }
@@ -63,6 +68,7 @@ impl Config {
             spawns: 1,
             cap: Duration::from_secs(10),
             memory_secs: 0.2,
+            only: Vec::new(),
             out: PathBuf::from("target/distio-bench"),
         }
     }
@@ -104,10 +110,16 @@ impl Config {
                 "--cap-secs" => config.cap = Duration::from_secs_f64(secs()?.max(0.1)),
                 "--memory-secs" => config.memory_secs = secs()?.max(0.05),
                 "--out" => config.out = PathBuf::from(value),
+                "--only" => config.only = value.split(',').map(str::to_owned).collect(),
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
         Ok(config)
+    }
+
+    /// True if scenario `name` is to run.
+    pub(crate) fn runs(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
     }
 
     /// `total` split over the rounds (at least one each).

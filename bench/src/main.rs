@@ -65,25 +65,39 @@ async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<Str
         Ok(rows) => outcomes.extend(rows),
         Err(err) => failures.push(format!("{name}: {err}")),
     };
-    let floor_rtt = match scenarios::sequential(config, programs).await {
-        Ok((rows, rtt)) => {
-            keep("sequential", Ok(rows));
-            Some(rtt)
+    let mut floor_rtt = None;
+    if config.runs("sequential") || config.runs("workpool") {
+        match scenarios::sequential(config, programs).await {
+            Ok((rows, rtt)) => {
+                if config.runs("sequential") {
+                    keep("sequential", Ok(rows));
+                }
+                floor_rtt = Some(rtt);
+            }
+            Err(err) => keep("sequential", Err(err)),
         }
-        Err(err) => {
-            keep("sequential", Err(err));
-            None
-        }
-    };
-    keep("pipelined", scenarios::pipelined(config, programs).await);
-    keep("broadcast", scenarios::broadcast(config, programs).await);
-    match floor_rtt {
-        Some(rtt) => keep("workpool", scenarios::workpool(config, programs, rtt).await),
-        None => keep("workpool", Err("needs the sequential floor".into())),
     }
-    keep("1 MiB echo", scenarios::large(config, programs).await);
-    keep("spawn", scenarios::spawn(config, programs).await);
-    keep("memory", scenarios::memory(config, programs).await);
+    if config.runs("pipelined") {
+        keep("pipelined", scenarios::pipelined(config, programs).await);
+    }
+    if config.runs("broadcast") {
+        keep("broadcast", scenarios::broadcast(config, programs).await);
+    }
+    if config.runs("workpool") {
+        match floor_rtt {
+            Some(rtt) => keep("workpool", scenarios::workpool(config, programs, rtt).await),
+            None => keep("workpool", Err("needs the sequential floor".into())),
+        }
+    }
+    if config.runs("large") {
+        keep("1 MiB echo", scenarios::large(config, programs).await);
+    }
+    if config.runs("spawn") {
+        keep("spawn", scenarios::spawn(config, programs).await);
+    }
+    if config.runs("memory") {
+        keep("memory", scenarios::memory(config, programs).await);
+    }
     (outcomes, failures)
 }
 

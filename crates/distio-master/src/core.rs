@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
+
+use crate::direct::DirectWriter;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
@@ -65,10 +67,40 @@ pub(crate) struct Status {
     pub(crate) end: Option<(ErrorKind, String)>,
 }
 
+/// Hashes request ids as themselves: they are sequential, so they spread well already and
+/// SipHash would only cost time on every request.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for ids; fold anything else in case that changes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+}
+
+type IdMap<V> = HashMap<RequestId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Requests waiting for a response, and whether the link can still answer them.
 pub(crate) struct PendingTable {
     open: bool,
-    waiting: HashMap<RequestId, oneshot::Sender<Result<Payload, TaskError>>>,
+    waiting: IdMap<oneshot::Sender<Result<Payload, TaskError>>>,
+}
+
+/// How frames reach the slave.
+pub(crate) enum Outbox {
+    /// Through a channel to the link's writer task (any kind of link).
+    Channel(UnboundedSender<Frame>),
+    /// Written by the sender itself (Unix-socket links).
+    Direct(Arc<DirectWriter>),
 }
 
 /// Why a link ended.
@@ -88,10 +120,10 @@ pub(crate) struct SlaveCore {
     pub(crate) master_defaults: Arc<Defaults>,
     pub(crate) codec: FrameCodec,
     pub(crate) close_grace: Duration,
-    pub(crate) outbox: UnboundedSender<Frame>,
+    outbox: Outbox,
     next_request: AtomicU64,
     pending: Mutex<PendingTable>,
-    pings: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    pings: Mutex<IdMap<oneshot::Sender<()>>>,
     pub(crate) sent: AtomicU64,
     pub(crate) received: AtomicU64,
     stop: Mutex<Option<Stop>>,
@@ -118,7 +150,7 @@ pub(crate) struct CoreParts {
     pub(crate) master_defaults: Arc<Defaults>,
     pub(crate) codec: FrameCodec,
     pub(crate) close_grace: Duration,
-    pub(crate) outbox: UnboundedSender<Frame>,
+    pub(crate) outbox: Outbox,
     pub(crate) on_end: Box<dyn FnOnce() + Send>,
 }
 
@@ -144,9 +176,9 @@ impl SlaveCore {
             next_request: AtomicU64::new(1),
             pending: Mutex::new(PendingTable {
                 open: true,
-                waiting: HashMap::new(),
+                waiting: IdMap::default(),
             }),
-            pings: Mutex::new(HashMap::new()),
+            pings: Mutex::new(IdMap::default()),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             stop: Mutex::new(None),
@@ -155,6 +187,37 @@ impl SlaveCore {
             end_link: Notify::new(),
             has_process: parts.pid.is_some(),
             on_end: Mutex::new(Some(parts.on_end)),
+        }
+    }
+
+    /// Sends a frame to the slave; frames sent before the handshake is done wait for it.
+    /// A failed write ends the link (its pending requests then fail); only a frame that
+    /// cannot be encoded is an error here.
+    pub(crate) fn send_frame(&self, frame: Frame) -> Result<(), distio_proto::ProtoError> {
+        self.send_frame_batched(frame, false)
+    }
+
+    /// [`send_frame`](Self::send_frame); `batch` says more frames are likely to follow soon
+    /// (other requests are pending), so a direct link lets its writer task write them
+    /// together instead of writing this one now.
+    pub(crate) fn send_frame_batched(
+        &self,
+        frame: Frame,
+        batch: bool,
+    ) -> Result<(), distio_proto::ProtoError> {
+        match &self.outbox {
+            Outbox::Channel(tx) => {
+                let _ = tx.send(frame);
+                Ok(())
+            }
+            Outbox::Direct(writer) => match writer.send(&frame, !batch) {
+                Err(distio_proto::ProtoError::Io(err)) => {
+                    tracing::debug!(slave = self.id, "writing to slave failed: {err}");
+                    self.end_link.notify_one();
+                    Ok(())
+                }
+                other => other,
+            },
         }
     }
 
@@ -206,11 +269,12 @@ impl SlaveCore {
         TaskError::new(kind, format!("{self} {reason}"))
     }
 
-    /// Registers a pending request, unless the link has ended.
+    /// Registers a pending request, unless the link has ended. Also returns how many
+    /// requests are pending now, this one included.
     pub(crate) fn register(
         &self,
         id: RequestId,
-    ) -> Result<oneshot::Receiver<Result<Payload, TaskError>>, TaskError> {
+    ) -> Result<(oneshot::Receiver<Result<Payload, TaskError>>, usize), TaskError> {
         let mut table = lock(&self.pending);
         if !table.open {
             drop(table);
@@ -218,7 +282,7 @@ impl SlaveCore {
         }
         let (tx, rx) = oneshot::channel();
         table.waiting.insert(id, tx);
-        Ok(rx)
+        Ok((rx, table.waiting.len()))
     }
 
     /// Forgets a pending request (timed out or abandoned by its caller).
@@ -381,12 +445,13 @@ impl SlaveCore {
             let _ = tx.send(Err(error.clone()));
         }
         lock(&self.pings).clear();
-        self.status.send_modify(|s| s.state = SlaveState::Ended);
         tracing::debug!(slave = self.id, "{error}");
+        // Off the master's list before anyone waiting for the end is told of it.
         let on_end = lock(&self.on_end).take();
         if let Some(on_end) = on_end {
             on_end();
         }
+        self.status.send_modify(|s| s.state = SlaveState::Ended);
     }
 }
 

@@ -41,6 +41,7 @@
 
 mod core;
 mod defaults;
+mod direct;
 mod error;
 mod events;
 mod link;

@@ -5,6 +5,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -30,14 +31,29 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProtoError>> + Se
 /// # });
 /// ```
 pub struct Link {
-    pub(crate) sink: FrameSink,
-    pub(crate) stream: FrameStream,
+    pub(crate) kind: LinkKind,
+}
+
+/// What carries a link.
+pub(crate) enum LinkKind {
+    /// Any sink and stream of frames: written by the link's writer task.
+    Framed {
+        sink: FrameSink,
+        stream: FrameStream,
+    },
+    /// A Unix socket: senders write to it directly (see `direct.rs`).
+    Unix {
+        read: OwnedReadHalf,
+        write: OwnedWriteHalf,
+    },
 }
 
 impl Link {
     /// A link from a sink and a stream of frames.
     pub fn new(sink: FrameSink, stream: FrameStream) -> Self {
-        Link { sink, stream }
+        Link {
+            kind: LinkKind::Framed { sink, stream },
+        }
     }
 
     /// A link over any byte stream, framed with `codec`.
@@ -49,10 +65,13 @@ impl Link {
         Link::from_halves(reader, writer, codec)
     }
 
-    /// A link over a Unix socket (no lock between the halves).
-    pub fn from_unix(stream: tokio::net::UnixStream, codec: FrameCodec) -> Self {
-        let (reader, writer) = stream.into_split();
-        Link::from_halves(reader, writer, codec)
+    /// A link over a Unix socket. Requests are written by the task that sends them, so a
+    /// request reaches the socket without a hop through another task.
+    pub fn from_unix(stream: tokio::net::UnixStream) -> Self {
+        let (read, write) = stream.into_split();
+        Link {
+            kind: LinkKind::Unix { read, write },
+        }
     }
 
     fn from_halves<R, W>(reader: R, writer: W, codec: FrameCodec) -> Self
@@ -60,10 +79,10 @@ impl Link {
         R: AsyncRead + Send + 'static,
         W: AsyncWrite + Send + 'static,
     {
-        Link {
-            sink: Box::pin(FramedWrite::new(writer, codec)),
-            stream: Box::pin(FramedRead::new(reader, codec)),
-        }
+        Link::new(
+            Box::pin(FramedWrite::new(writer, codec)),
+            Box::pin(FramedRead::new(reader, codec)),
+        )
     }
 }
 
@@ -148,7 +167,7 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
             Some(Ok(Frame::Event(event))) => core.publish(event),
             Some(Ok(Frame::Control(Control::Pong(nonce)))) => core.pong(nonce),
             Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
-                let _ = core.outbox.send(Frame::Control(Control::Pong(nonce)));
+                let _ = core.send_frame(Frame::Control(Control::Pong(nonce)));
             }
             Some(Ok(other)) => {
                 return LinkEnd::Violation(format!(

@@ -8,12 +8,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::AbortHandle;
+use tokio_util::codec::FramedRead;
 
-use crate::core::{CoreParts, SlaveCore, lock};
+use crate::core::{CoreParts, Outbox, SlaveCore, lock};
 use crate::defaults::Defaults;
-use crate::link::{run_reader, run_writer};
+use crate::direct::{DirectWriter, run_direct_writer};
+use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
 use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, spawn_local, watch_process};
 use crate::{
     Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
@@ -62,6 +64,12 @@ struct Registry {
     live: BTreeMap<SlaveId, Slave>,
     /// Alias → the id that holds it (reserved from spawn until the slave ends).
     aliases: HashMap<String, SlaveId>,
+}
+
+/// The task that writes a link, before it is started.
+enum Writer {
+    Channel(FrameSink, UnboundedReceiver<distio_proto::Frame>),
+    Direct(Arc<DirectWriter>),
 }
 
 /// Everything needed to wire up a new slave's link.
@@ -236,7 +244,22 @@ impl Master {
     }
 
     fn start(&self, new: NewSlave) -> Slave {
-        let (outbox, queued) = unbounded_channel();
+        let codec = self.shared.codec;
+        let (outbox, writer, stream) = match new.link.kind {
+            LinkKind::Framed { sink, stream } => {
+                let (tx, queued) = unbounded_channel();
+                (Outbox::Channel(tx), Writer::Channel(sink, queued), stream)
+            }
+            LinkKind::Unix { read, write } => {
+                let direct = Arc::new(DirectWriter::new(write, codec));
+                let stream: FrameStream = Box::pin(FramedRead::new(read, codec));
+                (
+                    Outbox::Direct(Arc::clone(&direct)),
+                    Writer::Direct(direct),
+                    stream,
+                )
+            }
+        };
         let weak: Weak<MasterShared> = Arc::downgrade(&self.shared);
         let (id, alias) = (new.id, new.alias.clone());
         let on_end = Box::new(move || {
@@ -260,7 +283,7 @@ impl Master {
             location: new.location,
             pid: new.pid,
             master_defaults: Arc::clone(&self.shared.defaults),
-            codec: self.shared.codec,
+            codec,
             close_grace: new.close_grace,
             outbox,
             on_end,
@@ -271,11 +294,16 @@ impl Master {
 
         // Listed before its tasks start, so a slave that ends at once is also unlisted.
         let mut registry = lock(&self.shared.registry);
-        let mut tasks = vec![
-            tokio::spawn(run_writer(Arc::clone(&core), new.link.sink, queued, hello))
-                .abort_handle(),
-            tokio::spawn(run_reader(Arc::clone(&core), new.link.stream)).abort_handle(),
-        ];
+        let writer = match writer {
+            Writer::Channel(sink, queued) => {
+                tokio::spawn(run_writer(Arc::clone(&core), sink, queued, hello))
+            }
+            Writer::Direct(direct) => {
+                tokio::spawn(run_direct_writer(Arc::clone(&core), direct, hello))
+            }
+        };
+        let reader = tokio::spawn(run_reader(Arc::clone(&core), stream));
+        let mut tasks = vec![writer.abort_handle(), reader.abort_handle()];
         if let Some(child) = new.child {
             tasks.push(tokio::spawn(watch_process(Arc::clone(&core), child)).abort_handle());
         }

@@ -200,8 +200,15 @@ async fn send_and_wait(
     frame: Frame,
     timeout: Option<Duration>,
 ) -> Result<Payload, TaskError> {
-    let answer = core.register(id)?;
-    let _ = core.outbox.send(frame);
+    let (answer, pending) = core.register(id)?;
+    // Alone, the request is written at once; with others in flight, it joins their batch.
+    if let Err(err) = core.send_frame_batched(frame, pending > 1) {
+        core.forget(id);
+        return Err(TaskError::new(
+            ErrorKind::Closed,
+            format!("request {id} (task \"{task}\") could not be sent: {err}"),
+        ));
+    }
     core.sent.fetch_add(1, Ordering::Relaxed);
     let mut forget = Forget {
         core,

@@ -127,8 +127,8 @@ impl Decoder for FrameCodec {
             return Ok(None);
         }
         src.advance(HEADER_LEN);
-        let body = src.split_to(len);
-        decode_body(&body).map(Some)
+        let body = src.split_to(len).freeze();
+        wire::with_frame_body(&body, || decode_body(&body)).map(Some)
     }
 }
 

@@ -125,14 +125,15 @@ impl<'de> Deserialize<'de> for Payload {
                 f.write_str("payload bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Payload, E> {
-                Ok(Payload(Bytes::copy_from_slice(v)))
+                Ok(Payload(wire::share_or_copy(v)))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Payload, E> {
                 Ok(Payload(Bytes::from(v)))
             }
         }
         // `deserialize_bytes` borrows from the frame, so the length is checked against the
-        // bytes actually present before anything is copied.
+        // bytes actually present before anything is copied; large payloads are not copied at
+        // all but share the frame's buffer.
         de.deserialize_bytes(BytesVisitor)
     }
 }
@@ -163,6 +164,29 @@ mod tests {
         let p = Payload::from_bytes(Bytes::from(vec![0, 0, 0, 0, 0, 0, 0, 0x40]));
         assert!(p.decode::<String>().is_err());
         assert!(p.decode::<Vec<u8>>().is_err());
+    }
+
+    #[test]
+    fn large_payloads_share_the_frame_buffer_small_ones_are_copied() {
+        use crate::{Event, Frame, FrameCodec};
+        use tokio_util::codec::{Decoder, Encoder};
+        for (len, shared) in [(16usize, false), (crate::wire::SHARE_AT_LEAST + 100, true)] {
+            let payload = Payload::from_bytes(Bytes::from(vec![9u8; len]));
+            let frame = Frame::Event(Event {
+                name: "e".into(),
+                payload,
+            });
+            let mut buf = bytes::BytesMut::new();
+            FrameCodec::new().encode(&frame, &mut buf).unwrap();
+            let start = buf.as_ptr() as usize;
+            let end = start + buf.len();
+            let Some(Frame::Event(event)) = FrameCodec::new().decode(&mut buf).unwrap() else {
+                panic!()
+            };
+            let at = event.payload.as_bytes().as_ptr() as usize;
+            assert_eq!((start..end).contains(&at), shared, "{len}-byte payload");
+            assert_eq!(event.payload.len(), len);
+        }
     }
 
     #[test]

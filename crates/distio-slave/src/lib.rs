@@ -1,9 +1,10 @@
 //! The distio slave runtime.
 //!
 //! A slave program registers named async tasks and serves them to the master that started
-//! it. Each request runs in its own tokio task, so a slow task never holds up a fast one; a
-//! handler's error becomes an error response carrying its message, and a handler panic
-//! becomes an error response while the slave goes on serving.
+//! it. Requests run concurrently on the slave's serving task, so a task that awaits never
+//! holds up another (CPU-heavy work belongs in `tokio::task::spawn_blocking`); a handler's
+//! error becomes an error response carrying its message, and a handler panic becomes an
+//! error response while the slave goes on serving.
 //!
 //! ```no_run
 //! use distio_slave::SlaveProcess;

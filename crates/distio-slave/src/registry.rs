@@ -43,7 +43,8 @@ type Handler =
 /// ```
 #[derive(Clone, Default)]
 pub struct TaskRegistry {
-    tasks: HashMap<String, Arc<Handler>>,
+    /// Name → (the name again, shared for messages; the handler).
+    tasks: HashMap<String, (Arc<str>, Arc<Handler>)>,
 }
 
 impl TaskRegistry {
@@ -56,7 +57,9 @@ impl TaskRegistry {
     ///
     /// The handler receives the request's data decoded as `T` and a [`TaskContext`]; it
     /// returns the response value or an error whose text becomes the error response's
-    /// message. Requests run concurrently, each in its own tokio task.
+    /// message. A slave runs requests concurrently on its serving task, so a handler that
+    /// awaits never holds up another; a handler that computes for long without awaiting
+    /// does, so move such work to `tokio::task::spawn_blocking`.
     pub fn register<T, R, E, F, Fut>(
         &mut self,
         name: impl Into<String>,
@@ -75,6 +78,7 @@ impl TaskRegistry {
         }
         let handler = Arc::new(handler);
         let task_name: Arc<str> = Arc::from(name.as_str());
+        let shared_name = Arc::clone(&task_name);
         let erased = move |payload: Payload, ctx: TaskContext| {
             let handler = Arc::clone(&handler);
             let task_name = Arc::clone(&task_name);
@@ -97,7 +101,7 @@ impl TaskRegistry {
             }
             .boxed()
         };
-        self.tasks.insert(name, Arc::new(erased));
+        self.tasks.insert(name, (shared_name, Arc::new(erased)));
         Ok(self)
     }
 
@@ -123,14 +127,20 @@ impl TaskRegistry {
         meta: Metadata,
         slave: &SlaveHandle,
     ) -> impl Future<Output = Result<Payload, TaskError>> + Send + 'static {
-        let handler = self.tasks.get(name).cloned();
-        let name = name.to_owned();
+        let found = self.tasks.get(name).cloned();
+        let unknown = match found {
+            Some(_) => None,
+            None => Some(format!(
+                "Slave #{} does not listen to task \"{name}\"",
+                slave.id()
+            )),
+        };
         let slave = slave.clone();
         async move {
-            let Some(handler) = handler else {
+            let Some((name, handler)) = found else {
                 return Err(TaskError::new(
                     ErrorKind::UnknownTask,
-                    format!("Slave #{} does not listen to task \"{name}\"", slave.id()),
+                    unknown.unwrap_or_default(),
                 ));
             };
             let timeout = meta.timeout.filter(|t| !t.is_zero());

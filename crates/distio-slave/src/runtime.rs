@@ -2,6 +2,7 @@
 
 use distio_proto::{Control, ErrorKind, Frame, FrameCodec, ProtoError, Ready, Response, TaskError};
 use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,8 +10,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, inherited};
@@ -139,21 +139,19 @@ impl SlaveProcess {
         hello.check()?;
         let identity = hello.identity;
 
-        let (tx, rx) = mpsc::unbounded_channel();
+        let mut sink = FramedWrite::new(writer, codec);
         let ready = Ready::new(
             std::process::id(),
             identity.id,
             identity.alias.clone(),
             tasks.names(),
         );
-        // The channel's receiver is alive: this cannot fail.
-        let _ = tx.send(Frame::Ready(ready));
-        let (finish_tx, finish_rx) = tokio::sync::oneshot::channel();
-        let writer = tokio::spawn(write_frames(FramedWrite::new(writer, codec), rx, finish_rx));
-        let slave = SlaveHandle::new(identity, Some(tx.clone()));
+        sink.send(&Frame::Ready(ready)).await?;
+        let (tx, mut outbox) = mpsc::unbounded_channel();
+        let slave = SlaveHandle::new(identity, Some(tx));
         tracing::debug!(id = slave.id(), alias = slave.alias(), "slave serving");
 
-        let end = serve_requests(&mut frames, &tasks, &slave, &tx).await;
+        let end = serve_requests(&mut frames, &mut sink, &mut outbox, &tasks, &slave).await;
         match &end {
             End::Close => tracing::debug!(id = slave.id(), "slave closing on request"),
             End::MasterGone => tracing::info!(id = slave.id(), "master went away; slave exiting"),
@@ -166,15 +164,21 @@ impl SlaveProcess {
         {
             hook(slave.clone()).await;
         }
-        // Frames queued so far are written; nothing after.
-        let _ = finish_tx.send(());
-        drop((tx, slave));
-        match tokio::time::timeout(FLUSH_GRACE, writer).await {
-            Ok(Ok(Err(err))) if !matches!(end, End::MasterGone) => {
-                tracing::warn!("could not send the last frames to the master: {err}");
+        if !matches!(end, End::MasterGone) {
+            // What was produced so far (responses, events the hook emitted) still goes out.
+            let last = async {
+                while let Ok(frame) = outbox.try_recv() {
+                    feed(&mut sink, frame).await?;
+                }
+                SinkExt::<&Frame>::flush(&mut sink).await
+            };
+            match tokio::time::timeout(FLUSH_GRACE, last).await {
+                Ok(Err(err)) => {
+                    tracing::warn!("could not send the last frames to the master: {err}")
+                }
+                Err(_) => tracing::warn!("the master stopped reading; last frames dropped"),
+                Ok(Ok(())) => {}
             }
-            Err(_) => tracing::warn!("the master stopped reading; last frames dropped"),
-            _ => {}
         }
         match end {
             End::Broken(err) => Err(err.into()),
@@ -189,74 +193,95 @@ enum End {
     Close,
     /// The master's end of the connection closed.
     MasterGone,
-    /// The master sent something that is not a valid frame, or reading failed.
+    /// The master sent something that is not a valid frame, or reading or writing failed.
     Broken(ProtoError),
 }
 
-async fn serve_requests<R>(
+impl End {
+    fn from_error(err: ProtoError) -> End {
+        match err {
+            ProtoError::Io(ref io) if is_disconnect(io) => End::MasterGone,
+            other => End::Broken(other),
+        }
+    }
+}
+
+/// The serving loop, on one task: reads requests, runs their handlers concurrently, and
+/// writes responses and events as they are ready. Frames produced together go out with
+/// one flush, made only when nothing else is ready.
+async fn serve_requests<R, W>(
     frames: &mut FramedRead<R, FrameCodec>,
+    sink: &mut FramedWrite<W, FrameCodec>,
+    outbox: &mut UnboundedReceiver<Frame>,
     tasks: &TaskRegistry,
     slave: &SlaveHandle,
-    tx: &UnboundedSender<Frame>,
 ) -> End
 where
     R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let mut running = JoinSet::new();
+    let mut running = FuturesUnordered::new();
     let mut draining = false;
-    let answer = |request, error: TaskError| {
-        let _ = tx.send(Frame::Response(Response {
+    let mut unflushed = false;
+    let refuse = |request, kind, message: String| {
+        Frame::Response(Response {
             request,
             slave: slave.id(),
-            outcome: Err(error),
-        }));
+            outcome: Err(TaskError::new(kind, message)),
+        })
     };
     loop {
-        tokio::select! {
+        let out = tokio::select! {
+            biased;
+            Some(response) = running.next(), if !running.is_empty() => Some(response),
+            Some(frame) = outbox.recv() => Some(frame),
             frame = frames.next() => match frame {
                 None => return End::MasterGone,
-                Some(Err(ProtoError::Io(err))) if is_disconnect(&err) => return End::MasterGone,
-                Some(Err(err)) => return End::Broken(err),
+                Some(Err(err)) => return End::from_error(err),
                 Some(Ok(Frame::Request(req))) => {
                     if draining {
-                        answer(req.id, TaskError::new(
-                            ErrorKind::Closed,
-                            format!("Slave #{} is shutting down and takes no new requests", slave.id()),
-                        ));
+                        let message = format!("Slave #{} is shutting down and takes no new requests", slave.id());
+                        Some(refuse(req.id, ErrorKind::Closed, message))
                     } else if slave.is_paused() {
-                        answer(req.id, TaskError::new(
-                            ErrorKind::Paused,
-                            format!("Slave #{} is paused and not accepting messages", slave.id()),
-                        ));
+                        let message = format!("Slave #{} is paused and not accepting messages", slave.id());
+                        Some(refuse(req.id, ErrorKind::Paused, message))
                     } else {
                         let run = tasks.run(&req.task, req.payload, req.meta, slave);
-                        let (tx, id, request) = (tx.clone(), slave.id(), req.id);
-                        running.spawn(async move {
-                            let outcome = run.await;
-                            let _ = tx.send(Frame::Response(Response { request, slave: id, outcome }));
+                        let (request, id) = (req.id, slave.id());
+                        running.push(async move {
+                            Frame::Response(Response { request, slave: id, outcome: run.await })
                         });
+                        None
                     }
                 }
                 Some(Ok(Frame::Control(Control::Close))) => return End::Close,
                 Some(Ok(Frame::Control(Control::Shutdown))) => {
                     draining = true;
-                    if running.is_empty() {
-                        return End::Close;
-                    }
+                    None
                 }
-                Some(Ok(Frame::Control(Control::Ping(n)))) => {
-                    let _ = tx.send(Frame::Control(Control::Pong(n)));
-                }
-                Some(Ok(Frame::Control(Control::Pong(_)))) => {}
+                Some(Ok(Frame::Control(Control::Ping(n)))) => Some(Frame::Control(Control::Pong(n))),
+                Some(Ok(Frame::Control(Control::Pong(_)))) => None,
                 Some(Ok(other)) => {
                     tracing::warn!(kind = other.kind(), "ignoring a frame a master should not send");
+                    None
                 }
             },
-            Some(_) = running.join_next(), if !running.is_empty() => {
-                if draining && running.is_empty() {
-                    return End::Close;
+            () = std::future::ready(()), if unflushed => {
+                if let Err(err) = SinkExt::<&Frame>::flush(sink).await {
+                    return End::from_error(err);
                 }
+                unflushed = false;
+                None
             }
+        };
+        if let Some(frame) = out {
+            if let Err(err) = feed(sink, frame).await {
+                return End::from_error(err);
+            }
+            unflushed = true;
+        }
+        if draining && running.is_empty() {
+            return End::Close;
         }
     }
 }
@@ -267,37 +292,6 @@ fn is_disconnect(err: &std::io::Error) -> bool {
         err.kind(),
         ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
     )
-}
-
-/// Writes frames in batches (one flush for all frames ready at once) until told to finish.
-async fn write_frames<W>(
-    mut sink: FramedWrite<W, FrameCodec>,
-    mut rx: UnboundedReceiver<Frame>,
-    mut finish: tokio::sync::oneshot::Receiver<()>,
-) -> Result<(), ProtoError>
-where
-    W: AsyncWrite + Unpin,
-{
-    let mut batch = Vec::with_capacity(64);
-    loop {
-        let finishing = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, 256) => n == 0,
-            _ = &mut finish => {
-                while let Ok(frame) = rx.try_recv() {
-                    batch.push(frame);
-                }
-                true
-            }
-        };
-        for frame in batch.drain(..) {
-            feed(&mut sink, frame).await?;
-        }
-        SinkExt::<&Frame>::flush(&mut sink).await?;
-        if finishing {
-            return Ok(());
-        }
-    }
 }
 
 /// Queues one frame for writing; a response too large for a frame becomes an error response.

@@ -13,9 +13,10 @@
 use bincode::config::{Configuration, Fixint, LittleEndian};
 use bincode::enc::write::{SizeWriter, Writer};
 use bincode::error::{DecodeError, EncodeError};
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::RefCell;
 
 use crate::ProtoError;
 
@@ -78,6 +79,48 @@ pub(crate) fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Decod
         });
     }
     Ok(value)
+}
+
+/// Payloads at least this long are shared with the frame they arrived in instead of
+/// copied. Smaller ones are copied: cheap, and they do not keep a read buffer alive.
+pub(crate) const SHARE_AT_LEAST: usize = 4096;
+
+thread_local! {
+    /// The body of the frame this thread is decoding, if any.
+    static FRAME_BODY: RefCell<Option<Bytes>> = const { RefCell::new(None) };
+}
+
+/// Runs `decode` with `body` registered as the frame being decoded, so large payloads in
+/// it can be shared rather than copied ([`share_or_copy`]).
+pub(crate) fn with_frame_body<T>(body: &Bytes, decode: impl FnOnce() -> T) -> T {
+    struct Unregister;
+    impl Drop for Unregister {
+        fn drop(&mut self) {
+            FRAME_BODY.with(|b| b.borrow_mut().take());
+        }
+    }
+    FRAME_BODY.with(|b| *b.borrow_mut() = Some(body.clone()));
+    let _unregister = Unregister;
+    decode()
+}
+
+/// Bytes holding `slice`: a shared view when it is large and lies inside the frame being
+/// decoded, a copy otherwise.
+pub(crate) fn share_or_copy(slice: &[u8]) -> Bytes {
+    if slice.len() >= SHARE_AT_LEAST {
+        let shared = FRAME_BODY.with(|b| {
+            let body = b.borrow();
+            let body = body.as_ref()?;
+            let (start, base) = (slice.as_ptr() as usize, body.as_ptr() as usize);
+            let inside = start >= base && start + slice.len() <= base + body.len();
+            // `slice_ref` requires exactly this containment, checked just above.
+            inside.then(|| body.slice_ref(slice))
+        });
+        if let Some(shared) = shared {
+            return shared;
+        }
+    }
+    Bytes::copy_from_slice(slice)
 }
 
 /// Why [`decode_exact`] failed, sorted into the cases callers report differently.

@@ -1,0 +1,221 @@
+//! Writing to a Unix-socket link from the requesting task itself.
+//!
+//! A request encodes its frame into a shared buffer. If nobody is writing, the sender
+//! writes the buffer to the socket right away (no hand-off to another task, so no
+//! cross-thread wake-up on the way out); frames other senders append meanwhile go out in
+//! the same loop, so concurrent requests share writes. Only when the socket is full does
+//! the link's writer task take over, waiting for it to drain. The lock is never held
+//! across an await or a system call.
+
+use bytes::{Buf, BytesMut};
+use distio_proto::{Frame, FrameCodec, Hello, ProtoError};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::Notify;
+use tokio_util::codec::Encoder;
+
+use crate::SlaveState;
+use crate::core::{SlaveCore, lock};
+
+pub(crate) struct DirectWriter {
+    half: OwnedWriteHalf,
+    codec: FrameCodec,
+    state: Mutex<WriteState>,
+    /// Tells the writer task it owns the flush now (the socket was full, or a sender
+    /// deferred the write to batch it).
+    blocked: Notify,
+}
+
+struct WriteState {
+    /// Encoded frames not yet written.
+    buf: BytesMut,
+    /// False until the handshake is done: frames queue but are not written.
+    open: bool,
+    /// Someone (a sender, or the writer task) is writing `buf` out.
+    flushing: bool,
+    /// Writing failed; the link is going down.
+    failed: bool,
+}
+
+/// How far a flush got.
+enum Flushed {
+    /// Everything buffered is written.
+    All,
+    /// The socket is full; the rest waits for it to drain.
+    Blocked,
+    /// Writing failed.
+    Failed(io::Error),
+}
+
+impl DirectWriter {
+    pub(crate) fn new(half: OwnedWriteHalf, codec: FrameCodec) -> Self {
+        DirectWriter {
+            half,
+            codec,
+            state: Mutex::new(WriteState {
+                buf: BytesMut::new(),
+                open: false,
+                flushing: false,
+                failed: false,
+            }),
+            blocked: Notify::new(),
+        }
+    }
+
+    /// Queues `frame`. When the link is open and idle, `now` writes it from this task (no
+    /// hand-off: lowest latency); otherwise the writer task is woken to write it together
+    /// with whatever else queues up meanwhile (one write for many frames).
+    pub(crate) fn send(&self, frame: &Frame, now: bool) -> Result<(), ProtoError> {
+        let mut state = lock(&self.state);
+        let mut codec = self.codec;
+        codec.encode(frame, &mut state.buf)?;
+        if !state.open || state.flushing || state.failed {
+            return Ok(());
+        }
+        state.flushing = true;
+        if now {
+            return self.flush_now(state).map_err(ProtoError::Io);
+        }
+        drop(state);
+        self.blocked.notify_one();
+        Ok(())
+    }
+
+    /// Writes what is buffered, as the current flusher; hands over to the writer task when
+    /// the socket is full.
+    fn flush_now<'a>(&'a self, state: MutexGuard<'a, WriteState>) -> io::Result<()> {
+        match self.flush(state) {
+            Flushed::All => Ok(()),
+            Flushed::Blocked => {
+                self.blocked.notify_one();
+                Ok(())
+            }
+            Flushed::Failed(err) => Err(err),
+        }
+    }
+
+    /// The flush loop. Called with `flushing` set by the caller, who owns the flush; leaves
+    /// it set only when returning `Blocked`.
+    fn flush<'a>(&'a self, mut state: MutexGuard<'a, WriteState>) -> Flushed {
+        loop {
+            if state.buf.is_empty() {
+                state.flushing = false;
+                return Flushed::All;
+            }
+            let mut chunk = std::mem::take(&mut state.buf);
+            drop(state);
+            let result = write_nonblocking(&self.half, &mut chunk);
+            state = lock(&self.state);
+            match result {
+                Ok(()) => {
+                    if state.buf.is_empty() {
+                        chunk.clear();
+                        state.buf = chunk; // keep the allocation
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    // What is left goes before what others appended meanwhile.
+                    chunk.extend_from_slice(&state.buf);
+                    state.buf = chunk;
+                    return Flushed::Blocked;
+                }
+                Err(err) => {
+                    state.failed = true;
+                    state.flushing = false;
+                    state.buf = BytesMut::new();
+                    return Flushed::Failed(err);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `chunk` until it is empty or the socket would block.
+fn write_nonblocking(half: &OwnedWriteHalf, chunk: &mut BytesMut) -> io::Result<()> {
+    while !chunk.is_empty() {
+        match half.try_write(chunk) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => chunk.advance(n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// The link's writer task for a direct writer: sends the hello, opens the link once the
+/// slave is ready, then finishes flushes that found the socket full.
+pub(crate) async fn run_direct_writer(
+    core: Arc<SlaveCore>,
+    writer: Arc<DirectWriter>,
+    hello: Hello,
+) {
+    let mut first = BytesMut::new();
+    let mut codec = writer.codec;
+    let sent = match codec.encode(&Frame::Hello(hello), &mut first) {
+        Ok(()) => write_all(&writer.half, &mut first)
+            .await
+            .map_err(ProtoError::Io),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = sent {
+        tracing::debug!(slave = core.id, "could not send hello: {err}");
+        core.end_link.notify_one();
+        return;
+    }
+    let mut status = core.status.subscribe();
+    let ready = status
+        .wait_for(|s| s.state != SlaveState::Starting)
+        .await
+        .map(|s| s.state == SlaveState::Ready)
+        .unwrap_or(false);
+    drop(status);
+    if !ready {
+        return;
+    }
+    // Open the link; requests queued during the handshake go out now, in order.
+    {
+        let mut state = lock(&writer.state);
+        state.open = true;
+        if !state.flushing {
+            state.flushing = true;
+            if let Err(err) = writer.flush_now(state) {
+                tracing::debug!(slave = core.id, "writing to slave failed: {err}");
+                core.end_link.notify_one();
+                return;
+            }
+        }
+    }
+    loop {
+        writer.blocked.notified().await;
+        loop {
+            if let Err(err) = writer.half.writable().await {
+                tracing::debug!(slave = core.id, "slave socket failed: {err}");
+                core.end_link.notify_one();
+                return;
+            }
+            match writer.flush(lock(&writer.state)) {
+                Flushed::All => break,
+                Flushed::Blocked => continue,
+                Flushed::Failed(err) => {
+                    tracing::debug!(slave = core.id, "writing to slave failed: {err}");
+                    core.end_link.notify_one();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_all(half: &OwnedWriteHalf, buf: &mut BytesMut) -> io::Result<()> {
+    while !buf.is_empty() {
+        half.writable().await?;
+        match write_nonblocking(half, buf) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
