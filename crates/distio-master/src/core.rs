@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::direct::DirectWriter;
+use crate::direct::{DirectWriter, Sent};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
@@ -194,31 +194,43 @@ impl SlaveCore {
     /// A failed write ends the link (its pending requests then fail); only a frame that
     /// cannot be encoded is an error here.
     pub(crate) fn send_frame(&self, frame: Frame) -> Result<(), distio_proto::ProtoError> {
-        self.send_frame_batched(frame, false)
+        // Control frames do not wait for the socket to drain: the writer task does.
+        if let Some((writer, _)) = self.send_frame_batched(frame, false)? {
+            writer.hand_over();
+        }
+        Ok(())
     }
 
     /// [`send_frame`](Self::send_frame); `batch` says more frames are likely to follow soon
-    /// (other requests are pending), so a direct link lets its writer task write them
-    /// together instead of writing this one now.
+    /// (other requests are pending). Returns the writer when the caller now owns a flush
+    /// it must finish (see [`DirectWriter::send`]).
     pub(crate) fn send_frame_batched(
         &self,
         frame: Frame,
         batch: bool,
-    ) -> Result<(), distio_proto::ProtoError> {
+    ) -> Result<Option<(&Arc<DirectWriter>, bool)>, distio_proto::ProtoError> {
         match &self.outbox {
             Outbox::Channel(tx) => {
                 let _ = tx.send(frame);
-                Ok(())
+                Ok(None)
             }
             Outbox::Direct(writer) => match writer.send(&frame, !batch) {
+                Ok(Sent::Queued) => Ok(None),
+                Ok(Sent::Claimed) => Ok(Some((writer, true))),
+                Ok(Sent::Full) => Ok(Some((writer, false))),
                 Err(distio_proto::ProtoError::Io(err)) => {
-                    tracing::debug!(slave = self.id, "writing to slave failed: {err}");
-                    self.end_link.notify_one();
-                    Ok(())
+                    self.write_failed(err);
+                    Ok(None)
                 }
-                other => other,
+                Err(other) => Err(other),
             },
         }
+    }
+
+    /// A write to the slave failed: end the link (its pending requests then fail).
+    pub(crate) fn write_failed(&self, err: std::io::Error) {
+        tracing::debug!(slave = self.id, "writing to slave failed: {err}");
+        self.end_link.notify_one();
     }
 
     pub(crate) fn next_request_id(&self) -> RequestId {

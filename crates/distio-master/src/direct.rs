@@ -30,12 +30,25 @@ pub(crate) struct DirectWriter {
 struct WriteState {
     /// Encoded frames not yet written.
     buf: BytesMut,
+    /// An empty buffer with capacity, swapped in while `buf` is being written so frames
+    /// appended meanwhile do not start from nothing.
+    spare: BytesMut,
     /// False until the handshake is done: frames queue but are not written.
     open: bool,
     /// Someone (a sender, or the writer task) is writing `buf` out.
     flushing: bool,
     /// Writing failed; the link is going down.
     failed: bool,
+}
+
+/// What happened to a frame given to [`DirectWriter::send`].
+pub(crate) enum Sent {
+    /// Written, or queued behind a flush someone else owns.
+    Queued,
+    /// Queued; the sender owns a deferred flush.
+    Claimed,
+    /// Partly written; the socket is full and the sender owns the rest of the flush.
+    Full,
 }
 
 /// How far a flush got.
@@ -55,6 +68,7 @@ impl DirectWriter {
             codec,
             state: Mutex::new(WriteState {
                 buf: BytesMut::new(),
+                spare: BytesMut::new(),
                 open: false,
                 flushing: false,
                 failed: false,
@@ -63,23 +77,43 @@ impl DirectWriter {
         }
     }
 
-    /// Queues `frame`. When the link is open and idle, `now` writes it from this task (no
-    /// hand-off: lowest latency); otherwise the writer task is woken to write it together
-    /// with whatever else queues up meanwhile (one write for many frames).
-    pub(crate) fn send(&self, frame: &Frame, now: bool) -> Result<(), ProtoError> {
+    /// Queues `frame`. When the link is open and idle, the sender owns the flush: with
+    /// `now` it writes at once (lowest latency); otherwise it gets [`Sent::Claimed`] and
+    /// must call [`finish`](Self::finish) soon, after letting other requests of the same
+    /// burst queue up behind it (one write for all of them). [`Sent::Full`] means the
+    /// socket filled up mid-write and the sender still owns the flush.
+    pub(crate) fn send(&self, frame: &Frame, now: bool) -> Result<Sent, ProtoError> {
         let mut state = lock(&self.state);
         let mut codec = self.codec;
         codec.encode(frame, &mut state.buf)?;
         if !state.open || state.flushing || state.failed {
-            return Ok(());
+            return Ok(Sent::Queued);
         }
         state.flushing = true;
-        if now {
-            return self.flush_now(state).map_err(ProtoError::Io);
+        if !now {
+            return Ok(Sent::Claimed);
         }
-        drop(state);
+        match self.flush(state) {
+            Flushed::All => Ok(Sent::Queued),
+            Flushed::Blocked => Ok(Sent::Full),
+            Flushed::Failed(err) => Err(ProtoError::Io(err)),
+        }
+    }
+
+    /// Completes a flush the caller owns, waiting for the socket to drain as needed.
+    pub(crate) async fn finish(&self) -> io::Result<()> {
+        loop {
+            match self.flush(lock(&self.state)) {
+                Flushed::All => return Ok(()),
+                Flushed::Failed(err) => return Err(err),
+                Flushed::Blocked => self.half.writable().await?,
+            }
+        }
+    }
+
+    /// Hands a flush the caller owns to the writer task (the caller went away).
+    pub(crate) fn hand_over(&self) {
         self.blocked.notify_one();
-        Ok(())
     }
 
     /// Writes what is buffered, as the current flusher; hands over to the writer task when
@@ -103,15 +137,16 @@ impl DirectWriter {
                 state.flushing = false;
                 return Flushed::All;
             }
-            let mut chunk = std::mem::take(&mut state.buf);
+            let spare = std::mem::take(&mut state.spare);
+            let mut chunk = std::mem::replace(&mut state.buf, spare);
             drop(state);
             let result = write_nonblocking(&self.half, &mut chunk);
             state = lock(&self.state);
             match result {
                 Ok(()) => {
-                    if state.buf.is_empty() {
-                        chunk.clear();
-                        state.buf = chunk; // keep the allocation
+                    chunk.clear();
+                    if chunk.capacity() > state.spare.capacity() {
+                        state.spare = chunk; // keep the larger allocation for next time
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {

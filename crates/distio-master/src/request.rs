@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::core::SlaveCore;
 use crate::defaults::Effective;
+use crate::direct::DirectWriter;
 use crate::{MasterError, Response, ResponseArray, Slave};
 
 macro_rules! metadata_setters {
@@ -148,6 +149,30 @@ impl Drop for Forget<'_> {
     }
 }
 
+/// A flush the request owns: finished by [`HandOver::finish`], or handed to the link's
+/// writer task if the request is dropped first.
+struct HandOver<'a>(Option<&'a std::sync::Arc<DirectWriter>>);
+
+impl HandOver<'_> {
+    async fn finish(mut self, core: &SlaveCore) {
+        if let Some(writer) = self.0 {
+            let result = writer.finish().await;
+            self.0 = None;
+            if let Err(err) = result {
+                core.write_failed(err);
+            }
+        }
+    }
+}
+
+impl Drop for HandOver<'_> {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take() {
+            writer.hand_over();
+        }
+    }
+}
+
 /// Sends one request to `slave` and waits for the outcome.
 pub(crate) async fn dispatch(
     slave: Slave,
@@ -201,13 +226,25 @@ async fn send_and_wait(
     timeout: Option<Duration>,
 ) -> Result<Payload, TaskError> {
     let (answer, pending) = core.register(id)?;
-    // Alone, the request is written at once; with others in flight, it joins their batch.
-    if let Err(err) = core.send_frame_batched(frame, pending > 1) {
-        core.forget(id);
-        return Err(TaskError::new(
-            ErrorKind::Closed,
-            format!("request {id} (task \"{task}\") could not be sent: {err}"),
-        ));
+    // Alone, the request is written at once. With others in flight it is part of a burst:
+    // the first sender to find the link idle yields once, so the requests its task sends
+    // meanwhile queue behind it, then writes them all with one system call.
+    match core.send_frame_batched(frame, pending > 1) {
+        Ok(None) => {}
+        Ok(Some((writer, deferred))) => {
+            let handover = HandOver(Some(writer));
+            if deferred {
+                tokio::task::yield_now().await;
+            }
+            handover.finish(core).await;
+        }
+        Err(err) => {
+            core.forget(id);
+            return Err(TaskError::new(
+                ErrorKind::Closed,
+                format!("request {id} (task \"{task}\") could not be sent: {err}"),
+            ));
+        }
     }
     core.sent.fetch_add(1, Ordering::Relaxed);
     let mut forget = Forget {
@@ -215,17 +252,20 @@ async fn send_and_wait(
         id,
         armed: true,
     };
+    let timed_out = |limit: Duration| {
+        TaskError::new(
+            ErrorKind::TimedOut,
+            format!("request {id} (task \"{task}\") to {core} timed out after {limit:?}"),
+        )
+    };
     let answered = match timeout {
         None => answer.await,
         Some(limit) => match tokio::time::timeout(limit, answer).await {
+            // The slave enforces the same limit and may report it first: same error.
+            Ok(Ok(Err(error))) if error.kind == ErrorKind::TimedOut => Ok(Err(timed_out(limit))),
             Ok(answered) => answered,
             // `forget` stays armed: the entry goes, and a late answer finds nothing.
-            Err(_elapsed) => {
-                return Err(TaskError::new(
-                    ErrorKind::TimedOut,
-                    format!("request {id} (task \"{task}\") to {core} timed out after {limit:?}"),
-                ));
-            }
+            Err(_elapsed) => return Err(timed_out(limit)),
         },
     };
     // Answered (the reader removed the entry) or drained (the link ended): nothing to undo.
