@@ -139,14 +139,18 @@ impl DirectWriter {
             }
             let spare = std::mem::take(&mut state.spare);
             let mut chunk = std::mem::replace(&mut state.buf, spare);
+            let allocated = chunk.capacity();
             drop(state);
             let result = write_nonblocking(&self.half, &mut chunk);
             state = lock(&self.state);
             match result {
                 Ok(()) => {
+                    // Written bytes were advanced past, not freed: reclaim the allocation
+                    // (no copy, nothing left in it) so the next frames reuse its pages.
                     chunk.clear();
+                    chunk.reserve(allocated);
                     if chunk.capacity() > state.spare.capacity() {
-                        state.spare = chunk; // keep the larger allocation for next time
+                        state.spare = chunk;
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
