@@ -32,8 +32,8 @@ pub struct Payload(Bytes);
 impl Payload {
     /// Encodes `value` into a payload.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, ProtoError> {
-        wire::encode_to_vec(value)
-            .map(|bytes| Payload(Bytes::from(bytes)))
+        wire::encode_to_bytes(value)
+            .map(Payload)
             .map_err(|err| ProtoError::PayloadEncode {
                 type_name: std::any::type_name::<T>(),
                 reason: err.to_string(),
