@@ -390,6 +390,18 @@ impl SlaveCore {
         }
     }
 
+    /// Waits for the handshake to settle: true once the slave is ready, false if it ended
+    /// first.
+    pub(crate) async fn handshake_done(&self) -> bool {
+        let mut status = self.status.subscribe();
+        let state = status
+            .wait_for(|s| s.state != SlaveState::Starting)
+            .await
+            .map(|s| s.state)
+            .unwrap_or(SlaveState::Ended);
+        state == SlaveState::Ready
+    }
+
     /// Waits until the slave has ended.
     pub(crate) async fn ended(&self) {
         let mut rx = self.status.subscribe();

@@ -15,7 +15,6 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 
-use crate::SlaveState;
 use crate::core::{SlaveCore, lock};
 
 pub(crate) struct DirectWriter {
@@ -203,14 +202,7 @@ pub(crate) async fn run_direct_writer(
         core.end_link.notify_one();
         return;
     }
-    let mut status = core.status.subscribe();
-    let ready = status
-        .wait_for(|s| s.state != SlaveState::Starting)
-        .await
-        .map(|s| s.state == SlaveState::Ready)
-        .unwrap_or(false);
-    drop(status);
-    if !ready {
+    if !core.handshake_done().await {
         return;
     }
     // Open the link; requests queued during the handshake go out now, in order.

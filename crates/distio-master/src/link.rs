@@ -9,7 +9,6 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::SlaveState;
 use crate::core::{LinkEnd, SlaveCore};
 
 /// The sending half of a [`Link`].
@@ -105,14 +104,7 @@ pub(crate) async fn run_writer(
         core.end_link.notify_one();
         return;
     }
-    let mut status = core.status.subscribe();
-    let ready = status
-        .wait_for(|s| s.state != SlaveState::Starting)
-        .await
-        .map(|s| s.state == SlaveState::Ready)
-        .unwrap_or(false);
-    drop(status);
-    if !ready {
+    if !core.handshake_done().await {
         return;
     }
     let mut batch = Vec::with_capacity(64);

@@ -237,20 +237,13 @@ impl Slave {
 
     /// Waits until the slave has finished its handshake.
     pub async fn ready(&self) -> Result<(), MasterError> {
-        let mut status = self.core().status.subscribe();
-        let state = status
-            .wait_for(|s| s.state != SlaveState::Starting)
-            .await
-            .map(|s| s.state)
-            .unwrap_or(SlaveState::Ended);
-        drop(status);
-        match state {
-            SlaveState::Ready => Ok(()),
-            _ => Err(MasterError::NotReady {
-                slave: self.id(),
-                reason: self.core().gone_error().message,
-            }),
+        if self.core().handshake_done().await {
+            return Ok(());
         }
+        Err(MasterError::NotReady {
+            slave: self.id(),
+            reason: self.core().gone_error().message,
+        })
     }
 
     /// Waits until the slave has ended; returns how its process exited (local slaves).

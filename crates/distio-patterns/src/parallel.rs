@@ -5,8 +5,8 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::progress::{ProgressFn, Tracker};
-use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+use crate::progress::{ProgressFn, Tracker, gather};
+use crate::{PatternError, Progress, Replies, SharedTransport, Transport};
 
 /// Where a parallel task goes: one transport, or whichever of several is least busy when
 /// the task is sent.
@@ -201,21 +201,10 @@ impl Parallel {
             let transport = job.target.choose().ok_or(PatternError::NoTransports {
                 pattern: "parallel task",
             })?;
-            let result = transport
-                .send(&job.task, job.payload.clone(), job.meta.clone())
-                .await;
-            tracker.finished(failed(&result));
-            result
+            tracker
+                .track(transport.send(&job.task, job.payload.clone(), job.meta.clone()))
+                .await
         });
-        join_all(sends)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<Reply>, _>>()
-            .map(Replies::from)
+        gather(sends).await
     }
-}
-
-/// True if a send did not produce a value.
-pub(crate) fn failed(result: &Result<Reply, PatternError>) -> bool {
-    result.as_ref().map_or(true, |reply| !reply.is_ok())
 }

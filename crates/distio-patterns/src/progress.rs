@@ -1,7 +1,10 @@
 //! Progress reports from patterns that run many tasks.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::{PatternError, Replies, Reply};
 
 /// How far a pattern run has got.
 ///
@@ -50,8 +53,18 @@ impl Tracker {
         }
     }
 
+    /// Runs one send and records how it finished.
+    pub(crate) async fn track(
+        &self,
+        send: impl Future<Output = Result<Reply, PatternError>>,
+    ) -> Result<Reply, PatternError> {
+        let result = send.await;
+        self.finished(result.as_ref().map_or(true, |reply| !reply.is_ok()));
+        result
+    }
+
     /// Records one finished task.
-    pub(crate) fn finished(&self, failed: bool) {
+    fn finished(&self, failed: bool) {
         let errors = if failed {
             self.errors.fetch_add(1, Ordering::Relaxed) + 1
         } else {
@@ -66,4 +79,16 @@ impl Tracker {
             });
         }
     }
+}
+
+/// The replies of sends run together, in order; the first error (in order) if any failed
+/// outright.
+pub(crate) async fn gather<F>(sends: impl IntoIterator<Item = F>) -> Result<Replies, PatternError>
+where
+    F: Future<Output = Result<Reply, PatternError>>,
+{
+    futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect()
 }

@@ -1,13 +1,11 @@
 //! Scatter: one task over a list of data items, spread across transports.
 
 use distio_proto::{Metadata, Payload};
-use futures_util::future::join_all;
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::parallel::failed;
-use crate::progress::{ProgressFn, Tracker};
-use crate::{PatternError, Progress, Replies, Reply, Transport};
+use crate::progress::{ProgressFn, Tracker, gather};
+use crate::{PatternError, Progress, Replies, Transport};
 
 /// Sizes of `parts` contiguous parts of a list of `len` items, differing by at most one
 /// (the larger parts first).
@@ -127,17 +125,8 @@ impl Scatter {
         };
         let tracker = Tracker::new(self.progress.clone(), Some(jobs.len()));
         let sends = jobs.into_iter().map(|(transport, payload)| {
-            let tracker = &tracker;
-            async move {
-                let result = transport.send(&self.task, payload, self.meta.clone()).await;
-                tracker.finished(failed(&result));
-                result
-            }
+            tracker.track(transport.send(&self.task, payload, self.meta.clone()))
         });
-        join_all(sends)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<Reply>, _>>()
-            .map(Replies::from)
+        gather(sends).await
     }
 }

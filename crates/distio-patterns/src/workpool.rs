@@ -8,8 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-use crate::parallel::failed;
-use crate::progress::{ProgressFn, Tracker};
+use crate::progress::{ProgressFn, Tracker, gather};
 use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 
 /// Runs tasks on a fixed set of transports, choosing for each task the next free one:
@@ -306,15 +305,10 @@ impl Workpool {
             .map(|item| Payload::encode(item).map_err(PatternError::Encode))
             .collect::<Result<Vec<_>, _>>()?;
         let tracker = Tracker::new(self.progress.clone(), Some(payloads.len()));
-        let runs = payloads.into_iter().map(|payload| async {
-            let result = self.run_payload(task, payload, Metadata::new()).await;
-            tracker.finished(failed(&result));
-            result
-        });
-        futures_util::future::join_all(runs)
-            .await
+        let runs = payloads
             .into_iter()
-            .collect()
+            .map(|payload| tracker.track(self.run_payload(task, payload, Metadata::new())));
+        gather(runs).await
     }
 
     /// Runs `task` on `data` again and again while `keep_going(iteration, replies so far)`
@@ -344,9 +338,9 @@ impl Workpool {
                 if keep_going(next, &arrived) {
                     let (payload, tracker) = (payload.clone(), &tracker);
                     running.push(async move {
-                        let result = self.run_payload(task, payload, Metadata::new()).await;
-                        tracker.finished(failed(&result));
-                        (next, result)
+                        let result =
+                            tracker.track(self.run_payload(task, payload, Metadata::new()));
+                        (next, result.await)
                     });
                     next += 1;
                 } else {
