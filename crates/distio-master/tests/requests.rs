@@ -314,3 +314,32 @@ async fn a_request_too_large_for_a_frame_is_refused_before_sending() {
     assert_eq!(slave.sent(), 0);
     let _ = SpawnOptions::new("unused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_options_set_the_working_directory_and_prefix_output() {
+    let master = Master::new();
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    let options = slave_options()
+        .current_dir(&dir)
+        .alias("p")
+        .output(distio_master::Output::Prefixed);
+    let slave = spawn_ready(&master, options).await;
+    let cwd: String = within(slave.exec("cwd", &()))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert_eq!(std::path::PathBuf::from(cwd), dir);
+    // Prefixed output is copied to this process's stdout; the slave keeps serving.
+    within(slave.exec("print", "a line from slave p"))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(slave.exec("square", &5u64))
+            .await
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        25
+    );
+}

@@ -140,6 +140,12 @@ fn tasks() -> SlaveProcess {
             ))
         })
         .unwrap()
+        .task("cwd", |_: (), _| async move {
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap()
         .task("print", |line: String, _| async move {
             println!("{line}");
             R::Ok(())
