@@ -141,7 +141,7 @@ impl Master {
             .alias
             .clone()
             .unwrap_or_else(|| format!("slave #{id}"));
-        let child = match spawn_local(&options, label, self.shared.codec) {
+        let child = match spawn_local(&options, label) {
             Ok(child) => child,
             Err(err) => {
                 self.release_alias(options.alias.as_deref(), id);

@@ -226,6 +226,12 @@ async fn send_and_wait(
     timeout: Option<Duration>,
 ) -> Result<Payload, TaskError> {
     let (answer, pending) = core.register(id)?;
+    // Until the request is answered or drained, dropping it (or timing out) forgets it.
+    let mut forget = Forget {
+        core,
+        id,
+        armed: true,
+    };
     // Alone, the request is written at once. With others in flight it is part of a burst:
     // the first sender to find the link idle yields once, so the requests its task sends
     // meanwhile queue behind it, then writes them all with one system call.
@@ -239,7 +245,6 @@ async fn send_and_wait(
             handover.finish(core).await;
         }
         Err(err) => {
-            core.forget(id);
             return Err(TaskError::new(
                 ErrorKind::Closed,
                 format!("request {id} (task \"{task}\") could not be sent: {err}"),
@@ -247,11 +252,6 @@ async fn send_and_wait(
         }
     }
     core.sent.fetch_add(1, Ordering::Relaxed);
-    let mut forget = Forget {
-        core,
-        id,
-        armed: true,
-    };
     let timed_out = |limit: Duration| {
         TaskError::new(
             ErrorKind::TimedOut,

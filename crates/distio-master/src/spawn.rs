@@ -1,6 +1,5 @@
 //! Starting local slave processes.
 
-use distio_proto::FrameCodec;
 use distio_proto::local::SLAVE_FD_ENV;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -224,7 +223,6 @@ fn check_program(path: &Path) -> Result<(), MasterError> {
 pub(crate) fn spawn_local(
     options: &SpawnOptions,
     label: String,
-    codec: FrameCodec,
 ) -> Result<LocalChild, MasterError> {
     check_program(&options.program)?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(MasterError::Connection)?;
@@ -259,7 +257,6 @@ pub(crate) fn spawn_local(
     ours.set_nonblocking(true)
         .map_err(MasterError::Connection)?;
     let ours = tokio::net::UnixStream::from_std(ours).map_err(MasterError::Connection)?;
-    let _ = codec;
     let link = Link::from_unix(ours);
 
     let mut pumps = Vec::new();
