@@ -260,7 +260,9 @@ async fn send_and_wait(
     };
     let answered = match timeout {
         None => answer.await,
-        Some(limit) => match tokio::time::timeout(limit, answer).await {
+        // Boxed: most requests have no timeout, and an inline timer would make every
+        // request's future several times larger.
+        Some(limit) => match Box::pin(tokio::time::timeout(limit, answer)).await {
             // The slave enforces the same limit and may report it first: same error.
             Ok(Ok(Err(error))) if error.kind == ErrorKind::TimedOut => Ok(Err(timed_out(limit))),
             Ok(answered) => answered,

@@ -148,7 +148,9 @@ impl TaskRegistry {
             let guarded = AssertUnwindSafe(handler(payload, ctx)).catch_unwind();
             let outcome = match timeout {
                 None => guarded.await,
-                Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                // Boxed: most requests have no timeout, and an inline timer would make every
+                // request's future (moved into the serving task's queue) several times larger.
+                Some(limit) => match Box::pin(tokio::time::timeout(limit, guarded)).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         return Err(TaskError::new(
