@@ -234,3 +234,34 @@ async fn serve_outside_a_slave_process_says_so() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_result_too_large_for_a_frame_becomes_an_error_response() {
+    let process = SlaveProcess::new()
+        .max_frame_len(1024)
+        .task("big", |n: usize, _| async move { R::Ok("x".repeat(n)) })
+        .unwrap();
+    let mut m = start(process);
+    m.send(Frame::Hello(Hello::new(SlaveIdentity::local(5, "five"))))
+        .await;
+    assert!(matches!(m.recv().await, Frame::Ready(_)));
+    m.request(1, "big", &4096usize).await;
+    let err = m.response().await.outcome.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::HandlerFailed);
+    assert!(
+        err.message.contains("1024-byte frame limit"),
+        "{}",
+        err.message
+    );
+    // The slave carries on.
+    m.request(2, "big", &10usize).await;
+    assert_eq!(
+        m.response()
+            .await
+            .outcome
+            .unwrap()
+            .decode::<String>()
+            .unwrap(),
+        "x".repeat(10)
+    );
+}
