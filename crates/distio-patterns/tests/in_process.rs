@@ -49,6 +49,14 @@ fn registry(probe: Arc<Probe>) -> TaskRegistry {
         })
         .unwrap();
     tasks
+        .register("panic", |_: (), _| async move {
+            if std::env::var_os("NEVER_SET_DISTIO").is_none() {
+                panic!("deliberate");
+            }
+            R::Ok(())
+        })
+        .unwrap();
+    tasks
         .register("reject", |_: u64, _| async move {
             R::<u64>::Err("step failed".into())
         })
@@ -119,6 +127,11 @@ async fn in_process_transport_has_slave_semantics() {
         .await
         .unwrap();
     assert_eq!(slow.error().unwrap().kind, ErrorKind::TimedOut);
+    let panicked = w[0]
+        .send("panic", distio_proto::Payload::empty(), Metadata::new())
+        .await
+        .unwrap();
+    assert_eq!(panicked.error().unwrap().kind, ErrorKind::HandlerPanicked);
     assert_eq!(w[0].in_flight(), 0);
 }
 
