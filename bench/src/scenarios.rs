@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::floor::FloorChild;
 use crate::report::{Outcome, Target};
 use crate::stats::{quantile, rate};
+use distio_bench::cpu_ns;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -152,21 +153,28 @@ async fn distio_pipelined(
     }
 }
 
-/// Scenario 2: Pipelined requests to one slave.
+/// Scenario 2: Pipelined requests to one slave; also the CPU each side spends per request.
 pub(crate) async fn pipelined(config: &Config, programs: &Programs) -> Result<Vec<Outcome>> {
     let master = Master::new();
     let slave = ready(&master, programs, 1).await?.into_vec().remove(0);
     let mut floor = floors(programs, 1)?.remove(0);
     let (payload, raw) = (bytes_payload(16), [7u8; 16]);
     let per = config.per_round(config.pipelined);
+    let slave_pid = slave.pid().map(|p| p.to_string()).unwrap_or_default();
+    let child_pid = floor.pid().map(|p| p.to_string()).unwrap_or_default();
     let (mut d, mut f) = (Duration::ZERO, Duration::ZERO);
+    let (mut d_cpu, mut f_cpu) = ((0u64, 0u64), (0u64, 0u64));
     for _ in 0..config.rounds {
+        let (m0, s0) = (cpu_ns("self"), cpu_ns(&slave_pid));
         d += capped(
             config,
             "distio pipelined",
             distio_pipelined(&slave, per, config.window, &payload),
         )
         .await?;
+        d_cpu.0 += cpu_ns("self").saturating_sub(m0);
+        d_cpu.1 += cpu_ns(&slave_pid).saturating_sub(s0);
+        let (m0, c0) = (cpu_ns("self"), cpu_ns(&child_pid));
         f += capped(config, "floor pipelined", async {
             floor
                 .pipelined(per, config.window, &raw)
@@ -174,16 +182,35 @@ pub(crate) async fn pipelined(config: &Config, programs: &Programs) -> Result<Ve
                 .map_err(|e| e.to_string())
         })
         .await?;
+        f_cpu.0 += cpu_ns("self").saturating_sub(m0);
+        f_cpu.1 += cpu_ns(&child_pid).saturating_sub(c0);
     }
     let total = per * config.rounds;
+    let per_request = |ns: u64| ns as f64 / 1e3 / total as f64;
     slave.close().await;
-    Ok(vec![Outcome::higher_better(
-        "2. pipelined, 1 slave",
-        "req/s",
-        rate(total, d),
-        rate(total, f),
-        Target::RatioAtLeast(0.5),
-    )])
+    Ok(vec![
+        Outcome::higher_better(
+            "2. pipelined, 1 slave",
+            "req/s",
+            rate(total, d),
+            rate(total, f),
+            Target::RatioAtLeast(0.5),
+        ),
+        Outcome::lower_better(
+            "2. pipelined, master CPU per request",
+            "µs",
+            per_request(d_cpu.0),
+            per_request(f_cpu.0),
+            Target::None,
+        ),
+        Outcome::lower_better(
+            "2. pipelined, slave CPU per request",
+            "µs",
+            per_request(d_cpu.1),
+            per_request(f_cpu.1),
+            Target::None,
+        ),
+    ])
 }
 
 /// Scenario 3: One 16-byte request broadcast to eight slaves, again and again.
