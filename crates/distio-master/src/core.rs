@@ -6,7 +6,7 @@ use distio_proto::{
 use std::collections::HashMap;
 use std::fmt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -127,6 +127,9 @@ pub(crate) struct SlaveCore {
     pub(crate) sent: AtomicU64,
     pub(crate) received: AtomicU64,
     stop: Mutex<Option<Stop>>,
+    /// True until the slave is stopped or its link ends: the lock-free fast path of
+    /// [`refusal`](Self::refusal).
+    accepting: AtomicBool,
     pub(crate) status: watch::Sender<Status>,
     subscribers: Mutex<Vec<Subscriber>>,
     /// Tells the reader to give up on the link.
@@ -182,6 +185,7 @@ impl SlaveCore {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             stop: Mutex::new(None),
+            accepting: AtomicBool::new(true),
             status: watch::Sender::new(status),
             subscribers: Mutex::new(Vec::new()),
             end_link: Notify::new(),
@@ -247,6 +251,10 @@ impl SlaveCore {
 
     /// Why a new request is refused, if it is.
     pub(crate) fn refusal(&self) -> Option<TaskError> {
+        // The common case, without locks: stop() and link_ended() clear the flag first.
+        if self.accepting.load(Ordering::Acquire) {
+            return None;
+        }
         let stop = *lock(&self.stop);
         match stop {
             Some(stop) => Some(TaskError::new(
@@ -268,6 +276,7 @@ impl SlaveCore {
     /// Stops taking requests; the first reason given is kept.
     pub(crate) fn stop(&self, why: Stop) {
         lock(&self.stop).get_or_insert(why);
+        self.accepting.store(false, Ordering::Release);
     }
 
     /// The error for requests to a slave whose link has ended.
@@ -458,6 +467,7 @@ impl SlaveCore {
             (None, None, _) => (ErrorKind::Closed, "closed its connection".to_owned()),
         };
         self.status.send_modify(|s| s.end = Some(end));
+        self.accepting.store(false, Ordering::Release);
         let error = self.gone_error();
         let error = TaskError::new(error.kind, format!("{} before answering", error.message));
         let waiting = {

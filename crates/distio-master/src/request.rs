@@ -4,7 +4,7 @@ use distio_proto::{ErrorKind, Frame, Metadata, Payload, Request, TaskError};
 use futures_util::future::{BoxFuture, join_all};
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::core::SlaveCore;
 use crate::defaults::Effective;
@@ -182,7 +182,6 @@ pub(crate) async fn dispatch(
 ) -> Result<Response, MasterError> {
     let core = slave.core();
     let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
-    let sent_at = SystemTime::now();
     let started = Instant::now();
     let id = core.next_request_id();
     let outcome = match core.refusal() {
@@ -204,8 +203,7 @@ pub(crate) async fn dispatch(
         request_id: id,
         task,
         outcome,
-        sent_at,
-        received_at: SystemTime::now(),
+        started,
         duration: started.elapsed(),
     };
     match response.outcome {

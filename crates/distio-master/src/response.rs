@@ -3,7 +3,8 @@
 use distio_proto::{Payload, RequestId, SlaveId, TaskError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::time::{Duration, SystemTime};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::{Broadcast, Exec, MasterError, Slave, SlaveArray};
 
@@ -24,8 +25,8 @@ pub struct Response {
     pub(crate) request_id: RequestId,
     pub(crate) task: String,
     pub(crate) outcome: Result<Payload, TaskError>,
-    pub(crate) sent_at: SystemTime,
-    pub(crate) received_at: SystemTime,
+    /// When the request was sent (monotonic; wall-clock times are derived from it).
+    pub(crate) started: Instant,
     pub(crate) duration: Duration,
 }
 
@@ -91,12 +92,12 @@ impl Response {
 
     /// When the request was sent.
     pub fn sent_at(&self) -> SystemTime {
-        self.sent_at
+        wall_clock(self.started)
     }
 
     /// When the response arrived.
     pub fn received_at(&self) -> SystemTime {
-        self.received_at
+        wall_clock(self.started + self.duration)
     }
 
     /// How long the request took.
@@ -132,6 +133,17 @@ impl Response {
             task: self.task.clone(),
             error,
         }
+    }
+}
+
+/// The wall-clock time of `at`. Requests read only the monotonic clock (twice); their
+/// wall-clock times are derived from one reading of both clocks taken at first use.
+fn wall_clock(at: Instant) -> SystemTime {
+    static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    let (instant, system) = *ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()));
+    match at.checked_duration_since(instant) {
+        Some(after) => system + after,
+        None => system - instant.duration_since(at),
     }
 }
 
