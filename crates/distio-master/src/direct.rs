@@ -153,9 +153,14 @@ impl DirectWriter {
                     }
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    // What is left goes before what others appended meanwhile.
+                    // What is left goes before what others appended meanwhile; the buffer
+                    // they appended to stays as the spare, keeping its allocation.
                     chunk.extend_from_slice(&state.buf);
-                    state.buf = chunk;
+                    let mut appended = std::mem::replace(&mut state.buf, chunk);
+                    appended.clear();
+                    if appended.capacity() > state.spare.capacity() {
+                        state.spare = appended;
+                    }
                     return Flushed::Blocked;
                 }
                 Err(err) => {

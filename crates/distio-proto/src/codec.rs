@@ -126,6 +126,12 @@ impl Decoder for FrameCodec {
             src.reserve(needed - src.len());
             return Ok(None);
         }
+        if len < wire::SHARE_AT_LEAST {
+            // Too small to hold a payload worth sharing: decode in place, then move on.
+            let frame = decode_body(&src[HEADER_LEN..needed]);
+            src.advance(needed);
+            return frame.map(Some);
+        }
         src.advance(HEADER_LEN);
         let body = src.split_to(len).freeze();
         wire::with_frame_body(&body, || decode_body(&body)).map(Some)
