@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
-
-use crate::direct::{DirectWriter, Sent};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
+use crate::direct::{DirectWriter, Sent};
 use crate::events::{SlaveEvent, Subscriber};
 use crate::{Location, Signal, process};
 
@@ -197,7 +196,7 @@ impl SlaveCore {
     /// Sends a frame to the slave; frames sent before the handshake is done wait for it.
     /// A failed write ends the link (its pending requests then fail); only a frame that
     /// cannot be encoded is an error here.
-    pub(crate) fn send_frame(&self, frame: Frame) -> Result<(), distio_proto::ProtoError> {
+    pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), distio_proto::ProtoError> {
         // Control frames do not wait for the socket to drain: the writer task does.
         if let Some((writer, _)) = self.send_frame_batched(frame, false)? {
             writer.hand_over();
@@ -207,18 +206,20 @@ impl SlaveCore {
 
     /// [`send_frame`](Self::send_frame); `batch` says more frames are likely to follow soon
     /// (other requests are pending). Returns the writer when the caller now owns a flush
-    /// it must finish (see [`DirectWriter::send`]).
+    /// it must finish (see [`DirectWriter::send`]). The frame is borrowed: a Unix link
+    /// encodes it on the spot, so the caller keeps its parts; only a channel link, which
+    /// hands frames to its writer task, needs its own copy.
     pub(crate) fn send_frame_batched(
         &self,
-        frame: Frame,
+        frame: &Frame,
         batch: bool,
     ) -> Result<Option<(&Arc<DirectWriter>, bool)>, distio_proto::ProtoError> {
         match &self.outbox {
             Outbox::Channel(tx) => {
-                let _ = tx.send(frame);
+                let _ = tx.send(frame.clone());
                 Ok(None)
             }
-            Outbox::Direct(writer) => match writer.send(&frame, !batch) {
+            Outbox::Direct(writer) => match writer.send(frame, !batch) {
                 Ok(Sent::Queued) => Ok(None),
                 Ok(Sent::Claimed) => Ok(Some((writer, true))),
                 Ok(Sent::Full) => Ok(Some((writer, false))),
@@ -256,17 +257,17 @@ impl SlaveCore {
             return None;
         }
         let stop = *lock(&self.stop);
-        match stop {
-            Some(stop) => Some(TaskError::new(
+        Some(match stop {
+            Some(stop) => TaskError::new(
                 ErrorKind::Closed,
                 format!(
                     "{self} has been {}; it takes no more requests",
                     stop.as_str()
                 ),
-            )),
-            None if self.state() == SlaveState::Ended => Some(self.gone_error()),
-            None => None,
-        }
+            ),
+            // Not stopped, so the link ended (which records why before clearing the flag).
+            None => self.gone_error(),
+        })
     }
 
     pub(crate) fn is_stopped(&self) -> bool {

@@ -3,9 +3,10 @@
 //! A request encodes its frame into a shared buffer. If nobody is writing, the sender
 //! writes the buffer to the socket right away (no hand-off to another task, so no
 //! cross-thread wake-up on the way out); frames other senders append meanwhile go out in
-//! the same loop, so concurrent requests share writes. Only when the socket is full does
-//! the link's writer task take over, waiting for it to drain. The lock is never held
-//! across an await or a system call.
+//! the same loop, so concurrent requests share writes. The link's writer task takes over
+//! only a flush its sender could not finish: the socket was full (for control frames), or
+//! the sending request was dropped mid-flush. The lock is never held across an await or a
+//! system call.
 
 use bytes::{Buf, BytesMut};
 use distio_proto::{Frame, FrameCodec, Hello, ProtoError};

@@ -159,7 +159,7 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
             Some(Ok(Frame::Event(event))) => core.publish(event),
             Some(Ok(Frame::Control(Control::Pong(nonce)))) => core.pong(nonce),
             Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
-                let _ = core.send_frame(Frame::Control(Control::Pong(nonce)));
+                let _ = core.send_frame(&Frame::Control(Control::Pong(nonce)));
             }
             Some(Ok(other)) => {
                 return LinkEnd::Violation(format!(

@@ -184,18 +184,20 @@ pub(crate) async fn dispatch(
     let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
     let started = Instant::now();
     let id = core.next_request_id();
-    let outcome = match core.refusal() {
-        Some(refusal) => Err(refusal),
+    let (outcome, task) = match core.refusal() {
+        Some(refusal) => (Err(refusal), task),
         None => {
             effective.apply(&mut meta);
             let frame = Frame::Request(Request {
                 id,
-                task: task.clone(),
+                task,
                 payload,
                 meta,
             });
-            check_size(core, &frame, &task)?;
-            send_and_wait(core, id, &task, frame, effective.timeout).await
+            check_size(core, &frame)?;
+            let outcome = send_and_wait(core, id, &frame, effective.timeout).await;
+            // The frame was only borrowed: its task name moves on into the response.
+            (outcome, request_of(frame).task)
         }
     };
     let response = Response {
@@ -219,10 +221,10 @@ pub(crate) async fn dispatch(
 async fn send_and_wait(
     core: &SlaveCore,
     id: u64,
-    task: &str,
-    frame: Frame,
+    frame: &Frame,
     timeout: Option<Duration>,
 ) -> Result<Payload, TaskError> {
+    let task = &request_ref(frame).task;
     let (answer, pending) = core.register(id)?;
     // Until the request is answered or drained, dropping it (or timing out) forgets it.
     let mut forget = Forget {
@@ -273,12 +275,26 @@ async fn send_and_wait(
     answered.unwrap_or_else(|_| Err(core.gone_error()))
 }
 
+/// The request in a frame [`dispatch`] built as one.
+fn request_ref(frame: &Frame) -> &Request {
+    match frame {
+        Frame::Request(request) => request,
+        _ => unreachable!("dispatch only builds request frames"),
+    }
+}
+
+/// [`request_ref`], by value.
+fn request_of(frame: Frame) -> Request {
+    match frame {
+        Frame::Request(request) => request,
+        _ => unreachable!("dispatch only builds request frames"),
+    }
+}
+
 /// Refuses a request too large for one frame before it is queued. Small requests (the
 /// usual case) are cleared by an upper bound without walking the frame.
-fn check_size(core: &SlaveCore, frame: &Frame, task: &str) -> Result<(), MasterError> {
-    let Frame::Request(request) = frame else {
-        return Ok(());
-    };
+fn check_size(core: &SlaveCore, frame: &Frame) -> Result<(), MasterError> {
+    let request = request_ref(frame);
     let extra: usize = request
         .meta
         .extra
@@ -293,7 +309,7 @@ fn check_size(core: &SlaveCore, frame: &Frame, task: &str) -> Result<(), MasterE
         .encoded_len(frame)
         .map(drop)
         .map_err(|source| MasterError::TooLarge {
-            task: task.to_owned(),
+            task: request.task.clone(),
             source,
         })
 }

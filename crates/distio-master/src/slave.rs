@@ -279,7 +279,9 @@ impl Slave {
         let nonce = self.core().next_request_id();
         let answer = self.core().ping_waiter(nonce);
         let started = Instant::now();
-        let _ = self.core().send_frame(Frame::Control(Control::Ping(nonce)));
+        let _ = self
+            .core()
+            .send_frame(&Frame::Control(Control::Ping(nonce)));
         answer
             .await
             .map_err(|_| unavailable(self.core().gone_error().message))?;
@@ -292,7 +294,7 @@ impl Slave {
     pub async fn close(&self) -> Option<ExitStatus> {
         let core = self.core();
         core.stop(Stop::Closed);
-        let _ = core.send_frame(Frame::Control(Control::Close));
+        let _ = core.send_frame(&Frame::Control(Control::Close));
         if tokio::time::timeout(core.close_grace, core.ended())
             .await
             .is_err()
@@ -313,7 +315,7 @@ impl Slave {
     pub async fn shutdown(&self) -> Option<ExitStatus> {
         let core = self.core();
         core.stop(Stop::ShutDown);
-        let _ = core.send_frame(Frame::Control(Control::Shutdown));
+        let _ = core.send_frame(&Frame::Control(Control::Shutdown));
         core.ended().await;
         self.exit_status()
     }
