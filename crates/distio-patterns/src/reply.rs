@@ -165,6 +165,11 @@ impl Replies {
         Ok(self.values::<T>()?.into_iter().sum())
     }
 
+    /// Appends a reply.
+    pub fn push(&mut self, reply: Reply) {
+        self.0.push(reply);
+    }
+
     /// The replies as a vector.
     pub fn into_vec(self) -> Vec<Reply> {
         self.0

@@ -350,9 +350,7 @@ impl Workpool {
             let Some((iteration, result)) = running.next().await else {
                 break;
             };
-            let mut all: Vec<Reply> = std::mem::take(&mut arrived).into_vec();
-            all.push(result?);
-            arrived = Replies::from(all);
+            arrived.push(result?);
             order.push(iteration);
         }
         let mut numbered: Vec<(usize, Reply)> = order.into_iter().zip(arrived).collect();
