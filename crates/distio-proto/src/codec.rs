@@ -72,9 +72,12 @@ impl FrameCodec {
     /// # Ok::<(), distio_proto::ProtoError>(())
     /// ```
     pub fn encoded_len(&self, frame: &Frame) -> Result<usize, ProtoError> {
-        let len = wire::encoded_len(frame).map_err(|err| ProtoError::FrameEncode {
-            reason: err.to_string(),
-        })?;
+        let len = match wire::hot::encoded_len(frame) {
+            Some(len) => len,
+            None => wire::encoded_len(frame).map_err(|err| ProtoError::FrameEncode {
+                reason: err.to_string(),
+            })?,
+        };
         if len > self.max_frame_len {
             return Err(self.too_large(len as u64));
         }
@@ -95,8 +98,12 @@ impl Default for FrameCodec {
     }
 }
 
-/// Decodes one frame body (the bytes after the length prefix).
+/// Decodes one frame body (the bytes after the length prefix): requests and responses of
+/// the usual shape by hand, everything else (and every error) through serde.
 pub(crate) fn decode_body(body: &[u8]) -> Result<Frame, ProtoError> {
+    if let Some(frame) = wire::hot::decode(body) {
+        return Ok(frame);
+    }
     if let Some(tag) = body.first_chunk::<4>().map(|b| u32::from_le_bytes(*b))
         && tag >= Frame::KINDS
     {
@@ -146,6 +153,9 @@ impl Encoder<&Frame> for FrameCodec {
         dst.reserve(HEADER_LEN + len);
         // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
         dst.put_u32(len as u32);
+        if wire::hot::encode(frame, dst) {
+            return Ok(());
+        }
         let start = dst.len();
         wire::encode_into(frame, dst).map_err(|err| {
             dst.truncate(start - HEADER_LEN);

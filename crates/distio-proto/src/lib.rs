@@ -34,6 +34,13 @@ mod frame;
 mod payload;
 mod wire;
 
+// The integration tests' frame strategies, for the unit tests that compare private paths.
+#[cfg(test)]
+extern crate self as distio_proto;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_strategies;
+
 pub use codec::{DEFAULT_MAX_FRAME_LEN, FrameCodec, HEADER_LEN};
 pub use error::ProtoError;
 pub use frame::{

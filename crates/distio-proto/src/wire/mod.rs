@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use crate::ProtoError;
 
 mod bounded;
+pub(crate) mod hot;
 mod pool;
 
 use bounded::Bounded;
