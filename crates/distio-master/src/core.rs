@@ -8,6 +8,7 @@ use std::fmt;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, oneshot, watch};
@@ -91,7 +92,17 @@ type IdMap<V> = HashMap<RequestId, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// Requests waiting for a response, and whether the link can still answer them.
 pub(crate) struct PendingTable {
     open: bool,
-    waiting: IdMap<oneshot::Sender<Result<Payload, TaskError>>>,
+    /// Entries not yet answered (the rest hold an outcome their future has not collected).
+    unanswered: usize,
+    slots: IdMap<Slot>,
+}
+
+/// Where a request's outcome meets its future.
+enum Slot {
+    /// Not answered yet; the waker of the future's last poll.
+    Waiting(Option<Waker>),
+    /// Answered (or failed with the link); the future takes it on its next poll.
+    Done(Result<Payload, TaskError>),
 }
 
 /// How frames reach the slave.
@@ -178,7 +189,8 @@ impl SlaveCore {
             next_request: AtomicU64::new(1),
             pending: Mutex::new(PendingTable {
                 open: true,
-                waiting: IdMap::default(),
+                unanswered: 0,
+                slots: IdMap::default(),
             }),
             pings: Mutex::new(IdMap::default()),
             sent: AtomicU64::new(0),
@@ -247,7 +259,7 @@ impl SlaveCore {
     }
 
     pub(crate) fn pending_count(&self) -> usize {
-        lock(&self.pending).waiting.len()
+        lock(&self.pending).unanswered
     }
 
     /// Why a new request is refused, if it is.
@@ -291,25 +303,53 @@ impl SlaveCore {
         TaskError::new(kind, format!("{self} {reason}"))
     }
 
-    /// Registers a pending request, unless the link has ended. Also returns how many
-    /// requests are pending now, this one included.
-    pub(crate) fn register(
-        &self,
-        id: RequestId,
-    ) -> Result<(oneshot::Receiver<Result<Payload, TaskError>>, usize), TaskError> {
+    /// Registers a pending request, unless the link has ended. Returns how many requests
+    /// are unanswered now, this one included.
+    pub(crate) fn register(&self, id: RequestId) -> Result<usize, TaskError> {
         let mut table = lock(&self.pending);
         if !table.open {
             drop(table);
             return Err(self.gone_error());
         }
-        let (tx, rx) = oneshot::channel();
-        table.waiting.insert(id, tx);
-        Ok((rx, table.waiting.len()))
+        table.slots.insert(id, Slot::Waiting(None));
+        table.unanswered += 1;
+        Ok(table.unanswered)
+    }
+
+    /// The outcome of request `id` once it is there; until then, `cx` is woken when it
+    /// arrives. Takes the outcome out: call it until it is ready, not after.
+    pub(crate) fn poll_answer(
+        &self,
+        id: RequestId,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Payload, TaskError>> {
+        let mut table = lock(&self.pending);
+        match table.slots.get_mut(&id) {
+            Some(Slot::Waiting(waker)) => {
+                match waker {
+                    Some(known) if known.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(Slot::Done(_)) => match table.slots.remove(&id) {
+                Some(Slot::Done(outcome)) => Poll::Ready(outcome),
+                _ => Poll::Pending,
+            },
+            // Never registered or already taken: nothing will come.
+            None => {
+                drop(table);
+                Poll::Ready(Err(self.gone_error()))
+            }
+        }
     }
 
     /// Forgets a pending request (timed out or abandoned by its caller).
     pub(crate) fn forget(&self, id: RequestId) {
-        lock(&self.pending).waiting.remove(&id);
+        let mut table = lock(&self.pending);
+        if let Some(Slot::Waiting(_)) = table.slots.remove(&id) {
+            table.unanswered -= 1;
+        }
     }
 
     pub(crate) fn complete(&self, response: Response) {
@@ -321,16 +361,30 @@ impl SlaveCore {
                 "response claims another slave id"
             );
         }
-        let waiter = lock(&self.pending).waiting.remove(&response.request);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(response.outcome);
+        let mut table = lock(&self.pending);
+        let waker = match table.slots.get_mut(&response.request) {
+            Some(slot @ Slot::Waiting(_)) => {
+                match std::mem::replace(slot, Slot::Done(response.outcome)) {
+                    Slot::Waiting(waker) => {
+                        table.unanswered -= 1;
+                        waker
+                    }
+                    Slot::Done(_) => None,
+                }
             }
-            None => tracing::trace!(
-                slave = self.id,
-                request = response.request,
-                "late response dropped"
-            ),
+            Some(Slot::Done(_)) | None => {
+                drop(table);
+                tracing::trace!(
+                    slave = self.id,
+                    request = response.request,
+                    "late or repeated response dropped"
+                );
+                return;
+            }
+        };
+        drop(table);
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -471,13 +525,25 @@ impl SlaveCore {
         self.accepting.store(false, Ordering::Release);
         let error = self.gone_error();
         let error = TaskError::new(error.kind, format!("{} before answering", error.message));
-        let waiting = {
+        let wakers: Vec<Waker> = {
             let mut table = lock(&self.pending);
             table.open = false;
-            std::mem::take(&mut table.waiting)
+            table.unanswered = 0;
+            table
+                .slots
+                .values_mut()
+                .filter_map(|slot| match slot {
+                    Slot::Waiting(waker) => {
+                        let waker = waker.take();
+                        *slot = Slot::Done(Err(error.clone()));
+                        waker
+                    }
+                    Slot::Done(_) => None,
+                })
+                .collect()
         };
-        for (_, tx) in waiting {
-            let _ = tx.send(Err(error.clone()));
+        for waker in wakers {
+            waker.wake();
         }
         lock(&self.pings).clear();
         tracing::debug!(slave = self.id, "{error}");

@@ -100,15 +100,10 @@ impl DirectWriter {
         }
     }
 
-    /// Completes a flush the caller owns, waiting for the socket to drain as needed.
-    pub(crate) async fn finish(&self) -> io::Result<()> {
-        loop {
-            match self.flush(lock(&self.state)) {
-                Flushed::All => return Ok(()),
-                Flushed::Failed(err) => return Err(err),
-                Flushed::Blocked => self.half.writable().await?,
-            }
-        }
+    /// Completes a flush the caller owns as far as the socket takes it now; the writer task
+    /// finishes the rest once the socket drains.
+    pub(crate) fn finish_now(&self) -> io::Result<()> {
+        self.flush_now(lock(&self.state))
     }
 
     /// Hands a flush the caller owns to the writer task (the caller went away).

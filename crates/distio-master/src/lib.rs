@@ -62,7 +62,7 @@ pub use events::{Events, SlaveEvent};
 pub use link::{FrameSink, FrameStream, Link};
 pub use master::{Master, Tell};
 pub use process::Signal;
-pub use request::{Broadcast, Exec};
+pub use request::{Broadcast, Exec, ExecFuture};
 pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
 pub use slave::{Location, Slave};

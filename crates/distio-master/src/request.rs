@@ -1,10 +1,14 @@
 //! Sending requests: to one slave ([`Exec`]) or to many at once ([`Broadcast`]).
 
-use distio_proto::{ErrorKind, Frame, Metadata, Payload, Request, TaskError};
+use distio_proto::{ErrorKind, Frame, Metadata, Payload, Request, RequestId, TaskError};
 use futures_util::future::{BoxFuture, join_all};
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 
 use crate::core::SlaveCore;
 use crate::defaults::Effective;
@@ -60,19 +64,279 @@ impl Exec {
 
     metadata_setters!();
 
-    /// Sends the request and waits for its response (same as `.await`).
-    pub async fn send(self) -> Result<Response, MasterError> {
-        let payload = self.payload?;
-        dispatch(self.slave, self.task, payload, self.meta).await
+    /// The request as a future (same as `.await`, which calls this): nothing is sent until
+    /// it is first polled.
+    pub fn send(self) -> ExecFuture {
+        ExecFuture {
+            state: State::Unsent(self),
+        }
     }
 }
 
 impl IntoFuture for Exec {
     type Output = Result<Response, MasterError>;
-    type IntoFuture = BoxFuture<'static, Self::Output>;
+    type IntoFuture = ExecFuture;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+    fn into_future(self) -> ExecFuture {
+        self.send()
+    }
+}
+
+/// The future of an [`Exec`]: sends the request when first polled, then waits for the
+/// response, the request's timeout, or the end of the link, whichever comes first.
+///
+/// Dropping it before it completes abandons the request: a response that arrives later is
+/// discarded.
+///
+/// ```no_run
+/// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+/// use std::future::IntoFuture;
+/// let pending: distio_master::ExecFuture = slave.exec("square", &4u64).into_future();
+/// assert_eq!(pending.await?.value::<u64>()?, 16);
+/// # Ok(()) }
+/// ```
+#[must_use = "a request is sent when it is polled"]
+pub struct ExecFuture {
+    state: State,
+}
+
+enum State {
+    Unsent(Exec),
+    InFlight(InFlight),
+    Done,
+}
+
+/// A request that has been registered and written (or queued for writing).
+struct InFlight {
+    slave: Slave,
+    task: String,
+    id: RequestId,
+    started: Instant,
+    catch_all: bool,
+    /// A flush of a burst this request claimed: finished on its next poll, after the
+    /// requests sent meanwhile have queued behind it (one write for all of them).
+    flush: Option<Arc<DirectWriter>>,
+    timer: Option<(Duration, Pin<Box<Sleep>>)>,
+}
+
+impl Future for ExecFuture {
+    type Output = Result<Response, MasterError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let State::Unsent(_) = this.state {
+            let State::Unsent(exec) = std::mem::replace(&mut this.state, State::Done) else {
+                unreachable!("matched just above")
+            };
+            match start(exec) {
+                Started::Finished(result) => return Poll::Ready(result),
+                Started::InFlight(flight) => {
+                    let yield_once = flight.flush.is_some();
+                    this.state = State::InFlight(flight);
+                    if yield_once {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        let State::InFlight(flight) = &mut this.state else {
+            panic!("ExecFuture polled after it completed")
+        };
+        let outcome = match flight.poll_outcome(cx) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => return Poll::Pending,
+        };
+        let State::InFlight(flight) = std::mem::replace(&mut this.state, State::Done) else {
+            unreachable!("matched just above")
+        };
+        Poll::Ready(finish(
+            flight.slave,
+            flight.id,
+            flight.task,
+            outcome,
+            flight.started,
+            flight.catch_all,
+        ))
+    }
+}
+
+impl Drop for ExecFuture {
+    fn drop(&mut self) {
+        // Abandoned in flight: forget the entry, and hand a claimed flush to the writer.
+        if let State::InFlight(flight) = &mut self.state {
+            flight.slave.core().forget(flight.id);
+            if let Some(writer) = flight.flush.take() {
+                writer.hand_over();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ExecFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Unsent(_) => "unsent",
+            State::InFlight(_) => "in flight",
+            State::Done => "done",
+        };
+        f.debug_struct("ExecFuture").field("state", &state).finish()
+    }
+}
+
+impl InFlight {
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<Payload, TaskError>> {
+        let core = self.slave.core();
+        if let Some(writer) = self.flush.take()
+            && let Err(err) = writer.finish_now()
+        {
+            core.write_failed(err);
+        }
+        if let Poll::Ready(outcome) = core.poll_answer(self.id, cx) {
+            return Poll::Ready(match (outcome, &self.timer) {
+                // The slave enforces the same limit and may report it first: same error.
+                (Err(error), Some((limit, _))) if error.kind == ErrorKind::TimedOut => {
+                    Err(self.timed_out(*limit))
+                }
+                (outcome, _) => outcome,
+            });
+        }
+        if let Some((limit, sleep)) = &mut self.timer
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let limit = *limit;
+            // Forget the entry now: a late answer finds nothing.
+            core.forget(self.id);
+            return Poll::Ready(Err(self.timed_out(limit)));
+        }
+        Poll::Pending
+    }
+
+    fn timed_out(&self, limit: Duration) -> TaskError {
+        TaskError::new(
+            ErrorKind::TimedOut,
+            format!(
+                "request {} (task \"{}\") to {} timed out after {limit:?}",
+                self.id,
+                self.task,
+                self.slave.core()
+            ),
+        )
+    }
+}
+
+/// What the first poll of a request led to.
+enum Started {
+    Finished(Result<Response, MasterError>),
+    InFlight(InFlight),
+}
+
+/// Registers and writes the request (the first poll of an [`ExecFuture`]).
+fn start(exec: Exec) -> Started {
+    let Exec {
+        slave,
+        task,
+        payload,
+        mut meta,
+    } = exec;
+    let payload = match payload {
+        Ok(payload) => payload,
+        Err(err) => return Started::Finished(Err(err)),
+    };
+    let core = slave.core();
+    let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
+    let started = Instant::now();
+    let id = core.next_request_id();
+    let refused = |slave: Slave, task, error| {
+        Started::Finished(finish(
+            slave,
+            id,
+            task,
+            Err(error),
+            started,
+            effective.catch_all,
+        ))
+    };
+    if let Some(refusal) = core.refusal() {
+        return refused(slave, task, refusal);
+    }
+    effective.apply(&mut meta);
+    let frame = Frame::Request(Request {
+        id,
+        task,
+        payload,
+        meta,
+    });
+    if let Err(err) = check_size(core, &frame) {
+        return Started::Finished(Err(err));
+    }
+    let pending = match core.register(id) {
+        Ok(pending) => pending,
+        Err(gone) => return refused(slave, request_of(frame).task, gone),
+    };
+    // Alone, the request is written at once. With others in flight it is part of a burst:
+    // the first sender to find the link idle yields once, so the requests its task sends
+    // meanwhile queue behind it, then writes them all with one system call.
+    let sent = core.send_frame_batched(&frame, pending > 1);
+    // The frame was only borrowed: its task name moves on into the response.
+    let task = request_of(frame).task;
+    let flush = match sent {
+        Ok(None) => None,
+        Ok(Some((writer, true))) => Some(Arc::clone(writer)),
+        // The socket is full: the link's writer task finishes the write when it drains.
+        Ok(Some((writer, false))) => {
+            writer.hand_over();
+            None
+        }
+        Err(err) => {
+            core.forget(id);
+            let error = TaskError::new(
+                ErrorKind::Closed,
+                format!("request {id} (task \"{task}\") could not be sent: {err}"),
+            );
+            return refused(slave, task, error);
+        }
+    };
+    core.sent.fetch_add(1, Ordering::Relaxed);
+    // Boxed: most requests have no timeout, and an inline timer would make every request's
+    // future several times larger.
+    let timer = effective
+        .timeout
+        .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
+    Started::InFlight(InFlight {
+        slave,
+        task,
+        id,
+        started,
+        catch_all: effective.catch_all,
+        flush,
+        timer,
+    })
+}
+
+/// The response for an outcome; with catch-all an error outcome becomes `Err`.
+fn finish(
+    slave: Slave,
+    id: RequestId,
+    task: String,
+    outcome: Result<Payload, TaskError>,
+    started: Instant,
+    catch_all: bool,
+) -> Result<Response, MasterError> {
+    match outcome {
+        Err(error) if catch_all => Err(MasterError::Task {
+            slave: slave.id(),
+            task,
+            error,
+        }),
+        outcome => Ok(Response {
+            slave,
+            request_id: id,
+            task,
+            outcome,
+            started,
+            duration: started.elapsed(),
+        }),
     }
 }
 
@@ -113,9 +377,11 @@ impl Broadcast {
             return Err(MasterError::NoTargets);
         }
         let payload = self.payload?;
-        let sends = slaves
-            .into_iter()
-            .map(|slave| dispatch(slave, self.task.clone(), payload.clone(), self.meta.clone()));
+        let sends = slaves.into_iter().map(|slave| {
+            Exec::new(slave, self.task.clone(), Ok(payload.clone()))
+                .meta(self.meta.clone())
+                .send()
+        });
         join_all(sends)
             .await
             .into_iter()
@@ -133,153 +399,11 @@ impl IntoFuture for Broadcast {
     }
 }
 
-/// Removes a pending entry when its request is abandoned (timed out, or the caller dropped
-/// the future); disarmed once the entry has been consumed.
-struct Forget<'a> {
-    core: &'a SlaveCore,
-    id: u64,
-    armed: bool,
-}
-
-impl Drop for Forget<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.core.forget(self.id);
-        }
-    }
-}
-
-/// A flush the request owns: finished by [`HandOver::finish`], or handed to the link's
-/// writer task if the request is dropped first.
-struct HandOver<'a>(Option<&'a std::sync::Arc<DirectWriter>>);
-
-impl HandOver<'_> {
-    async fn finish(mut self, core: &SlaveCore) {
-        if let Some(writer) = self.0 {
-            let result = writer.finish().await;
-            self.0 = None;
-            if let Err(err) = result {
-                core.write_failed(err);
-            }
-        }
-    }
-}
-
-impl Drop for HandOver<'_> {
-    fn drop(&mut self) {
-        if let Some(writer) = self.0.take() {
-            writer.hand_over();
-        }
-    }
-}
-
-/// Sends one request to `slave` and waits for the outcome.
-pub(crate) async fn dispatch(
-    slave: Slave,
-    task: String,
-    payload: Payload,
-    mut meta: Metadata,
-) -> Result<Response, MasterError> {
-    let core = slave.core();
-    let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
-    let started = Instant::now();
-    let id = core.next_request_id();
-    let (outcome, task) = match core.refusal() {
-        Some(refusal) => (Err(refusal), task),
-        None => {
-            effective.apply(&mut meta);
-            let frame = Frame::Request(Request {
-                id,
-                task,
-                payload,
-                meta,
-            });
-            check_size(core, &frame)?;
-            let outcome = send_and_wait(core, id, &frame, effective.timeout).await;
-            // The frame was only borrowed: its task name moves on into the response.
-            (outcome, request_of(frame).task)
-        }
-    };
-    let response = Response {
-        slave: slave.clone(),
-        request_id: id,
-        task,
-        outcome,
-        started,
-        duration: started.elapsed(),
-    };
-    match response.outcome {
-        Err(ref error) if effective.catch_all => Err(MasterError::Task {
-            slave: response.slave.id(),
-            task: response.task,
-            error: error.clone(),
-        }),
-        _ => Ok(response),
-    }
-}
-
-async fn send_and_wait(
-    core: &SlaveCore,
-    id: u64,
-    frame: &Frame,
-    timeout: Option<Duration>,
-) -> Result<Payload, TaskError> {
-    let task = &request_ref(frame).task;
-    let (answer, pending) = core.register(id)?;
-    // Until the request is answered or drained, dropping it (or timing out) forgets it.
-    let mut forget = Forget {
-        core,
-        id,
-        armed: true,
-    };
-    // Alone, the request is written at once. With others in flight it is part of a burst:
-    // the first sender to find the link idle yields once, so the requests its task sends
-    // meanwhile queue behind it, then writes them all with one system call.
-    match core.send_frame_batched(frame, pending > 1) {
-        Ok(None) => {}
-        Ok(Some((writer, deferred))) => {
-            let handover = HandOver(Some(writer));
-            if deferred {
-                tokio::task::yield_now().await;
-            }
-            handover.finish(core).await;
-        }
-        Err(err) => {
-            return Err(TaskError::new(
-                ErrorKind::Closed,
-                format!("request {id} (task \"{task}\") could not be sent: {err}"),
-            ));
-        }
-    }
-    core.sent.fetch_add(1, Ordering::Relaxed);
-    let timed_out = |limit: Duration| {
-        TaskError::new(
-            ErrorKind::TimedOut,
-            format!("request {id} (task \"{task}\") to {core} timed out after {limit:?}"),
-        )
-    };
-    let answered = match timeout {
-        None => answer.await,
-        // Boxed: most requests have no timeout, and an inline timer would make every
-        // request's future several times larger.
-        Some(limit) => match Box::pin(tokio::time::timeout(limit, answer)).await {
-            // The slave enforces the same limit and may report it first: same error.
-            Ok(Ok(Err(error))) if error.kind == ErrorKind::TimedOut => Ok(Err(timed_out(limit))),
-            Ok(answered) => answered,
-            // `forget` stays armed: the entry goes, and a late answer finds nothing.
-            Err(_elapsed) => return Err(timed_out(limit)),
-        },
-    };
-    // Answered (the reader removed the entry) or drained (the link ended): nothing to undo.
-    forget.armed = false;
-    answered.unwrap_or_else(|_| Err(core.gone_error()))
-}
-
-/// The request in a frame [`dispatch`] built as one.
+/// The request in a frame [`start`] built as one.
 fn request_ref(frame: &Frame) -> &Request {
     match frame {
         Frame::Request(request) => request,
-        _ => unreachable!("dispatch only builds request frames"),
+        _ => unreachable!("start only builds request frames"),
     }
 }
 
@@ -287,7 +411,7 @@ fn request_ref(frame: &Frame) -> &Request {
 fn request_of(frame: Frame) -> Request {
     match frame {
         Frame::Request(request) => request,
-        _ => unreachable!("dispatch only builds request frames"),
+        _ => unreachable!("start only builds request frames"),
     }
 }
 
