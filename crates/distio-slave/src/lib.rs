@@ -37,5 +37,5 @@ mod runtime;
 pub use context::{SlaveHandle, TaskContext};
 pub use error::SlaveError;
 pub use inherited::launched_as_slave;
-pub use registry::TaskRegistry;
+pub use registry::{TaskRegistry, TaskRun};
 pub use runtime::SlaveProcess;

@@ -8,8 +8,13 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Sleep;
 
 use crate::{SlaveError, SlaveHandle, TaskContext};
 
@@ -44,7 +49,30 @@ type Handler =
 #[derive(Clone, Default)]
 pub struct TaskRegistry {
     /// Name → (the name again, shared for messages; the handler).
-    tasks: HashMap<String, (Arc<str>, Arc<Handler>)>,
+    tasks: HashMap<String, (Arc<str>, Arc<Handler>), BuildHasherDefault<NameHasher>>,
+}
+
+/// FNV-1a over task names. Names are fixed before serving starts and a master can only
+/// look them up, never add one, so there is no table to flood; SipHash would only cost
+/// time on every request.
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 impl TaskRegistry {
@@ -119,54 +147,126 @@ impl TaskRegistry {
 
     /// Runs task `name` on `payload` as slave `slave`, applying the request's timeout.
     ///
-    /// The returned future is `'static`: it can be spawned.
+    /// The returned future is `'static` and `Unpin`: it can be spawned, or polled in place.
     pub fn run(
         &self,
         name: &str,
         payload: Payload,
         meta: Metadata,
         slave: &SlaveHandle,
-    ) -> impl Future<Output = Result<Payload, TaskError>> + Send + 'static {
-        let found = self.tasks.get(name).cloned();
-        let unknown = match found {
-            Some(_) => None,
-            None => Some(format!(
-                "Slave #{} does not listen to task \"{name}\"",
-                slave.id()
-            )),
+    ) -> TaskRun {
+        let Some((name, handler)) = self.tasks.get(name) else {
+            return TaskRun::failed(TaskError::new(
+                ErrorKind::UnknownTask,
+                format!("Slave #{} does not listen to task \"{name}\"", slave.id()),
+            ));
         };
-        let slave = slave.clone();
-        async move {
-            let Some((name, handler)) = found else {
-                return Err(TaskError::new(
-                    ErrorKind::UnknownTask,
-                    unknown.unwrap_or_default(),
-                ));
-            };
-            let timeout = meta.timeout.filter(|t| !t.is_zero());
-            let ctx = TaskContext::new(meta, slave);
-            let guarded = AssertUnwindSafe(handler(payload, ctx)).catch_unwind();
-            let outcome = match timeout {
-                None => guarded.await,
-                // Boxed: most requests have no timeout, and an inline timer would make every
-                // request's future (moved into the serving task's queue) several times larger.
-                Some(limit) => match Box::pin(tokio::time::timeout(limit, guarded)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        return Err(TaskError::new(
-                            ErrorKind::TimedOut,
-                            format!("task \"{name}\" did not finish within {limit:?}"),
-                        ));
-                    }
-                },
-            };
-            outcome.unwrap_or_else(|panic| {
-                Err(TaskError::new(
-                    ErrorKind::HandlerPanicked,
-                    format!("task \"{name}\" panicked: {}", panic_message(&*panic)),
-                ))
-            })
+        let timeout = meta.timeout.filter(|t| !t.is_zero());
+        let handler = handler(payload, TaskContext::new(meta, slave.clone()));
+        TaskRun {
+            name: Arc::clone(name),
+            state: RunState::Running {
+                handler,
+                timeout,
+                timer: None,
+            },
         }
+    }
+}
+
+/// One request running against a [`TaskRegistry`]: resolves to the encoded result, or to
+/// the [`TaskError`] an unknown task, undecodable input, a handler error or panic, or the
+/// request's timeout produced. Made by [`TaskRegistry::run`].
+///
+/// ```
+/// use distio_proto::{Metadata, Payload};
+/// use distio_slave::{SlaveHandle, TaskRegistry};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut tasks = TaskRegistry::new();
+/// tasks.register("double", |n: u64, _| async move { Ok::<_, String>(n * 2) })?;
+/// let run = tasks.run("double", Payload::encode(&21u64)?, Metadata::new(), &SlaveHandle::detached(0, "d"));
+/// assert_eq!(run.await?.decode::<u64>()?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a task runs when it is polled"]
+pub struct TaskRun {
+    name: Arc<str>,
+    state: RunState,
+}
+
+enum RunState {
+    Running {
+        handler: BoxFuture<'static, Result<Payload, TaskError>>,
+        timeout: Option<Duration>,
+        /// Started when the handler first has to wait: most finish at their first poll.
+        timer: Option<Pin<Box<Sleep>>>,
+    },
+    Failed(TaskError),
+    Done,
+}
+
+impl TaskRun {
+    fn failed(error: TaskError) -> Self {
+        TaskRun {
+            name: Arc::from(""),
+            state: RunState::Failed(error),
+        }
+    }
+}
+
+impl Future for TaskRun {
+    type Output = Result<Payload, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let outcome = match &mut this.state {
+            RunState::Running {
+                handler,
+                timeout,
+                timer,
+            } => match catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+                Ok(Poll::Ready(outcome)) => outcome,
+                Err(panic) => Err(TaskError::new(
+                    ErrorKind::HandlerPanicked,
+                    format!(
+                        "task \"{}\" panicked: {}",
+                        this.name,
+                        panic_message(&*panic)
+                    ),
+                )),
+                Ok(Poll::Pending) => {
+                    let Some(limit) = *timeout else {
+                        return Poll::Pending;
+                    };
+                    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    Err(TaskError::new(
+                        ErrorKind::TimedOut,
+                        format!("task \"{}\" did not finish within {limit:?}", this.name),
+                    ))
+                }
+            },
+            RunState::Failed(_) => match std::mem::replace(&mut this.state, RunState::Done) {
+                RunState::Failed(error) => Err(error),
+                _ => unreachable!("matched just above"),
+            },
+            RunState::Done => panic!("TaskRun polled after it completed"),
+        };
+        // Dropping the handler here also frees what it holds as soon as it is done.
+        this.state = RunState::Done;
+        Poll::Ready(outcome)
+    }
+}
+
+impl std::fmt::Debug for TaskRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRun")
+            .field("task", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

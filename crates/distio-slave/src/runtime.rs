@@ -1,6 +1,9 @@
 //! Serving a master: the handshake, the request loop, pause, shutdown and close.
 
-use distio_proto::{Control, ErrorKind, Frame, FrameCodec, ProtoError, Ready, Response, TaskError};
+use distio_proto::{
+    Control, ErrorKind, Frame, FrameCodec, Payload, ProtoError, Ready, RequestId, Response,
+    SlaveId, TaskError,
+};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -8,12 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, inherited};
+use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherited};
 
 /// How long a closing slave waits for its last frames to be written.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
@@ -209,6 +214,9 @@ impl End {
 /// The serving loop, on one task: reads requests, runs their handlers concurrently, and
 /// writes responses and events as they are ready. Frames produced together go out with
 /// one flush, made only when nothing else is ready.
+///
+/// A handler is polled once as soon as its request is read: most finish right there, and
+/// their response is queued without the handler ever joining the set of running ones.
 async fn serve_requests<R, W>(
     frames: &mut FramedRead<R, FrameCodec>,
     sink: &mut FramedWrite<W, FrameCodec>,
@@ -221,50 +229,47 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut running = FuturesUnordered::new();
-    let mut draining = false;
-    let mut unflushed = false;
-    let refuse = |request, kind, message: String| {
-        Frame::Response(Response {
-            request,
-            slave: slave.id(),
-            outcome: Err(TaskError::new(kind, message)),
-        })
+    let mut serving = Serving {
+        tasks,
+        slave,
+        draining: false,
     };
+    let mut unflushed = false;
     loop {
         let out = tokio::select! {
             biased;
             Some(response) = running.next(), if !running.is_empty() => Some(response),
             Some(frame) = outbox.recv() => Some(frame),
-            frame = frames.next() => match frame {
-                None => return End::MasterGone,
-                Some(Err(err)) => return End::from_error(err),
-                Some(Ok(Frame::Request(req))) => {
-                    if draining {
-                        let message = format!("Slave #{} is shutting down and takes no new requests", slave.id());
-                        Some(refuse(req.id, ErrorKind::Closed, message))
-                    } else if slave.is_paused() {
-                        let message = format!("Slave #{} is paused and not accepting messages", slave.id());
-                        Some(refuse(req.id, ErrorKind::Paused, message))
-                    } else {
-                        let run = tasks.run(&req.task, req.payload, req.meta, slave);
-                        let (request, id) = (req.id, slave.id());
-                        running.push(async move {
-                            Frame::Response(Response { request, slave: id, outcome: run.await })
-                        });
-                        None
+            frame = frames.next() => {
+                // This frame, then (up to a bound, so running handlers and events get
+                // their turn) those already read behind it, without going round the loop.
+                let mut next = Some(frame);
+                let mut taken = 0;
+                while let Some(frame) = next {
+                    let frame = match frame {
+                        None => return End::MasterGone,
+                        Some(Err(err)) => return End::from_error(err),
+                        Some(Ok(frame)) => frame,
+                    };
+                    match serving.on_frame(frame) {
+                        Step::Send(frame) => {
+                            if let Err(err) = feed(sink, frame).await {
+                                return End::from_error(err);
+                            }
+                            unflushed = true;
+                        }
+                        Step::Wait(waiting) => running.push(waiting),
+                        Step::Nothing => {}
+                        Step::Close => return End::Close,
                     }
+                    taken += 1;
+                    next = if taken < FRAMES_PER_TURN {
+                        frames.next().now_or_never()
+                    } else {
+                        None
+                    };
                 }
-                Some(Ok(Frame::Control(Control::Close))) => return End::Close,
-                Some(Ok(Frame::Control(Control::Shutdown))) => {
-                    draining = true;
-                    None
-                }
-                Some(Ok(Frame::Control(Control::Ping(n)))) => Some(Frame::Control(Control::Pong(n))),
-                Some(Ok(Frame::Control(Control::Pong(_)))) => None,
-                Some(Ok(other)) => {
-                    tracing::warn!(kind = other.kind(), "ignoring a frame a master should not send");
-                    None
-                }
+                None
             },
             () = std::future::ready(()), if unflushed => {
                 if let Err(err) = SinkExt::<&Frame>::flush(sink).await {
@@ -280,8 +285,106 @@ where
             }
             unflushed = true;
         }
-        if draining && running.is_empty() {
+        if serving.draining && running.is_empty() {
             return End::Close;
+        }
+    }
+}
+
+/// Frames handled in one turn of the serving loop before it looks at anything else.
+const FRAMES_PER_TURN: usize = 256;
+
+/// A handler that had to wait, in the set of running ones until its response is ready.
+struct Waiting {
+    request: RequestId,
+    slave: SlaveId,
+    run: TaskRun,
+}
+
+impl Future for Waiting {
+    type Output = Frame;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Frame> {
+        let this = self.get_mut();
+        Pin::new(&mut this.run)
+            .poll(cx)
+            .map(|outcome| response(this.request, this.slave, outcome))
+    }
+}
+
+fn response(request: RequestId, slave: SlaveId, outcome: Result<Payload, TaskError>) -> Frame {
+    Frame::Response(Response {
+        request,
+        slave,
+        outcome,
+    })
+}
+
+/// What reading one frame leads to.
+enum Step {
+    /// A frame to send back: a response, a refusal, a pong.
+    Send(Frame),
+    /// A request whose handler has to wait.
+    Wait(Waiting),
+    /// Nothing to do.
+    Nothing,
+    /// The master asked the slave to close.
+    Close,
+}
+
+/// The request-handling state of the serving loop.
+struct Serving<'a> {
+    tasks: &'a TaskRegistry,
+    slave: &'a SlaveHandle,
+    /// Shut down: requests in progress finish, new ones are refused.
+    draining: bool,
+}
+
+impl Serving<'_> {
+    fn on_frame(&mut self, frame: Frame) -> Step {
+        match frame {
+            Frame::Request(req) => {
+                let slave = self.slave.id();
+                let refusal = if self.draining {
+                    Some((
+                        ErrorKind::Closed,
+                        "is shutting down and takes no new requests",
+                    ))
+                } else if self.slave.is_paused() {
+                    Some((ErrorKind::Paused, "is paused and not accepting messages"))
+                } else {
+                    None
+                };
+                if let Some((kind, why)) = refusal {
+                    let error = TaskError::new(kind, format!("Slave #{slave} {why}"));
+                    return Step::Send(response(req.id, slave, Err(error)));
+                }
+                let mut run = self.tasks.run(&req.task, req.payload, req.meta, self.slave);
+                // Polled once right away; a handler that has to wait is polled again (with
+                // a real waker) as soon as it joins the running set.
+                match (&mut run).now_or_never() {
+                    Some(outcome) => Step::Send(response(req.id, slave, outcome)),
+                    None => Step::Wait(Waiting {
+                        request: req.id,
+                        slave,
+                        run,
+                    }),
+                }
+            }
+            Frame::Control(Control::Close) => Step::Close,
+            Frame::Control(Control::Shutdown) => {
+                self.draining = true;
+                Step::Nothing
+            }
+            Frame::Control(Control::Ping(n)) => Step::Send(Frame::Control(Control::Pong(n))),
+            Frame::Control(Control::Pong(_)) => Step::Nothing,
+            other => {
+                tracing::warn!(
+                    kind = other.kind(),
+                    "ignoring a frame a master should not send"
+                );
+                Step::Nothing
+            }
         }
     }
 }
