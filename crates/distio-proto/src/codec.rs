@@ -151,11 +151,11 @@ impl Encoder<&Frame> for FrameCodec {
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
         let len = self.encoded_len(frame)?;
         dst.reserve(HEADER_LEN + len);
-        // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
-        dst.put_u32(len as u32);
-        if wire::hot::encode(frame, dst) {
+        if wire::hot::encode(frame, len, dst) {
             return Ok(());
         }
+        // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
+        dst.put_u32(len as u32);
         let start = dst.len();
         wire::encode_into(frame, dst).map_err(|err| {
             dst.truncate(start - HEADER_LEN);

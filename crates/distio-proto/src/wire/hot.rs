@@ -66,63 +66,119 @@ fn meta_len(meta: &Metadata) -> usize {
         })
 }
 
-/// Appends the body of `frame` to `dst` if it is a frame handled here (the ones
-/// [`encoded_len`] measures); returns false, writing nothing, for the others.
-pub(crate) fn encode(frame: &Frame, dst: &mut BytesMut) -> bool {
-    match frame {
-        Frame::Request(request) => {
-            dst.put_u32_le(REQUEST);
-            dst.put_u64_le(request.id);
-            put_bytes(dst, request.task.as_bytes());
-            put_bytes(dst, request.payload.as_bytes());
-            put_meta(dst, &request.meta);
-        }
-        Frame::Response(response) => {
-            dst.put_u32_le(RESPONSE);
-            dst.put_u64_le(response.request);
-            dst.put_u64_le(response.slave);
-            match &response.outcome {
-                Ok(payload) => {
-                    dst.put_u32_le(0);
-                    put_bytes(dst, payload.as_bytes());
-                }
-                Err(error) => {
-                    dst.put_u32_le(1);
-                    dst.put_u32_le(error.kind as u32);
-                    put_bytes(dst, error.message.as_bytes());
-                }
-            }
-        }
-        _ => return false,
+/// Appends `frame`, length prefix and body, to `dst` if it is a frame handled here (the
+/// ones [`encoded_len`] measures, `len` being what it measured); returns false, writing
+/// nothing, for the others. A small frame is assembled on the stack and appended with one
+/// copy.
+pub(crate) fn encode(frame: &Frame, len: usize, dst: &mut BytesMut) -> bool {
+    if !matches!(frame, Frame::Request(_) | Frame::Response(_)) {
+        return false;
+    }
+    // The caller checked `len` against the frame limit, which fits a `u32`.
+    let header = (len as u32).to_be_bytes();
+    if len + header.len() <= STAGED {
+        let mut staged = Staged {
+            buf: [0; STAGED],
+            len: 0,
+        };
+        staged.put(&header);
+        write(frame, &mut staged);
+        dst.put_slice(staged.bytes());
+    } else {
+        dst.put_slice(&header);
+        write(frame, dst);
     }
     true
 }
 
-fn put_bytes(dst: &mut BytesMut, bytes: &[u8]) {
-    dst.put_u64_le(bytes.len() as u64);
-    dst.put_slice(bytes);
+/// Frames up to this size (with their prefix) are assembled on the stack.
+const STAGED: usize = 256;
+
+/// Where an encoding goes.
+trait Out {
+    fn put(&mut self, bytes: &[u8]);
 }
 
-fn put_meta(dst: &mut BytesMut, meta: &Metadata) {
+impl Out for BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.put_slice(bytes);
+    }
+}
+
+/// A small frame being assembled before it is appended in one piece.
+struct Staged {
+    buf: [u8; STAGED],
+    len: usize,
+}
+
+impl Staged {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Out for Staged {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        // Sized by `encoded_len` before anything is put, so it always fits.
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+fn write(frame: &Frame, out: &mut impl Out) {
+    match frame {
+        Frame::Request(request) => {
+            out.put(&REQUEST.to_le_bytes());
+            out.put(&request.id.to_le_bytes());
+            put_bytes(out, request.task.as_bytes());
+            put_bytes(out, request.payload.as_bytes());
+            put_meta(out, &request.meta);
+        }
+        Frame::Response(response) => {
+            out.put(&RESPONSE.to_le_bytes());
+            out.put(&response.request.to_le_bytes());
+            out.put(&response.slave.to_le_bytes());
+            match &response.outcome {
+                Ok(payload) => {
+                    out.put(&0u32.to_le_bytes());
+                    put_bytes(out, payload.as_bytes());
+                }
+                Err(error) => {
+                    out.put(&1u32.to_le_bytes());
+                    out.put(&(error.kind as u32).to_le_bytes());
+                    put_bytes(out, error.message.as_bytes());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn put_bytes(out: &mut impl Out, bytes: &[u8]) {
+    out.put(&(bytes.len() as u64).to_le_bytes());
+    out.put(bytes);
+}
+
+fn put_meta(out: &mut impl Out, meta: &Metadata) {
     match meta.timeout {
-        None => dst.put_u8(0),
+        None => out.put(&[0]),
         Some(timeout) => {
-            dst.put_u8(1);
-            dst.put_u64_le(timeout.as_secs());
-            dst.put_u32_le(timeout.subsec_nanos());
+            out.put(&[1]);
+            out.put(&timeout.as_secs().to_le_bytes());
+            out.put(&timeout.subsec_nanos().to_le_bytes());
         }
     }
     match meta.catch_all {
-        None => dst.put_u8(0),
-        Some(flag) => {
-            dst.put_u8(1);
-            dst.put_u8(u8::from(flag));
-        }
+        None => out.put(&[0]),
+        Some(flag) => out.put(&[1, u8::from(flag)]),
     }
-    dst.put_u64_le(meta.extra.len() as u64);
+    out.put(&(meta.extra.len() as u64).to_le_bytes());
     for (key, value) in &meta.extra {
-        put_bytes(dst, key.as_bytes());
-        put_bytes(dst, value.as_bytes());
+        put_bytes(out, key.as_bytes());
+        put_bytes(out, value.as_bytes());
     }
 }
 
@@ -244,11 +300,13 @@ mod tests {
         fn encoding_is_bincodes(f in frame()) {
             let expected = serde_body(&f);
             let mut ours = BytesMut::new();
-            let handled = encode(&f, &mut ours);
-            prop_assert_eq!(handled, encoded_len(&f).is_some());
-            match encoded_len(&f) {
+            let measured = encoded_len(&f);
+            let handled = encode(&f, measured.unwrap_or(0), &mut ours);
+            prop_assert_eq!(handled, measured.is_some());
+            match measured {
                 Some(len) => {
-                    prop_assert_eq!(&ours[..], &expected[..]);
+                    prop_assert_eq!(&ours[..4], &(len as u32).to_be_bytes()[..]);
+                    prop_assert_eq!(&ours[4..], &expected[..]);
                     prop_assert_eq!(len, expected.len());
                 }
                 None => {
@@ -297,6 +355,39 @@ mod tests {
             if let Some(ours) = decode(&body) {
                 prop_assert_eq!(Some(ours), serde_decode(&body));
             }
+        }
+    }
+
+    #[test]
+    fn frames_too_large_to_stage_are_written_in_place_alike() {
+        let big = Payload::from_bytes(vec![5u8; 3 * STAGED].into());
+        let frames = [
+            Frame::Request(Request {
+                id: 9,
+                task: "t".repeat(STAGED),
+                payload: big.clone(),
+                meta: Metadata::new()
+                    .with_timeout(Duration::from_millis(1500))
+                    .with_catch_all(false)
+                    .with_extra("k", big.clone()),
+            }),
+            Frame::Response(Response {
+                request: 9,
+                slave: 2,
+                outcome: Ok(big),
+            }),
+            Frame::Response(Response {
+                request: 9,
+                slave: 2,
+                outcome: Err(TaskError::new(ErrorKind::TimedOut, "m".repeat(STAGED))),
+            }),
+        ];
+        for frame in frames {
+            let len = encoded_len(&frame).expect("a hot frame");
+            assert!(len > STAGED);
+            let mut ours = BytesMut::new();
+            assert!(encode(&frame, len, &mut ours));
+            assert_eq!(ours[4..], serde_body(&frame)[..], "{frame:?}");
         }
     }
 
