@@ -303,15 +303,15 @@ impl SlaveCore {
         TaskError::new(kind, format!("{self} {reason}"))
     }
 
-    /// Registers a pending request, unless the link has ended. Returns how many requests
-    /// are unanswered now, this one included.
-    pub(crate) fn register(&self, id: RequestId) -> Result<usize, TaskError> {
+    /// Registers a pending request whose future `waker` wakes, unless the link has ended.
+    /// Returns how many requests are unanswered now, this one included.
+    pub(crate) fn register(&self, id: RequestId, waker: &Waker) -> Result<usize, TaskError> {
         let mut table = lock(&self.pending);
         if !table.open {
             drop(table);
             return Err(self.gone_error());
         }
-        table.slots.insert(id, Slot::Waiting(None));
+        table.slots.insert(id, Slot::Waiting(Some(waker.clone())));
         table.unanswered += 1;
         Ok(table.unanswered)
     }
@@ -352,38 +352,39 @@ impl SlaveCore {
         }
     }
 
-    pub(crate) fn complete(&self, response: Response) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-        if response.slave != self.id {
-            tracing::warn!(
-                slave = self.id,
-                claimed = response.slave,
-                "response claims another slave id"
-            );
-        }
+    /// Hands the responses in `batch` (emptied) to their requests, with one lock for all,
+    /// then wakes the requests. `wakers` is scratch space, left empty.
+    pub(crate) fn complete(&self, batch: &mut Vec<Response>, wakers: &mut Vec<Waker>) {
+        self.received
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut table = lock(&self.pending);
-        let waker = match table.slots.get_mut(&response.request) {
-            Some(slot @ Slot::Waiting(_)) => {
-                match std::mem::replace(slot, Slot::Done(response.outcome)) {
-                    Slot::Waiting(waker) => {
-                        table.unanswered -= 1;
-                        waker
-                    }
-                    Slot::Done(_) => None,
-                }
-            }
-            Some(Slot::Done(_)) | None => {
-                drop(table);
-                tracing::trace!(
+        for response in batch.drain(..) {
+            if response.slave != self.id {
+                tracing::warn!(
                     slave = self.id,
-                    request = response.request,
-                    "late or repeated response dropped"
+                    claimed = response.slave,
+                    "response claims another slave id"
                 );
-                return;
             }
-        };
+            let request = response.request;
+            match table.slots.get_mut(&request) {
+                Some(slot @ Slot::Waiting(_)) => {
+                    if let Slot::Waiting(waker) =
+                        std::mem::replace(slot, Slot::Done(response.outcome))
+                    {
+                        table.unanswered -= 1;
+                        wakers.extend(waker);
+                    }
+                }
+                Some(Slot::Done(_)) | None => tracing::trace!(
+                    slave = self.id,
+                    request,
+                    "late or repeated response dropped"
+                ),
+            }
+        }
         drop(table);
-        if let Some(waker) = waker {
+        for waker in wakers.drain(..) {
             waker.wake();
         }
     }

@@ -1,7 +1,7 @@
 //! The duplex frame stream to one slave, and the two tasks that drive it.
 
 use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -148,14 +148,36 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
         Some(Err(err)) => return classify(err),
         None => return LinkEnd::Closed,
     }
+    // Responses that arrived together are handed over together (one lock for all).
+    let (mut responses, mut wakers) = (Vec::new(), Vec::new());
     loop {
-        let frame = tokio::select! {
-            biased;
-            frame = stream.next() => frame,
-            _ = core.end_link.notified() => return LinkEnd::Closed,
+        let frame = match stream.next().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                if !responses.is_empty() {
+                    core.complete(&mut responses, &mut wakers);
+                }
+                tokio::select! {
+                    biased;
+                    frame = stream.next() => frame,
+                    _ = core.end_link.notified() => return LinkEnd::Closed,
+                }
+            }
         };
+        if let Some(Ok(Frame::Response(response))) = frame {
+            responses.push(response);
+            if responses.len() >= RESPONSE_BATCH {
+                core.complete(&mut responses, &mut wakers);
+            }
+            continue;
+        }
+        // Anything else is seen after the responses that came before it, and a link that
+        // ends still delivers them.
+        if !responses.is_empty() {
+            core.complete(&mut responses, &mut wakers);
+        }
         match frame {
-            Some(Ok(Frame::Response(response))) => core.complete(response),
+            Some(Ok(Frame::Response(_))) => {}
             Some(Ok(Frame::Event(event))) => core.publish(event),
             Some(Ok(Frame::Control(Control::Pong(nonce)))) => core.pong(nonce),
             Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
@@ -172,6 +194,9 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
         }
     }
 }
+
+/// Responses handed over at most at once.
+const RESPONSE_BATCH: usize = 256;
 
 fn classify(err: ProtoError) -> LinkEnd {
     match err {

@@ -128,15 +128,16 @@ impl Future for ExecFuture {
             let State::Unsent(exec) = std::mem::replace(&mut this.state, State::Done) else {
                 unreachable!("matched just above")
             };
-            match start(exec) {
+            match start(exec, cx) {
                 Started::Finished(result) => return Poll::Ready(result),
                 Started::InFlight(flight) => {
                     let yield_once = flight.flush.is_some();
                     this.state = State::InFlight(flight);
                     if yield_once {
                         cx.waker().wake_by_ref();
-                        return Poll::Pending;
                     }
+                    // Registered with this poll's waker: nothing to check until it wakes.
+                    return Poll::Pending;
                 }
             }
         }
@@ -232,7 +233,7 @@ enum Started {
 }
 
 /// Registers and writes the request (the first poll of an [`ExecFuture`]).
-fn start(exec: Exec) -> Started {
+fn start(exec: Exec, cx: &Context<'_>) -> Started {
     let Exec {
         slave,
         task,
@@ -270,7 +271,7 @@ fn start(exec: Exec) -> Started {
     if let Err(err) = check_size(core, &frame) {
         return Started::Finished(Err(err));
     }
-    let pending = match core.register(id) {
+    let pending = match core.register(id, cx.waker()) {
         Ok(pending) => pending,
         Err(gone) => return refused(slave, request_of(frame).task, gone),
     };
