@@ -343,3 +343,56 @@ async fn spawn_options_set_the_working_directory_and_prefix_output() {
         25
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_in_flight_and_bursts_larger_than_the_socket_all_arrive() {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+    use std::future::IntoFuture;
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    // Many small requests at once: written in shared bursts, answered out of one buffer.
+    let mut running: FuturesUnordered<_> = (0..5_000u64)
+        .map(|n| slave.exec("square", &n).into_future())
+        .collect();
+    let mut sum = 0u64;
+    while let Some(response) = within(running.next()).await {
+        sum += response.unwrap().value::<u64>().unwrap();
+    }
+    assert_eq!(sum, (0..5_000u64).map(|n| n * n).sum::<u64>());
+    // Large ones: the socket fills mid-burst and the link's writer finishes the writes.
+    let text = "x".repeat(256 * 1024);
+    let echoes: Vec<_> = (0..32)
+        .map(|_| slave.exec("echo", &text).into_future())
+        .collect();
+    for response in within(futures_util::future::join_all(echoes)).await {
+        assert_eq!(
+            response.unwrap().value::<String>().unwrap().len(),
+            text.len()
+        );
+    }
+    assert_eq!(slave.pending(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_dropped_in_flight_leave_nothing_behind() {
+    use futures_util::FutureExt;
+    use std::future::IntoFuture;
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    // Sent (polled once), then abandoned before the slave answers.
+    let mut abandoned: Vec<_> = (0..200)
+        .map(|_| slave.exec("sleep", &200u64).into_future())
+        .collect();
+    for request in &mut abandoned {
+        assert!(request.now_or_never().is_none(), "sent, not yet answered");
+    }
+    assert_eq!(slave.pending(), 200);
+    drop(abandoned);
+    assert_eq!(slave.pending(), 0);
+    // Their late answers are dropped; the link carries on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let response = within(slave.exec("square", &3u64)).await.unwrap();
+    assert_eq!(response.value::<u64>().unwrap(), 9);
+    assert_eq!(slave.pending(), 0);
+}
