@@ -1,9 +1,10 @@
 //! The duplex frame stream to one slave, and the two tasks that drive it.
 
-use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError};
+use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError, Response};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Waker;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -136,27 +137,15 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
         frame = stream.next() => frame,
         _ = core.end_link.notified() => return LinkEnd::Closed,
     };
-    match first {
-        Some(Ok(Frame::Ready(ready))) => {
-            if let Err(reason) = core.accept_ready(ready) {
-                return LinkEnd::Violation(format!("its handshake was refused: {reason}"));
-            }
-        }
-        Some(Ok(other)) => {
-            return LinkEnd::Violation(format!("its first frame was {}, not ready", other.kind()));
-        }
-        Some(Err(err)) => return classify(err),
-        None => return LinkEnd::Closed,
+    if let Err(end) = handshake(core, first) {
+        return end;
     }
-    // Responses that arrived together are handed over together (one lock for all).
-    let (mut responses, mut wakers) = (Vec::new(), Vec::new());
+    let mut delivery = Delivery::default();
     loop {
         let frame = match stream.next().now_or_never() {
             Some(frame) => frame,
             None => {
-                if !responses.is_empty() {
-                    core.complete(&mut responses, &mut wakers);
-                }
+                delivery.flush(core);
                 tokio::select! {
                     biased;
                     frame = stream.next() => frame,
@@ -164,33 +153,79 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
                 }
             }
         };
+        if let Err(end) = delivery.take(core, frame) {
+            return end;
+        }
+    }
+}
+
+/// Checks the slave's first frame, which must be a `Ready` that matches the hello.
+fn handshake(core: &SlaveCore, first: Option<Result<Frame, ProtoError>>) -> Result<(), LinkEnd> {
+    match first {
+        Some(Ok(Frame::Ready(ready))) => core
+            .accept_ready(ready)
+            .map_err(|reason| LinkEnd::Violation(format!("its handshake was refused: {reason}"))),
+        Some(Ok(other)) => Err(LinkEnd::Violation(format!(
+            "its first frame was {}, not ready",
+            other.kind()
+        ))),
+        Some(Err(err)) => Err(classify(err)),
+        None => Err(LinkEnd::Closed),
+    }
+}
+
+/// Hands what a slave sends after the handshake to where it goes. Responses that arrive
+/// together are handed over together (one lock of the pending table for all of them).
+#[derive(Default)]
+struct Delivery {
+    responses: Vec<Response>,
+    wakers: Vec<Waker>,
+}
+
+impl Delivery {
+    /// Takes the next item read from the link; `Err` when the link must end.
+    fn take(
+        &mut self,
+        core: &SlaveCore,
+        frame: Option<Result<Frame, ProtoError>>,
+    ) -> Result<(), LinkEnd> {
         if let Some(Ok(Frame::Response(response))) = frame {
-            responses.push(response);
-            if responses.len() >= RESPONSE_BATCH {
-                core.complete(&mut responses, &mut wakers);
+            self.responses.push(response);
+            if self.responses.len() >= RESPONSE_BATCH {
+                self.flush(core);
             }
-            continue;
+            return Ok(());
         }
         // Anything else is seen after the responses that came before it, and a link that
         // ends still delivers them.
-        if !responses.is_empty() {
-            core.complete(&mut responses, &mut wakers);
-        }
+        self.flush(core);
         match frame {
-            Some(Ok(Frame::Response(_))) => {}
-            Some(Ok(Frame::Event(event))) => core.publish(event),
-            Some(Ok(Frame::Control(Control::Pong(nonce)))) => core.pong(nonce),
+            Some(Ok(Frame::Response(_))) => Ok(()),
+            Some(Ok(Frame::Event(event))) => {
+                core.publish(event);
+                Ok(())
+            }
+            Some(Ok(Frame::Control(Control::Pong(nonce)))) => {
+                core.pong(nonce);
+                Ok(())
+            }
             Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
                 let _ = core.send_frame(&Frame::Control(Control::Pong(nonce)));
+                Ok(())
             }
-            Some(Ok(other)) => {
-                return LinkEnd::Violation(format!(
-                    "it sent a {} frame, which slaves never send",
-                    other.kind()
-                ));
-            }
-            Some(Err(err)) => return classify(err),
-            None => return LinkEnd::Closed,
+            Some(Ok(other)) => Err(LinkEnd::Violation(format!(
+                "it sent a {} frame, which slaves never send",
+                other.kind()
+            ))),
+            Some(Err(err)) => Err(classify(err)),
+            None => Err(LinkEnd::Closed),
+        }
+    }
+
+    /// Hands over the responses taken so far.
+    fn flush(&mut self, core: &SlaveCore) {
+        if !self.responses.is_empty() {
+            core.complete(&mut self.responses, &mut self.wakers);
         }
     }
 }
