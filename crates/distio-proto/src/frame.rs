@@ -345,6 +345,24 @@ pub enum ErrorKind {
     Closed,
 }
 
+impl ErrorKind {
+    /// Every kind, in tag order (a kind's position is its tag on the wire).
+    ///
+    /// ```
+    /// use distio_proto::ErrorKind;
+    /// assert_eq!(ErrorKind::ALL[4], ErrorKind::TimedOut);
+    /// ```
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::UnknownTask,
+        ErrorKind::HandlerFailed,
+        ErrorKind::HandlerPanicked,
+        ErrorKind::Paused,
+        ErrorKind::TimedOut,
+        ErrorKind::SlaveExited,
+        ErrorKind::Closed,
+    ];
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

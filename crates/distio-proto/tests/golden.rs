@@ -12,16 +12,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
-const ALL_KINDS: [ErrorKind; 7] = [
-    ErrorKind::UnknownTask,
-    ErrorKind::HandlerFailed,
-    ErrorKind::HandlerPanicked,
-    ErrorKind::Paused,
-    ErrorKind::TimedOut,
-    ErrorKind::SlaveExited,
-    ErrorKind::Closed,
-];
-
 /// Fails to compile when an error kind is added without a golden sample.
 fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {
@@ -107,7 +97,7 @@ fn samples() -> Vec<(String, Frame)> {
             }),
         ),
     ];
-    for kind in ALL_KINDS {
+    for kind in ErrorKind::ALL {
         out.push((
             format!("response_err_{}", kind_name(kind)),
             Frame::Response(Response {

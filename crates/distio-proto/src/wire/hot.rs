@@ -20,17 +20,6 @@ use crate::{ErrorKind, Frame, Metadata, Payload, Request, Response, TaskError};
 const REQUEST: u32 = 2;
 const RESPONSE: u32 = 3;
 
-/// `ErrorKind`s by variant index.
-const KINDS: [ErrorKind; 7] = [
-    ErrorKind::UnknownTask,
-    ErrorKind::HandlerFailed,
-    ErrorKind::HandlerPanicked,
-    ErrorKind::Paused,
-    ErrorKind::TimedOut,
-    ErrorKind::SlaveExited,
-    ErrorKind::Closed,
-];
-
 /// Bytes of a `u64` length prefix.
 const LEN: usize = 8;
 
@@ -198,7 +187,7 @@ pub(crate) fn decode(body: &[u8]) -> Option<Frame> {
             outcome: match r.u32()? {
                 0 => Ok(Payload::from_bytes(share_or_copy(r.bytes()?))),
                 1 => Err(TaskError {
-                    kind: *KINDS.get(usize::try_from(r.u32()?).ok()?)?,
+                    kind: *ErrorKind::ALL.get(usize::try_from(r.u32()?).ok()?)?,
                     message: std::str::from_utf8(r.bytes()?).ok()?.to_owned(),
                 }),
                 _ => return None,

@@ -51,15 +51,7 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
 }
 
 pub fn error_kind() -> impl Strategy<Value = ErrorKind> {
-    prop_oneof![
-        Just(ErrorKind::UnknownTask),
-        Just(ErrorKind::HandlerFailed),
-        Just(ErrorKind::HandlerPanicked),
-        Just(ErrorKind::Paused),
-        Just(ErrorKind::TimedOut),
-        Just(ErrorKind::SlaveExited),
-        Just(ErrorKind::Closed),
-    ]
+    proptest::sample::select(ErrorKind::ALL.to_vec())
 }
 
 pub fn control() -> impl Strategy<Value = Control> {
