@@ -4,7 +4,9 @@
 //! it. Requests run concurrently on the slave's serving task, so a task that awaits never
 //! holds up another (CPU-heavy work belongs in `tokio::task::spawn_blocking`); a handler's
 //! error becomes an error response carrying its message, and a handler panic becomes an
-//! error response while the slave goes on serving.
+//! error response while the slave goes on serving. A handler is first polled as soon as its
+//! request is read: one that finishes without waiting is answered right there, and only
+//! handlers that wait join the set of running ones.
 //!
 //! ```no_run
 //! use distio_slave::SlaveProcess;
