@@ -125,14 +125,34 @@ pub(crate) async fn run_writer(
     }
 }
 
+/// Where a reader task takes frames from.
+pub(crate) trait FrameSource:
+    Stream<Item = Result<Frame, ProtoError>> + Unpin + Send + 'static
+{
+    /// False when nothing of a next frame has arrived (taking one would have to ask the
+    /// socket, which most likely has nothing yet); true when it may have.
+    fn more_arriving(&self) -> bool {
+        true
+    }
+}
+
+impl FrameSource for FrameStream {}
+
+impl FrameSource for FramedRead<OwnedReadHalf, FrameCodec> {
+    fn more_arriving(&self) -> bool {
+        // A whole frame, or the start of one whose rest is on its way.
+        !self.read_buffer().is_empty()
+    }
+}
+
 /// Reads the slave's frames until the link ends, then settles the slave.
-pub(crate) async fn run_reader(core: Arc<SlaveCore>, mut stream: FrameStream) {
+pub(crate) async fn run_reader<S: FrameSource>(core: Arc<SlaveCore>, mut stream: S) {
     let end = read_frames(&core, &mut stream).await;
     drop(stream);
     core.link_ended(end).await;
 }
 
-async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
+async fn read_frames<S: FrameSource>(core: &SlaveCore, stream: &mut S) -> LinkEnd {
     let first = tokio::select! {
         frame = stream.next() => frame,
         _ = core.end_link.notified() => return LinkEnd::Closed,
@@ -142,7 +162,14 @@ async fn read_frames(core: &SlaveCore, stream: &mut FrameStream) -> LinkEnd {
     }
     let mut delivery = Delivery::default();
     loop {
-        let frame = match stream.next().now_or_never() {
+        // The next frame if it is in or arriving; when nothing more has come, the responses
+        // taken so far are handed over before the socket is asked again.
+        let buffered = if stream.more_arriving() {
+            stream.next().now_or_never()
+        } else {
+            None
+        };
+        let frame = match buffered {
             Some(frame) => frame,
             None => {
                 delivery.flush(core);

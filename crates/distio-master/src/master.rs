@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::AbortHandle;
 use tokio_util::codec::FramedRead;
@@ -70,6 +71,12 @@ struct Registry {
 enum Writer {
     Channel(FrameSink, UnboundedReceiver<distio_proto::Frame>),
     Direct(Arc<DirectWriter>),
+}
+
+/// What the reader task reads, before it is started.
+enum Reader {
+    Stream(FrameStream),
+    Unix(FramedRead<OwnedReadHalf, FrameCodec>),
 }
 
 /// Everything needed to wire up a new slave's link.
@@ -245,18 +252,21 @@ impl Master {
 
     fn start(&self, new: NewSlave) -> Slave {
         let codec = self.shared.codec;
-        let (outbox, writer, stream) = match new.link.kind {
+        let (outbox, writer, reader) = match new.link.kind {
             LinkKind::Framed { sink, stream } => {
                 let (tx, queued) = unbounded_channel();
-                (Outbox::Channel(tx), Writer::Channel(sink, queued), stream)
+                (
+                    Outbox::Channel(tx),
+                    Writer::Channel(sink, queued),
+                    Reader::Stream(stream),
+                )
             }
             LinkKind::Unix { read, write } => {
                 let direct = Arc::new(DirectWriter::new(write, codec));
-                let stream: FrameStream = Box::pin(FramedRead::new(read, codec));
                 (
                     Outbox::Direct(Arc::clone(&direct)),
                     Writer::Direct(direct),
-                    stream,
+                    Reader::Unix(FramedRead::new(read, codec)),
                 )
             }
         };
@@ -302,7 +312,10 @@ impl Master {
                 tokio::spawn(run_direct_writer(Arc::clone(&core), direct, hello))
             }
         };
-        let reader = tokio::spawn(run_reader(Arc::clone(&core), stream));
+        let reader = match reader {
+            Reader::Stream(stream) => tokio::spawn(run_reader(Arc::clone(&core), stream)),
+            Reader::Unix(framed) => tokio::spawn(run_reader(Arc::clone(&core), framed)),
+        };
         let mut tasks = vec![writer.abort_handle(), reader.abort_handle()];
         if let Some(child) = new.child {
             tasks.push(tokio::spawn(watch_process(Arc::clone(&core), child)).abort_handle());
