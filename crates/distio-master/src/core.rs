@@ -9,7 +9,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -101,8 +101,8 @@ pub(crate) struct PendingTable {
 enum Slot {
     /// Not answered yet; the waker of the future's last poll.
     Waiting(Option<Waker>),
-    /// Answered (or failed with the link); the future takes it on its next poll.
-    Done(Result<Payload, TaskError>),
+    /// Answered (or failed with the link), and when; the future takes it on its next poll.
+    Done(Result<Payload, TaskError>, Instant),
 }
 
 /// How frames reach the slave.
@@ -322,7 +322,7 @@ impl SlaveCore {
         &self,
         id: RequestId,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Payload, TaskError>> {
+    ) -> Poll<(Result<Payload, TaskError>, Instant)> {
         let mut table = lock(&self.pending);
         match table.slots.get_mut(&id) {
             Some(Slot::Waiting(waker)) => {
@@ -332,14 +332,14 @@ impl SlaveCore {
                 }
                 Poll::Pending
             }
-            Some(Slot::Done(_)) => match table.slots.remove(&id) {
-                Some(Slot::Done(outcome)) => Poll::Ready(outcome),
+            Some(Slot::Done(..)) => match table.slots.remove(&id) {
+                Some(Slot::Done(outcome, at)) => Poll::Ready((outcome, at)),
                 _ => Poll::Pending,
             },
             // Never registered or already taken: nothing will come.
             None => {
                 drop(table);
-                Poll::Ready(Err(self.gone_error()))
+                Poll::Ready((Err(self.gone_error()), Instant::now()))
             }
         }
     }
@@ -357,6 +357,8 @@ impl SlaveCore {
     pub(crate) fn complete(&self, batch: &mut Vec<Response>, wakers: &mut Vec<Waker>) {
         self.received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        // One clock read for the batch: these responses arrived together.
+        let arrived = Instant::now();
         let mut table = lock(&self.pending);
         for response in batch.drain(..) {
             if response.slave != self.id {
@@ -370,13 +372,13 @@ impl SlaveCore {
             match table.slots.get_mut(&request) {
                 Some(slot @ Slot::Waiting(_)) => {
                     if let Slot::Waiting(waker) =
-                        std::mem::replace(slot, Slot::Done(response.outcome))
+                        std::mem::replace(slot, Slot::Done(response.outcome, arrived))
                     {
                         table.unanswered -= 1;
                         wakers.extend(waker);
                     }
                 }
-                Some(Slot::Done(_)) | None => tracing::trace!(
+                Some(Slot::Done(..)) | None => tracing::trace!(
                     slave = self.id,
                     request,
                     "late or repeated response dropped"
@@ -526,6 +528,7 @@ impl SlaveCore {
         self.accepting.store(false, Ordering::Release);
         let error = self.gone_error();
         let error = TaskError::new(error.kind, format!("{} before answering", error.message));
+        let now = Instant::now();
         let wakers: Vec<Waker> = {
             let mut table = lock(&self.pending);
             table.open = false;
@@ -536,10 +539,10 @@ impl SlaveCore {
                 .filter_map(|slot| match slot {
                     Slot::Waiting(waker) => {
                         let waker = waker.take();
-                        *slot = Slot::Done(Err(error.clone()));
+                        *slot = Slot::Done(Err(error.clone()), now);
                         waker
                     }
-                    Slot::Done(_) => None,
+                    Slot::Done(..) => None,
                 })
                 .collect()
         };

@@ -3,6 +3,7 @@
 use distio_proto::{ErrorKind, Frame, Metadata, Payload, Request, RequestId, TaskError};
 use futures_util::future::{BoxFuture, join_all};
 use std::future::{Future, IntoFuture};
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -144,8 +145,8 @@ impl Future for ExecFuture {
         let State::InFlight(flight) = &mut this.state else {
             panic!("ExecFuture polled after it completed")
         };
-        let outcome = match flight.poll_outcome(cx) {
-            Poll::Ready(outcome) => outcome,
+        let (outcome, answered) = match flight.poll_outcome(cx) {
+            Poll::Ready(answer) => answer,
             Poll::Pending => return Poll::Pending,
         };
         let State::InFlight(flight) = std::mem::replace(&mut this.state, State::Done) else {
@@ -156,7 +157,7 @@ impl Future for ExecFuture {
             flight.id,
             flight.task,
             outcome,
-            flight.started,
+            flight.started..answered,
             flight.catch_all,
         ))
     }
@@ -186,21 +187,26 @@ impl std::fmt::Debug for ExecFuture {
 }
 
 impl InFlight {
-    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<Payload, TaskError>> {
+    /// The outcome and when it came, once it has.
+    fn poll_outcome(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Result<Payload, TaskError>, Instant)> {
         let core = self.slave.core();
         if let Some(writer) = self.flush.take()
             && let Err(err) = writer.finish_now()
         {
             core.write_failed(err);
         }
-        if let Poll::Ready(outcome) = core.poll_answer(self.id, cx) {
-            return Poll::Ready(match (outcome, &self.timer) {
+        if let Poll::Ready((outcome, at)) = core.poll_answer(self.id, cx) {
+            let outcome = match (outcome, &self.timer) {
                 // The slave enforces the same limit and may report it first: same error.
                 (Err(error), Some((limit, _))) if error.kind == ErrorKind::TimedOut => {
                     Err(self.timed_out(*limit))
                 }
                 (outcome, _) => outcome,
-            });
+            };
+            return Poll::Ready((outcome, at));
         }
         if let Some((limit, sleep)) = &mut self.timer
             && sleep.as_mut().poll(cx).is_ready()
@@ -208,7 +214,7 @@ impl InFlight {
             let limit = *limit;
             // Forget the entry now: a late answer finds nothing.
             core.forget(self.id);
-            return Poll::Ready(Err(self.timed_out(limit)));
+            return Poll::Ready((Err(self.timed_out(limit)), Instant::now()));
         }
         Poll::Pending
     }
@@ -254,7 +260,7 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
             id,
             task,
             Err(error),
-            started,
+            started..started,
             effective.catch_all,
         ))
     };
@@ -315,13 +321,14 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
     })
 }
 
-/// The response for an outcome; with catch-all an error outcome becomes `Err`.
+/// The response for an outcome over `timing` (sent..answered); with catch-all an error
+/// outcome becomes `Err`.
 fn finish(
     slave: Slave,
     id: RequestId,
     task: String,
     outcome: Result<Payload, TaskError>,
-    started: Instant,
+    timing: Range<Instant>,
     catch_all: bool,
 ) -> Result<Response, MasterError> {
     match outcome {
@@ -335,8 +342,8 @@ fn finish(
             request_id: id,
             task,
             outcome,
-            started,
-            duration: started.elapsed(),
+            started: timing.start,
+            duration: timing.end.saturating_duration_since(timing.start),
         }),
     }
 }
