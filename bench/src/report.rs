@@ -31,7 +31,14 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    fn new(scenario: &str, unit: &'static str, distio: f64, floor: f64, target: Target) -> Self {
+    /// A row; whether more or less is better is the target's to say.
+    pub(crate) fn new(
+        scenario: &str,
+        unit: &'static str,
+        distio: f64,
+        floor: f64,
+        target: Target,
+    ) -> Self {
         let ratio = distio / floor.max(f64::MIN_POSITIVE);
         let met = match target {
             Target::RatioAtMost(t) => Some(ratio <= t),
@@ -49,28 +56,6 @@ impl Outcome {
             met,
             note: String::new(),
         }
-    }
-
-    /// A figure where less is better (a time, a size).
-    pub(crate) fn lower_better(
-        scenario: &str,
-        unit: &'static str,
-        distio: f64,
-        floor: f64,
-        target: Target,
-    ) -> Self {
-        Outcome::new(scenario, unit, distio, floor, target)
-    }
-
-    /// A figure where more is better (a rate).
-    pub(crate) fn higher_better(
-        scenario: &str,
-        unit: &'static str,
-        distio: f64,
-        floor: f64,
-        target: Target,
-    ) -> Self {
-        Outcome::new(scenario, unit, distio, floor, target)
     }
 
     /// Adds a note shown after the row.

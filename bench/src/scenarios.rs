@@ -107,14 +107,14 @@ pub(crate) async fn sequential(
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let floor_median = quantile(&mut f, 0.5);
     let outcomes = vec![
-        Outcome::lower_better(
+        Outcome::new(
             "1. sequential round trip, median",
             "µs",
             micros(quantile(&mut d, 0.5)),
             micros(floor_median),
             Target::RatioAtMost(1.25),
         ),
-        Outcome::lower_better(
+        Outcome::new(
             "1. sequential round trip, p99",
             "µs",
             micros(quantile(&mut d, 0.99)),
@@ -189,21 +189,21 @@ pub(crate) async fn pipelined(config: &Config, programs: &Programs) -> Result<Ve
     let per_request = |ns: u64| ns as f64 / 1e3 / total as f64;
     slave.close().await;
     Ok(vec![
-        Outcome::higher_better(
+        Outcome::new(
             "2. pipelined, 1 slave",
             "req/s",
             rate(total, d),
             rate(total, f),
             Target::RatioAtLeast(0.5),
         ),
-        Outcome::lower_better(
+        Outcome::new(
             "2. pipelined, master CPU per request",
             "µs",
             per_request(d_cpu.0),
             per_request(f_cpu.0),
             Target::None,
         ),
-        Outcome::lower_better(
+        Outcome::new(
             "2. pipelined, slave CPU per request",
             "µs",
             per_request(d_cpu.1),
@@ -254,7 +254,7 @@ pub(crate) async fn broadcast(config: &Config, programs: &Programs) -> Result<Ve
     }
     let total = per * config.rounds;
     slaves.close().await;
-    Ok(vec![Outcome::higher_better(
+    Ok(vec![Outcome::new(
         "3. broadcast to 8 slaves",
         "broadcasts/s",
         rate(total, d),
@@ -318,7 +318,7 @@ pub(crate) async fn workpool(
     let floor_single = 2.0 / floor_rtt.as_secs_f64().max(1e-9);
     slaves.close().await;
     Ok(vec![
-        Outcome::higher_better(
+        Outcome::new(
             "4a. workpool, 2 slaves, 1 in flight each",
             "tasks/s",
             rate(total, one),
@@ -326,7 +326,7 @@ pub(crate) async fn workpool(
             Target::RatioAtLeast(0.9),
         )
         .note("floor = 2 / floor median round trip"),
-        Outcome::higher_better(
+        Outcome::new(
             "4b. workpool, 2 slaves, window in flight each",
             "tasks/s",
             rate(total, many),
@@ -368,7 +368,7 @@ pub(crate) async fn large(config: &Config, programs: &Programs) -> Result<Vec<Ou
         (per * config.rounds * MIB) as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
     };
     slave.close().await;
-    Ok(vec![Outcome::higher_better(
+    Ok(vec![Outcome::new(
         "5. 1 MiB echo",
         "MB/s",
         mb(d),
@@ -412,7 +412,7 @@ pub(crate) async fn spawn(config: &Config, programs: &Programs) -> Result<Vec<Ou
         );
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    Ok(vec![Outcome::lower_better(
+    Ok(vec![Outcome::new(
         "6. spawn 8 slaves until each answered",
         "ms",
         ms(quantile(&mut d, 0.5)),
@@ -443,14 +443,14 @@ pub(crate) async fn memory(config: &Config, programs: &Programs) -> Result<Vec<O
     let (dm, ds) = probe("distio")?;
     let (fm, fs) = probe("floor")?;
     Ok(vec![
-        Outcome::lower_better(
+        Outcome::new(
             "7a. peak RSS, master with 8 slaves under load",
             "MiB",
             dm,
             fm,
             Target::AbsoluteAtMost(16.0),
         ),
-        Outcome::lower_better(
+        Outcome::new(
             "7b. peak RSS, one slave under load",
             "MiB",
             ds,
