@@ -305,25 +305,14 @@ fn request_of(frame: Frame) -> Request {
     }
 }
 
-/// Refuses a request too large for one frame before it is queued. Small requests (the
-/// usual case) are cleared by an upper bound without walking the frame.
+/// Refuses a request too large for one frame before it is queued (measuring a request
+/// is arithmetic on its lengths; nothing is walked or copied).
 fn check_size(core: &SlaveCore, frame: &Frame) -> Result<(), MasterError> {
-    let request = request_ref(frame);
-    let extra: usize = request
-        .meta
-        .extra
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 16)
-        .sum();
-    let bound = request.payload.len() + request.task.len() + extra + 64;
-    if bound <= core.codec.max_frame_len() {
-        return Ok(());
-    }
     core.codec
         .encoded_len(frame)
         .map(drop)
         .map_err(|source| MasterError::TooLarge {
-            task: request.task.clone(),
+            task: request_ref(frame).task.clone(),
             source,
         })
 }
