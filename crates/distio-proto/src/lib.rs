@@ -32,6 +32,7 @@ mod codec;
 mod error;
 mod frame;
 mod payload;
+mod throttle;
 mod wire;
 
 // The integration tests' frame strategies, for the unit tests that compare private paths.
@@ -48,6 +49,7 @@ pub use frame::{
     RequestId, Response, SlaveId, SlaveIdentity, TaskError, check_handshake,
 };
 pub use payload::Payload;
+pub use throttle::Throttle;
 
 /// How a master hands a local slave process its connection.
 ///
