@@ -1,9 +1,8 @@
 //! The state one slave's handle, link tasks and process watcher share.
 
 use distio_proto::{
-    ErrorKind, Event, Frame, FrameCodec, Payload, Ready, RequestId, Response, SlaveId, TaskError,
+    ErrorKind, Event, Frame, FrameCodec, Ready, RequestId, Response, SlaveId, TaskError, Throttle,
 };
-use std::collections::HashMap;
 use std::fmt;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,6 +15,8 @@ use tokio::sync::{Notify, oneshot, watch};
 use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, Sent};
 use crate::events::{SlaveEvent, Subscriber};
+use crate::pending::{IdMap, Outcome, PendingTable, Placed};
+use crate::room::Room;
 use crate::{Location, Signal, process};
 
 /// How long a link whose slave process is gone (or whose process is gone while the link
@@ -67,44 +68,6 @@ pub(crate) struct Status {
     pub(crate) end: Option<(ErrorKind, String)>,
 }
 
-/// Hashes request ids as themselves: they are sequential, so they spread well already and
-/// SipHash would only cost time on every request.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used for ids; fold anything else in case that changes.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id;
-    }
-}
-
-type IdMap<V> = HashMap<RequestId, V, std::hash::BuildHasherDefault<IdHasher>>;
-
-/// Requests waiting for a response, and whether the link can still answer them.
-pub(crate) struct PendingTable {
-    open: bool,
-    /// Entries not yet answered (the rest hold an outcome their future has not collected).
-    unanswered: usize,
-    slots: IdMap<Slot>,
-}
-
-/// Where a request's outcome meets its future.
-enum Slot {
-    /// Not answered yet; the waker of the future's last poll.
-    Waiting(Option<Waker>),
-    /// Answered (or failed with the link), and when; the future takes it on its next poll.
-    Done(Result<Payload, TaskError>, Instant),
-}
-
 /// How frames reach the slave.
 pub(crate) enum Outbox {
     /// Through a channel to the link's writer task (any kind of link).
@@ -130,9 +93,15 @@ pub(crate) struct SlaveCore {
     pub(crate) master_defaults: Arc<Defaults>,
     pub(crate) codec: FrameCodec,
     pub(crate) close_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     outbox: Outbox,
     next_request: AtomicU64,
     pending: Mutex<PendingTable>,
+    /// Counts requests forgotten in flight (timed out or dropped): a writer that sees it
+    /// change looks for their frames to drop them unsent.
+    forgotten: AtomicU64,
+    /// The byte limit of the frames queued for the slave and not yet written.
+    pub(crate) room: Arc<Room>,
     pings: Mutex<IdMap<oneshot::Sender<()>>>,
     pub(crate) sent: AtomicU64,
     pub(crate) received: AtomicU64,
@@ -163,7 +132,10 @@ pub(crate) struct CoreParts {
     pub(crate) master_defaults: Arc<Defaults>,
     pub(crate) codec: FrameCodec,
     pub(crate) close_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     pub(crate) outbox: Outbox,
+    pub(crate) room: Arc<Room>,
+    pub(crate) max_in_flight: usize,
     pub(crate) on_end: Box<dyn FnOnce() + Send>,
 }
 
@@ -185,13 +157,12 @@ impl SlaveCore {
             master_defaults: parts.master_defaults,
             codec: parts.codec,
             close_grace: parts.close_grace,
+            shutdown_grace: parts.shutdown_grace,
             outbox: parts.outbox,
             next_request: AtomicU64::new(1),
-            pending: Mutex::new(PendingTable {
-                open: true,
-                unanswered: 0,
-                slots: IdMap::default(),
-            }),
+            pending: Mutex::new(PendingTable::new(parts.max_in_flight)),
+            forgotten: AtomicU64::new(0),
+            room: parts.room,
             pings: Mutex::new(IdMap::default()),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -228,7 +199,11 @@ impl SlaveCore {
     ) -> Result<Option<(&Arc<DirectWriter>, bool)>, distio_proto::ProtoError> {
         match &self.outbox {
             Outbox::Channel(tx) => {
-                let _ = tx.send(frame.clone());
+                // Counted as the bytes it will take on the wire; its writer releases them.
+                let len = self.codec.encoded_len(frame)?;
+                if tx.send(frame.clone()).is_ok() {
+                    self.room.add(len);
+                }
                 Ok(None)
             }
             Outbox::Direct(writer) => match writer.send(frame, !batch) {
@@ -259,7 +234,7 @@ impl SlaveCore {
     }
 
     pub(crate) fn pending_count(&self) -> usize {
-        lock(&self.pending).unanswered
+        lock(&self.pending).pending()
     }
 
     /// Why a new request is refused, if it is.
@@ -303,86 +278,80 @@ impl SlaveCore {
         TaskError::new(kind, format!("{self} {reason}"))
     }
 
-    /// Registers a pending request whose future `waker` wakes, unless the link has ended.
-    /// Returns how many requests are unanswered now, this one included.
-    pub(crate) fn register(&self, id: RequestId, waker: &Waker) -> Result<usize, TaskError> {
-        let mut table = lock(&self.pending);
-        if !table.open {
-            drop(table);
-            return Err(self.gone_error());
-        }
-        table.slots.insert(id, Slot::Waiting(Some(waker.clone())));
-        table.unanswered += 1;
-        Ok(table.unanswered)
+    /// Gives request `id` a place among the pending ones (or queues it for one), with
+    /// `waker` to wake when that changes; fails if the link has ended.
+    pub(crate) fn place(&self, id: RequestId, waker: &Waker) -> Result<Placed, TaskError> {
+        let placed = lock(&self.pending).place(id, waker);
+        placed.ok_or_else(|| self.gone_error())
+    }
+
+    /// For a queued request: true once it has its place, false while it waits.
+    pub(crate) fn poll_placed(&self, id: RequestId, waker: &Waker) -> Result<bool, TaskError> {
+        let placed = lock(&self.pending).poll_placed(id, waker);
+        placed.ok_or_else(|| self.gone_error())
     }
 
     /// The outcome of request `id` once it is there; until then, `cx` is woken when it
     /// arrives. Takes the outcome out: call it until it is ready, not after.
-    pub(crate) fn poll_answer(
-        &self,
-        id: RequestId,
-        cx: &mut Context<'_>,
-    ) -> Poll<(Result<Payload, TaskError>, Instant)> {
-        let mut table = lock(&self.pending);
-        match table.slots.get_mut(&id) {
-            Some(Slot::Waiting(waker)) => {
-                match waker {
-                    Some(known) if known.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            }
-            Some(Slot::Done(..)) => match table.slots.remove(&id) {
-                Some(Slot::Done(outcome, at)) => Poll::Ready((outcome, at)),
-                _ => Poll::Pending,
-            },
-            // Never registered or already taken: nothing will come.
-            None => {
-                drop(table);
-                Poll::Ready((Err(self.gone_error()), Instant::now()))
-            }
+    pub(crate) fn poll_answer(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut wake = Vec::new();
+        let answer = lock(&self.pending).poll_answer(id, cx.waker(), &mut wake);
+        wake_all(wake);
+        match answer {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
+            // Never placed or already taken: nothing will come.
+            Poll::Ready(None) => Poll::Ready((Err(self.gone_error()), Instant::now())),
         }
     }
 
-    /// Forgets a pending request (timed out or abandoned by its caller).
+    /// Forgets a request (timed out or abandoned by its caller), placed or queued; its frame,
+    /// if still queued for writing, will not be sent.
     pub(crate) fn forget(&self, id: RequestId) {
-        let mut table = lock(&self.pending);
-        if let Some(Slot::Waiting(_)) = table.slots.remove(&id) {
-            table.unanswered -= 1;
-        }
+        let mut wake = Vec::new();
+        lock(&self.pending).forget(id, &mut wake);
+        self.forgotten.fetch_add(1, Ordering::Release);
+        wake_all(wake);
+    }
+
+    /// How many requests have been forgotten so far (see [`forget`](Self::forget)).
+    pub(crate) fn forgotten(&self) -> u64 {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` with a check telling whether a request's frame is still worth sending.
+    pub(crate) fn with_live_check<R>(&self, f: impl FnOnce(&dyn Fn(RequestId) -> bool) -> R) -> R {
+        let table = lock(&self.pending);
+        f(&|id| id == 0 || table.is_waiting(id))
     }
 
     /// Hands the responses in `batch` (emptied) to their requests, with one lock for all,
     /// then wakes the requests. `wakers` is scratch space, left empty.
     pub(crate) fn complete(&self, batch: &mut Vec<Response>, wakers: &mut Vec<Waker>) {
+        static OTHER_ID: Throttle = Throttle::new(Duration::from_secs(10));
         self.received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         // One clock read for the batch: these responses arrived together.
         let arrived = Instant::now();
         let mut table = lock(&self.pending);
         for response in batch.drain(..) {
-            if response.slave != self.id {
+            if response.slave != self.id
+                && let Some(suppressed) = OTHER_ID.allow()
+            {
                 tracing::warn!(
                     slave = self.id,
                     claimed = response.slave,
+                    suppressed,
                     "response claims another slave id"
                 );
             }
             let request = response.request;
-            match table.slots.get_mut(&request) {
-                Some(slot @ Slot::Waiting(_)) => {
-                    if let Slot::Waiting(waker) =
-                        std::mem::replace(slot, Slot::Done(response.outcome, arrived))
-                    {
-                        table.unanswered -= 1;
-                        wakers.extend(waker);
-                    }
-                }
-                Some(Slot::Done(..)) | None => tracing::trace!(
+            if !table.answer(response, arrived, wakers) {
+                tracing::trace!(
                     slave = self.id,
                     request,
                     "late or repeated response dropped"
-                ),
+                );
             }
         }
         drop(table);
@@ -418,13 +387,21 @@ impl SlaveCore {
     }
 
     pub(crate) fn subscribe(&self, sub: Subscriber) {
-        lock(&self.subscribers).push(sub);
+        let mut subscribers = lock(&self.subscribers);
+        // Subscriptions dropped since the last event go now, so the list stays bounded.
+        subscribers.retain(|sub| !sub.is_closed());
+        subscribers.push(sub);
     }
 
     pub(crate) fn ping_waiter(&self, nonce: u64) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         lock(&self.pings).insert(nonce, tx);
         rx
+    }
+
+    /// A ping that timed out: its answer is no longer awaited.
+    pub(crate) fn forget_ping(&self, nonce: u64) {
+        lock(&self.pings).remove(&nonce);
     }
 
     pub(crate) fn pong(&self, nonce: u64) {
@@ -528,27 +505,10 @@ impl SlaveCore {
         self.accepting.store(false, Ordering::Release);
         let error = self.gone_error();
         let error = TaskError::new(error.kind, format!("{} before answering", error.message));
-        let now = Instant::now();
-        let wakers: Vec<Waker> = {
-            let mut table = lock(&self.pending);
-            table.open = false;
-            table.unanswered = 0;
-            table
-                .slots
-                .values_mut()
-                .filter_map(|slot| match slot {
-                    Slot::Waiting(waker) => {
-                        let waker = waker.take();
-                        *slot = Slot::Done(Err(error.clone()), now);
-                        waker
-                    }
-                    Slot::Done(..) => None,
-                })
-                .collect()
-        };
-        for waker in wakers {
-            waker.wake();
-        }
+        let mut wake = Vec::new();
+        lock(&self.pending).close(&error, Instant::now(), &mut wake);
+        wake_all(wake);
+        self.room.clear();
         lock(&self.pings).clear();
         tracing::debug!(slave = self.id, "{error}");
         // Off the master's list before anyone waiting for the end is told of it.
@@ -557,6 +517,12 @@ impl SlaveCore {
             on_end();
         }
         self.status.send_modify(|s| s.state = SlaveState::Ended);
+    }
+}
+
+fn wake_all(wakers: Vec<Waker>) {
+    for waker in wakers {
+        waker.wake();
     }
 }
 

@@ -9,7 +9,8 @@
 //! system call.
 
 use bytes::{Buf, BytesMut};
-use distio_proto::{Frame, FrameCodec, Hello, ProtoError};
+use distio_proto::{Frame, FrameCodec, Hello, ProtoError, RequestId};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::unix::OwnedWriteHalf;
@@ -17,10 +18,12 @@ use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 
 use crate::core::{SlaveCore, lock};
+use crate::room::Room;
 
 pub(crate) struct DirectWriter {
     half: OwnedWriteHalf,
     codec: FrameCodec,
+    room: Arc<Room>,
     state: Mutex<WriteState>,
     /// Tells the writer task it owns the flush now (the socket was full, or a sender
     /// deferred the write to batch it).
@@ -30,6 +33,9 @@ pub(crate) struct DirectWriter {
 struct WriteState {
     /// Encoded frames not yet written.
     buf: BytesMut,
+    /// The frames in `buf` (and in a chunk being written), in order: which request each
+    /// belongs to (0: not a request, or already partly written) and its length left.
+    frames: VecDeque<(RequestId, usize)>,
     /// An empty buffer with capacity, swapped in while `buf` is being written so frames
     /// appended meanwhile do not start from nothing.
     spare: BytesMut,
@@ -62,12 +68,14 @@ enum Flushed {
 }
 
 impl DirectWriter {
-    pub(crate) fn new(half: OwnedWriteHalf, codec: FrameCodec) -> Self {
+    pub(crate) fn new(half: OwnedWriteHalf, codec: FrameCodec, room: Arc<Room>) -> Self {
         DirectWriter {
             half,
             codec,
+            room,
             state: Mutex::new(WriteState {
                 buf: BytesMut::new(),
+                frames: VecDeque::new(),
                 spare: BytesMut::new(),
                 open: false,
                 flushing: false,
@@ -85,7 +93,15 @@ impl DirectWriter {
     pub(crate) fn send(&self, frame: &Frame, now: bool) -> Result<Sent, ProtoError> {
         let mut state = lock(&self.state);
         let mut codec = self.codec;
+        let before = state.buf.len();
         codec.encode(frame, &mut state.buf)?;
+        let len = state.buf.len() - before;
+        let id = match frame {
+            Frame::Request(request) => request.id,
+            _ => 0,
+        };
+        state.frames.push_back((id, len));
+        self.room.add(len);
         if !state.open || state.flushing || state.failed {
             return Ok(Sent::Queued);
         }
@@ -135,9 +151,13 @@ impl DirectWriter {
             let spare = std::mem::take(&mut state.spare);
             let mut chunk = std::mem::replace(&mut state.buf, spare);
             let allocated = chunk.capacity();
+            let queued = chunk.len();
             drop(state);
             let result = write_nonblocking(&self.half, &mut chunk);
             state = lock(&self.state);
+            let written = queued - chunk.len();
+            state.written(written);
+            self.room.release(written);
             match result {
                 Ok(()) => {
                     // Written bytes were advanced past, not freed: reclaim the allocation
@@ -163,8 +183,63 @@ impl DirectWriter {
                     state.failed = true;
                     state.flushing = false;
                     state.buf = BytesMut::new();
+                    state.frames.clear();
                     return Flushed::Failed(err);
                 }
+            }
+        }
+    }
+}
+
+impl DirectWriter {
+    /// Drops the frames of requests that are no longer waiting (timed out or abandoned)
+    /// from what is queued, so they are never sent. Call only while owning the flush with
+    /// nothing being written (the writer task after the socket was full, or before the link
+    /// opens). A frame partly written already stays.
+    fn drop_dead_frames(&self, live: &dyn Fn(RequestId) -> bool) {
+        let mut state = lock(&self.state);
+        if state.frames.iter().all(|&(id, _)| live(id)) {
+            return;
+        }
+        let state = &mut *state;
+        let mut kept = BytesMut::with_capacity(state.buf.len());
+        let mut dropped = 0;
+        let mut at = 0;
+        state.frames.retain(|&(id, len)| {
+            let frame = &state.buf[at..at + len];
+            at += len;
+            if live(id) {
+                kept.extend_from_slice(frame);
+                true
+            } else {
+                dropped += len;
+                false
+            }
+        });
+        state.buf = kept;
+        self.room.release(dropped);
+        tracing::debug!(
+            bytes = dropped,
+            "dropped unsent frames of requests no longer waiting"
+        );
+    }
+}
+
+impl WriteState {
+    /// `n` bytes from the front of the queue were written: their frames are done, and a
+    /// frame written in part must be finished whatever becomes of its request.
+    fn written(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.frames.front_mut() else {
+                return;
+            };
+            if front.1 <= n {
+                n -= front.1;
+                self.frames.pop_front();
+            } else {
+                front.1 -= n;
+                front.0 = 0;
+                return;
             }
         }
     }
@@ -206,7 +281,10 @@ pub(crate) async fn run_direct_writer(
     if !core.handshake_done().await {
         return;
     }
-    // Open the link; requests queued during the handshake go out now, in order.
+    // Open the link; requests queued during the handshake go out now, in order (those that
+    // timed out meanwhile are dropped).
+    let mut seen_forgotten = core.forgotten();
+    core.with_live_check(|live| writer.drop_dead_frames(live));
     {
         let mut state = lock(&writer.state);
         state.open = true;
@@ -226,6 +304,12 @@ pub(crate) async fn run_direct_writer(
                 tracing::debug!(slave = core.id, "slave socket failed: {err}");
                 core.end_link.notify_one();
                 return;
+            }
+            // Requests forgotten while the socket was full: their frames need not go.
+            let forgotten = core.forgotten();
+            if forgotten != seen_forgotten {
+                seen_forgotten = forgotten;
+                core.with_live_check(|live| writer.drop_dead_frames(live));
             }
             match writer.flush(lock(&writer.state)) {
                 Flushed::All => break,

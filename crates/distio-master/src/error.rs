@@ -107,6 +107,18 @@ pub enum MasterError {
         reason: String,
     },
 
+    /// A ping got no answer in time.
+    #[error(
+        "slave #{slave} did not answer a ping within {limit:?}: its serving loop is blocked or \
+         its connection stalled; close or kill it if it stays so"
+    )]
+    PingTimedOut {
+        /// The slave.
+        slave: SlaveId,
+        /// How long the ping waited.
+        limit: std::time::Duration,
+    },
+
     /// Sending a signal to a slave process failed.
     #[error("could not signal slave #{slave}: {source}")]
     Signal {

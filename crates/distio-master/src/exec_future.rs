@@ -14,6 +14,7 @@ use tokio::time::Sleep;
 use crate::core::SlaveCore;
 use crate::defaults::Effective;
 use crate::direct::DirectWriter;
+use crate::pending::Placed;
 use crate::{Exec, MasterError, Response, Slave};
 
 /// The future of an [`Exec`]: sends the request when first polled, then waits for the
@@ -36,8 +37,25 @@ pub struct ExecFuture {
 
 enum State {
     Unsent(Exec),
+    /// Waiting for a place among the slave's pending requests, or for room in its outbox
+    /// (boxed: the uncommon case, kept out of the future's size).
+    Admitting(Box<Admitting>),
     InFlight(InFlight),
     Done,
+}
+
+/// A request not yet written: it waits for a place in the pending table (queued behind
+/// others) or, placed, for the slave to read enough of its outbox.
+struct Admitting {
+    slave: Slave,
+    /// The request's frame, encoded only once it is admitted.
+    frame: Frame,
+    id: RequestId,
+    started: Instant,
+    catch_all: bool,
+    timer: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// Holds a place in the pending table (otherwise it is queued for one).
+    placed: bool,
 }
 
 /// A request that has been registered and written (or queued for writing).
@@ -66,52 +84,75 @@ impl Future for ExecFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let State::Unsent(_) = this.state {
-            let State::Unsent(exec) = std::mem::replace(&mut this.state, State::Done) else {
-                unreachable!("matched just above")
-            };
-            match start(exec, cx) {
-                Started::Finished(result) => return Poll::Ready(result),
-                Started::InFlight(flight) => {
-                    let yield_once = flight.flush.is_some();
-                    this.state = State::InFlight(flight);
-                    if yield_once {
-                        cx.waker().wake_by_ref();
-                    }
-                    // Registered with this poll's waker: nothing to check until it wakes.
-                    return Poll::Pending;
+        match std::mem::replace(&mut this.state, State::Done) {
+            State::Unsent(exec) => match start(exec, cx) {
+                Started::Finished(result) => Poll::Ready(result),
+                Started::Waiting(admitting) => {
+                    this.state = State::Admitting(admitting);
+                    Poll::Pending
                 }
-            }
+                Started::InFlight(flight) => this.sent(flight, cx),
+            },
+            State::Admitting(mut admitting) => match admitting.poll_admit(cx) {
+                Admit::Wait => {
+                    this.state = State::Admitting(admitting);
+                    Poll::Pending
+                }
+                Admit::Finished(result) => Poll::Ready(result),
+                Admit::Sent(flight) => this.sent(flight, cx),
+            },
+            State::InFlight(mut flight) => match flight.poll_outcome(cx) {
+                Poll::Ready((outcome, answered)) => Poll::Ready(flight.finish(outcome, answered)),
+                Poll::Pending => {
+                    this.state = State::InFlight(flight);
+                    Poll::Pending
+                }
+            },
+            State::Done => panic!("ExecFuture polled after it completed"),
         }
-        let State::InFlight(flight) = &mut this.state else {
-            panic!("ExecFuture polled after it completed")
-        };
-        let (outcome, answered) = match flight.poll_outcome(cx) {
-            Poll::Ready(answer) => answer,
-            Poll::Pending => return Poll::Pending,
-        };
-        let State::InFlight(flight) = std::mem::replace(&mut this.state, State::Done) else {
-            unreachable!("matched just above")
-        };
-        Poll::Ready(finish(
-            flight.slave,
-            flight.id,
-            flight.task,
-            outcome,
-            flight.started..answered,
-            flight.catch_all,
-        ))
+    }
+}
+
+impl ExecFuture {
+    /// The request was just written (or queued for writing): from now on it waits for its
+    /// answer, its timeout, or the end of the link.
+    fn sent(
+        &mut self,
+        mut flight: InFlight,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response, MasterError>> {
+        // The timer must see this poll's waker, or a request whose slave never answers
+        // would wait for something else to wake it.
+        if let Some((limit, sleep)) = &mut flight.timer
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            let limit = *limit;
+            flight.slave.core().forget(flight.id);
+            let error = flight.timed_out(limit);
+            return Poll::Ready(flight.finish(Err(error), Instant::now()));
+        }
+        if flight.flush.is_some() {
+            // Yield once so the requests this task sends meanwhile queue behind this one.
+            cx.waker().wake_by_ref();
+        }
+        self.state = State::InFlight(flight);
+        Poll::Pending
     }
 }
 
 impl Drop for ExecFuture {
     fn drop(&mut self) {
-        // Abandoned in flight: forget the entry, and hand a claimed flush to the writer.
-        if let State::InFlight(flight) = &mut self.state {
-            flight.slave.core().forget(flight.id);
-            if let Some(writer) = flight.flush.take() {
-                writer.hand_over();
+        match &mut self.state {
+            // Abandoned in flight: forget the entry, and hand a claimed flush to the writer.
+            State::InFlight(flight) => {
+                flight.slave.core().forget(flight.id);
+                if let Some(writer) = flight.flush.take() {
+                    writer.hand_over();
+                }
             }
+            // Abandoned before it was written: give up its place (or its turn).
+            State::Admitting(admitting) => admitting.slave.core().forget(admitting.id),
+            State::Unsent(_) | State::Done => {}
         }
     }
 }
@@ -120,6 +161,7 @@ impl std::fmt::Debug for ExecFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             State::Unsent(_) => "unsent",
+            State::Admitting(_) => "waiting to be sent",
             State::InFlight(_) => "in flight",
             State::Done => "done",
         };
@@ -143,7 +185,7 @@ impl InFlight {
             let outcome = match (outcome, &self.timer) {
                 // The slave enforces the same limit and may report it first: same error.
                 (Err(error), Some((limit, _))) if error.kind == ErrorKind::TimedOut => {
-                    Err(self.timed_out(*limit))
+                    Err(timed_out(&self.slave, self.id, &self.task, *limit))
                 }
                 (outcome, _) => outcome,
             };
@@ -161,25 +203,55 @@ impl InFlight {
     }
 
     fn timed_out(&self, limit: Duration) -> TaskError {
-        TaskError::new(
-            ErrorKind::TimedOut,
-            format!(
-                "request {} (task \"{}\") to {} timed out after {limit:?}",
-                self.id,
-                self.task,
-                self.slave.core()
-            ),
+        timed_out(&self.slave, self.id, &self.task, limit)
+    }
+
+    /// The response for `outcome`, which came at `answered`.
+    fn finish(
+        mut self,
+        outcome: Result<Payload, TaskError>,
+        answered: Instant,
+    ) -> Result<Response, MasterError> {
+        // A flush this request claimed is not lost with it.
+        if let Some(writer) = self.flush.take() {
+            writer.hand_over();
+        }
+        finish(
+            self.slave,
+            self.id,
+            self.task,
+            outcome,
+            self.started..answered,
+            self.catch_all,
         )
     }
+}
+
+fn timed_out(slave: &Slave, id: RequestId, task: &str, limit: Duration) -> TaskError {
+    TaskError::new(
+        ErrorKind::TimedOut,
+        format!(
+            "request {id} (task \"{task}\") to {} timed out after {limit:?}",
+            slave.core()
+        ),
+    )
 }
 
 /// What the first poll of a request led to.
 enum Started {
     Finished(Result<Response, MasterError>),
+    Waiting(Box<Admitting>),
     InFlight(InFlight),
 }
 
-/// Registers and writes the request (the first poll of an [`ExecFuture`]).
+/// What a try at writing a waiting request led to.
+enum Admit {
+    Wait,
+    Finished(Result<Response, MasterError>),
+    Sent(InFlight),
+}
+
+/// Checks the request and tries to write it (the first poll of an [`ExecFuture`]).
 fn start(exec: Exec, cx: &Context<'_>) -> Started {
     let Exec {
         slave,
@@ -195,18 +267,15 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
     let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
     let started = Instant::now();
     let id = core.next_request_id();
-    let refused = |slave: Slave, task, error| {
-        Started::Finished(finish(
+    if let Some(refusal) = core.refusal() {
+        return Started::Finished(finish(
             slave,
             id,
             task,
-            Err(error),
+            Err(refusal),
             started..started,
             effective.catch_all,
-        ))
-    };
-    if let Some(refusal) = core.refusal() {
-        return refused(slave, task, refusal);
+        ));
     }
     effective.apply(&mut meta);
     let frame = Frame::Request(Request {
@@ -218,48 +287,147 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
     if let Err(err) = check_size(core, &frame) {
         return Started::Finished(Err(err));
     }
-    let pending = match core.register(id, cx.waker()) {
-        Ok(pending) => pending,
-        Err(gone) => return refused(slave, request_of(frame).task, gone),
-    };
-    // Alone, the request is written at once. With others in flight it is part of a burst:
-    // the first sender to find the link idle yields once, so the requests its task sends
-    // meanwhile queue behind it, then writes them all with one system call.
-    let sent = core.send_frame_batched(&frame, pending > 1);
-    // The frame was only borrowed: its task name moves on into the response.
-    let task = request_of(frame).task;
-    let flush = match sent {
-        Ok(None) => None,
-        Ok(Some((writer, true))) => Some(Arc::clone(writer)),
-        // The socket is full: the link's writer task finishes the write when it drains.
-        Ok(Some((writer, false))) => {
-            writer.hand_over();
-            None
-        }
-        Err(err) => {
-            core.forget(id);
-            let error = TaskError::new(
-                ErrorKind::Closed,
-                format!("request {id} (task \"{task}\") could not be sent: {err}"),
-            );
-            return refused(slave, task, error);
-        }
-    };
-    core.sent.fetch_add(1, Ordering::Relaxed);
     // Boxed: most requests have no timeout, and an inline timer would make every request's
     // future several times larger.
     let timer = effective
         .timeout
         .map(|limit| (limit, Box::pin(tokio::time::sleep(limit))));
-    Started::InFlight(InFlight {
+    let mut admitting = Admitting {
         slave,
-        task,
+        frame,
         id,
         started,
         catch_all: effective.catch_all,
-        flush,
         timer,
-    })
+        placed: false,
+    };
+    match admitting.try_send(cx) {
+        Admit::Wait => {
+            let mut admitting = Box::new(admitting);
+            // Its timer runs while it waits: let it know this poll's waker.
+            match admitting.poll_timer(cx) {
+                Some(result) => Started::Finished(result),
+                None => Started::Waiting(admitting),
+            }
+        }
+        Admit::Finished(result) => Started::Finished(result),
+        Admit::Sent(flight) => Started::InFlight(flight),
+    }
+}
+
+impl Admitting {
+    /// Polls a waiting request: its timeout, the slave's state, then another try.
+    fn poll_admit(&mut self, cx: &Context<'_>) -> Admit {
+        if let Some(result) = self.poll_timer(cx) {
+            return Admit::Finished(result);
+        }
+        let core = self.slave.core();
+        if let Some(refusal) = core.refusal() {
+            core.forget(self.id);
+            return Admit::Finished(self.fail(refusal));
+        }
+        self.try_send(cx)
+    }
+
+    /// `Some` once the request's timeout has fired (it is then forgotten).
+    fn poll_timer(&mut self, cx: &Context<'_>) -> Option<Result<Response, MasterError>> {
+        let mut cx = Context::from_waker(cx.waker());
+        let (limit, sleep) = self.timer.as_mut()?;
+        if sleep.as_mut().poll(&mut cx).is_pending() {
+            return None;
+        }
+        let limit = *limit;
+        self.slave.core().forget(self.id);
+        let task = &request_ref(&self.frame).task;
+        let error = timed_out(&self.slave, self.id, task, limit);
+        Some(self.fail(error))
+    }
+
+    /// Ends the request unsent with `error`.
+    fn fail(&mut self, error: TaskError) -> Result<Response, MasterError> {
+        let task = std::mem::take(&mut request_mut(&mut self.frame).task);
+        let now = Instant::now();
+        finish(
+            self.slave.clone(),
+            self.id,
+            task,
+            Err(error),
+            self.started..now,
+            self.catch_all,
+        )
+    }
+
+    /// Takes a place in the pending table (or the turn it was given), waits for room in
+    /// the outbox if it is full, then writes the request.
+    fn try_send(&mut self, cx: &Context<'_>) -> Admit {
+        let core = Arc::clone(self.slave.core());
+        let waker = cx.waker();
+        // Alone, the request is written at once. With others in flight it is part of a
+        // burst: the first sender to find the link idle yields once, so the requests its
+        // task sends meanwhile queue behind it, then writes them all with one system call.
+        let mut batch = true;
+        if !self.placed {
+            let placed = match core.place(self.id, waker) {
+                Ok(Placed::Now(pending)) => {
+                    batch = pending > 1;
+                    true
+                }
+                Ok(Placed::Queued) => false,
+                Err(gone) => return Admit::Finished(self.fail(gone)),
+            };
+            self.placed = placed;
+        }
+        if !self.placed {
+            match core.poll_placed(self.id, waker) {
+                Ok(true) => self.placed = true,
+                Ok(false) => return Admit::Wait,
+                Err(gone) => return Admit::Finished(self.fail(gone)),
+            }
+        }
+        if core.room.is_full() && core.room.wait(waker) {
+            // Placed and waiting for room: the link may end meanwhile.
+            let mut cx = Context::from_waker(waker);
+            if let Poll::Ready((outcome, _)) = core.poll_answer(self.id, &mut cx) {
+                let error = outcome.err().unwrap_or_else(|| core.gone_error());
+                return Admit::Finished(self.fail(error));
+            }
+            return Admit::Wait;
+        }
+        let sent = core.send_frame_batched(&self.frame, batch);
+        let flush = match sent {
+            Ok(None) => None,
+            Ok(Some((writer, true))) => Some(Arc::clone(writer)),
+            // The socket is full: the link's writer task finishes the write when it drains.
+            Ok(Some((writer, false))) => {
+                writer.hand_over();
+                None
+            }
+            Err(err) => {
+                core.forget(self.id);
+                let task = &request_ref(&self.frame).task;
+                let error = TaskError::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "request {} (task \"{task}\") could not be sent: {err}",
+                        self.id
+                    ),
+                );
+                return Admit::Finished(self.fail(error));
+            }
+        };
+        core.sent.fetch_add(1, Ordering::Relaxed);
+        // The frame was only borrowed: its task name moves on into the response.
+        let task = std::mem::take(&mut request_mut(&mut self.frame).task);
+        Admit::Sent(InFlight {
+            slave: self.slave.clone(),
+            task,
+            id: self.id,
+            started: self.started,
+            catch_all: self.catch_all,
+            flush,
+            timer: self.timer.take(),
+        })
+    }
 }
 
 /// The response for an outcome over `timing` (sent..answered); with catch-all an error
@@ -297,8 +465,8 @@ fn request_ref(frame: &Frame) -> &Request {
     }
 }
 
-/// [`request_ref`], by value.
-fn request_of(frame: Frame) -> Request {
+/// [`request_ref`], mutably.
+fn request_mut(frame: &mut Frame) -> &mut Request {
     match frame {
         Frame::Request(request) => request,
         _ => unreachable!("start only builds request frames"),

@@ -45,12 +45,15 @@ mod direct;
 mod error;
 mod events;
 mod exec_future;
+mod limits;
 mod link;
 mod master;
+mod pending;
 mod process;
 mod request;
 mod response;
 mod response_array;
+mod room;
 mod slave;
 mod slave_array;
 mod spawn;
@@ -59,8 +62,11 @@ mod target;
 pub use crate::core::SlaveState;
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, TaskError};
 pub use error::MasterError;
-pub use events::{Events, SlaveEvent};
+pub use events::{EVENT_QUEUE_LIMIT, Events, SlaveEvent};
 pub use exec_future::ExecFuture;
+pub use limits::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_OUTBOX_LIMIT, DEFAULT_SHUTDOWN_GRACE, PING_TIMEOUT,
+};
 pub use link::{FrameSink, FrameStream, Link};
 pub use master::{Master, Tell};
 pub use process::Signal;

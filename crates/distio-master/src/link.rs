@@ -1,10 +1,11 @@
 //! The duplex frame stream to one slave, and the two tasks that drive it.
 
-use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError, Response};
+use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError, Response, Throttle};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -109,9 +110,28 @@ pub(crate) async fn run_writer(
         return;
     }
     let mut batch = Vec::with_capacity(64);
+    let mut seen_forgotten = core.forgotten();
     while outbox.recv_many(&mut batch, 256).await > 0 {
+        // Frames of requests forgotten since they were queued are not sent.
+        let forgotten = core.forgotten();
+        if forgotten != seen_forgotten {
+            seen_forgotten = forgotten;
+            core.with_live_check(|live| {
+                batch.retain(|frame| match frame {
+                    Frame::Request(request) if !live(request.id) => {
+                        core.room
+                            .release(core.codec.encoded_len(frame).unwrap_or(0));
+                        false
+                    }
+                    _ => true,
+                })
+            });
+        }
         for frame in batch.drain(..) {
-            if let Err(err) = sink.feed(frame).await {
+            let len = core.codec.encoded_len(&frame).unwrap_or(0);
+            let fed = sink.feed(frame).await;
+            core.room.release(len);
+            if let Err(err) = fed {
                 tracing::warn!(slave = core.id, "writing to slave failed: {err}");
                 core.end_link.notify_one();
                 return;
@@ -237,7 +257,19 @@ impl Delivery {
                 Ok(())
             }
             Some(Ok(Frame::Control(Control::Ping(nonce)))) => {
-                let _ = core.send_frame(&Frame::Control(Control::Pong(nonce)));
+                // A slave that pings without reading gets no answers queued without limit.
+                if core.room.is_full() {
+                    static UNANSWERED: Throttle = Throttle::new(Duration::from_secs(10));
+                    if let Some(suppressed) = UNANSWERED.allow() {
+                        tracing::warn!(
+                            slave = core.id,
+                            suppressed,
+                            "not answering a slave's ping: it is not reading what it is sent"
+                        );
+                    }
+                } else {
+                    let _ = core.send_frame(&Frame::Control(Control::Pong(nonce)));
+                }
                 Ok(())
             }
             Some(Ok(other)) => Err(LinkEnd::Violation(format!(

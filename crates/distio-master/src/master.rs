@@ -16,7 +16,9 @@ use tokio_util::codec::FramedRead;
 use crate::core::{CoreParts, Outbox, SlaveCore, lock};
 use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, run_direct_writer};
+use crate::limits::Limits;
 use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
+use crate::room::Room;
 use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, spawn_local, watch_process};
 use crate::{
     Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
@@ -90,6 +92,7 @@ struct NewSlave {
     default_timeout: Option<Duration>,
     catch_all: Option<bool>,
     close_grace: Duration,
+    limits: Limits,
     child: Option<tokio::process::Child>,
     extra_tasks: Vec<AbortHandle>,
     captured: Option<Arc<Captured>>,
@@ -167,6 +170,7 @@ impl Master {
             default_timeout: options.default_timeout,
             catch_all: options.catch_all,
             close_grace: options.close_grace,
+            limits: options.limits,
             child: Some(child.child),
             extra_tasks: child.pumps.iter().map(|t| t.abort_handle()).collect(),
             captured: child.captured,
@@ -222,6 +226,7 @@ impl Master {
             default_timeout: None,
             catch_all: None,
             close_grace: DEFAULT_CLOSE_GRACE,
+            limits: Limits::default(),
             child: None,
             extra_tasks: Vec::new(),
             captured: None,
@@ -252,6 +257,7 @@ impl Master {
 
     fn start(&self, new: NewSlave) -> Slave {
         let codec = self.shared.codec;
+        let room = Arc::new(Room::new(new.limits.outbox_limit));
         let (outbox, writer, reader) = match new.link.kind {
             LinkKind::Framed { sink, stream } => {
                 let (tx, queued) = unbounded_channel();
@@ -262,7 +268,7 @@ impl Master {
                 )
             }
             LinkKind::Unix { read, write } => {
-                let direct = Arc::new(DirectWriter::new(write, codec));
+                let direct = Arc::new(DirectWriter::new(write, codec, Arc::clone(&room)));
                 (
                     Outbox::Direct(Arc::clone(&direct)),
                     Writer::Direct(direct),
@@ -295,7 +301,10 @@ impl Master {
             master_defaults: Arc::clone(&self.shared.defaults),
             codec,
             close_grace: new.close_grace,
+            shutdown_grace: new.limits.shutdown_grace,
             outbox,
+            room,
+            max_in_flight: new.limits.max_in_flight,
             on_end,
         }));
         core.defaults.set_timeout(new.default_timeout);

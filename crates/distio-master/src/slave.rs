@@ -267,25 +267,41 @@ impl Slave {
         Exec::new(self.clone(), task.into(), Ok(payload))
     }
 
-    /// Sends a ping and waits for the slave's answer; returns the round-trip time.
+    /// Sends a ping and waits for the slave's answer, at most [`PING_TIMEOUT`]; returns the
+    /// round-trip time. See [`ping_within`](Self::ping_within) to choose the limit.
+    ///
+    /// [`PING_TIMEOUT`]: crate::PING_TIMEOUT
     pub async fn ping(&self) -> Result<Duration, MasterError> {
+        self.ping_within(crate::PING_TIMEOUT).await
+    }
+
+    /// Sends a ping and waits at most `limit` for the slave's answer; returns the
+    /// round-trip time. A slave whose serving loop is blocked (a handler that never yields)
+    /// does not answer: the result is then [`MasterError::PingTimedOut`].
+    pub async fn ping_within(&self, limit: Duration) -> Result<Duration, MasterError> {
+        let core = self.core();
         let unavailable = |reason: String| MasterError::Unavailable {
             slave: self.id(),
             reason,
         };
         if self.state() == SlaveState::Ended {
-            return Err(unavailable(self.core().gone_error().message));
+            return Err(unavailable(core.gone_error().message));
         }
-        let nonce = self.core().next_request_id();
-        let answer = self.core().ping_waiter(nonce);
+        let nonce = core.next_request_id();
+        let answer = core.ping_waiter(nonce);
         let started = Instant::now();
-        let _ = self
-            .core()
-            .send_frame(&Frame::Control(Control::Ping(nonce)));
-        answer
-            .await
-            .map_err(|_| unavailable(self.core().gone_error().message))?;
-        Ok(started.elapsed())
+        let _ = core.send_frame(&Frame::Control(Control::Ping(nonce)));
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(())) => Ok(started.elapsed()),
+            Ok(Err(_)) => Err(unavailable(core.gone_error().message)),
+            Err(_) => {
+                core.forget_ping(nonce);
+                Err(MasterError::PingTimedOut {
+                    slave: self.id(),
+                    limit,
+                })
+            }
+        }
     }
 
     /// Closes the slave now: it takes no new requests, runs its close hook and exits;
@@ -312,12 +328,30 @@ impl Slave {
 
     /// Shuts the slave down gracefully: it takes no new requests, finishes the ones
     /// pending (their responses arrive as usual), then closes. Returns how it exited.
+    ///
+    /// Bounded: if the slave has not ended within its shutdown grace (default
+    /// [`DEFAULT_SHUTDOWN_GRACE`], see
+    /// [`SpawnOptions::shutdown_grace`](crate::SpawnOptions::shutdown_grace)), it is
+    /// closed as by [`close`](Self::close) — its pending requests fail, and it is killed if
+    /// it does not exit within its close grace.
+    ///
+    /// [`DEFAULT_SHUTDOWN_GRACE`]: crate::DEFAULT_SHUTDOWN_GRACE
     pub async fn shutdown(&self) -> Option<ExitStatus> {
         let core = self.core();
         core.stop(Stop::ShutDown);
         let _ = core.send_frame(&Frame::Control(Control::Shutdown));
-        core.ended().await;
-        self.exit_status()
+        if tokio::time::timeout(core.shutdown_grace, core.ended())
+            .await
+            .is_ok()
+        {
+            return self.exit_status();
+        }
+        tracing::warn!(
+            slave = core.id,
+            "{core} did not finish its pending requests within {:?} of shutdown; closing it",
+            core.shutdown_grace
+        );
+        self.close().await
     }
 
     /// Sends `signal` to the slave process and takes no more requests for it. Use

@@ -13,6 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use crate::core::{SlaveCore, lock};
+use crate::limits::Limits;
 use crate::{Link, MasterError, process};
 
 /// How long [`Slave::close`](crate::Slave::close) waits for a slave to exit before killing it.
@@ -70,6 +71,7 @@ pub struct SpawnOptions {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) catch_all: Option<bool>,
     pub(crate) close_grace: Duration,
+    pub(crate) limits: Limits,
 }
 
 impl SpawnOptions {
@@ -86,6 +88,7 @@ impl SpawnOptions {
             default_timeout: None,
             catch_all: None,
             close_grace: DEFAULT_CLOSE_GRACE,
+            limits: Limits::default(),
         }
     }
 
@@ -167,6 +170,30 @@ impl SpawnOptions {
     /// How long `close` waits for the slave to exit before killing it (default 5 s).
     pub fn close_grace(mut self, grace: Duration) -> Self {
         self.close_grace = grace;
+        self
+    }
+
+    /// How many requests the slave may have unanswered at once (default
+    /// [`DEFAULT_MAX_IN_FLIGHT`](crate::DEFAULT_MAX_IN_FLIGHT); at least 1). Requests beyond
+    /// it wait in order for a place, their timeouts running.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.limits.max_in_flight = max.max(1);
+        self
+    }
+
+    /// How many bytes of frames may wait for the slave to read them (default
+    /// [`DEFAULT_OUTBOX_LIMIT`](crate::DEFAULT_OUTBOX_LIMIT)). Beyond it, new requests wait
+    /// until the slave has read half of them.
+    pub fn outbox_limit(mut self, bytes: usize) -> Self {
+        self.limits.outbox_limit = bytes.max(1);
+        self
+    }
+
+    /// How long `shutdown` waits for the slave to finish its pending requests and exit
+    /// before falling back to `close` (default
+    /// [`DEFAULT_SHUTDOWN_GRACE`](crate::DEFAULT_SHUTDOWN_GRACE)).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.limits.shutdown_grace = grace;
         self
     }
 }
