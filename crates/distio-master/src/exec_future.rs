@@ -54,8 +54,18 @@ struct Admitting {
     started: Instant,
     catch_all: bool,
     timer: Option<(Duration, Pin<Box<Sleep>>)>,
-    /// Holds a place in the pending table (otherwise it is queued for one).
-    placed: bool,
+    place: Place,
+}
+
+/// Where a request stands in its slave's pending table.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Not asked yet.
+    None,
+    /// Waiting in the queue for a place.
+    Queued,
+    /// Holds a place.
+    Placed,
 }
 
 /// A request that has been registered and written (or queued for writing).
@@ -299,7 +309,7 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
         started,
         catch_all: effective.catch_all,
         timer,
-        placed: false,
+        place: Place::None,
     };
     match admitting.try_send(cx) {
         Admit::Wait => {
@@ -366,23 +376,24 @@ impl Admitting {
         // burst: the first sender to find the link idle yields once, so the requests its
         // task sends meanwhile queue behind it, then writes them all with one system call.
         let mut batch = true;
-        if !self.placed {
-            let placed = match core.place(self.id, waker) {
+        match self.place {
+            Place::None => match core.place(self.id, waker) {
                 Ok(Placed::Now(pending)) => {
                     batch = pending > 1;
-                    true
+                    self.place = Place::Placed;
                 }
-                Ok(Placed::Queued) => false,
+                Ok(Placed::Queued) => {
+                    self.place = Place::Queued;
+                    return Admit::Wait;
+                }
                 Err(gone) => return Admit::Finished(self.fail(gone)),
-            };
-            self.placed = placed;
-        }
-        if !self.placed {
-            match core.poll_placed(self.id, waker) {
-                Ok(true) => self.placed = true,
+            },
+            Place::Queued => match core.poll_placed(self.id, waker) {
+                Ok(true) => self.place = Place::Placed,
                 Ok(false) => return Admit::Wait,
                 Err(gone) => return Admit::Finished(self.fail(gone)),
-            }
+            },
+            Place::Placed => {}
         }
         if core.room.is_full() && core.room.wait(waker) {
             // Placed and waiting for room: the link may end meanwhile.

@@ -59,8 +59,11 @@ pub(crate) struct PendingTable {
     /// Slots not yet answered (the rest hold an outcome their future has not collected).
     unanswered: usize,
     slots: IdMap<Slot>,
-    /// Requests waiting for a slot, oldest first, with the waker of their last poll.
-    queue: VecDeque<(RequestId, Waker)>,
+    /// Requests waiting for a slot, oldest first. Ids no longer in `queued` (gave up) are
+    /// skipped when met, and swept out when they outnumber the rest.
+    queue: VecDeque<RequestId>,
+    /// The requests in `queue` still waiting, with the waker of their last poll.
+    queued: IdMap<Waker>,
 }
 
 impl PendingTable {
@@ -72,12 +75,13 @@ impl PendingTable {
             unanswered: 0,
             slots: IdMap::default(),
             queue: VecDeque::new(),
+            queued: IdMap::default(),
         }
     }
 
     /// Requests waiting for an answer: unanswered slots and queued requests.
     pub(crate) fn pending(&self) -> usize {
-        self.unanswered + self.queue.len()
+        self.unanswered + self.queued.len()
     }
 
     /// Gives request `id` a slot, or queues it when all are taken (or others already wait:
@@ -86,12 +90,13 @@ impl PendingTable {
         if !self.open {
             return None;
         }
-        if self.slots.len() < self.limit && self.queue.is_empty() {
+        if self.slots.len() < self.limit && self.queued.is_empty() {
             self.slots.insert(id, Slot::Waiting(Some(waker.clone())));
             self.unanswered += 1;
             return Some(Placed::Now(self.unanswered));
         }
-        self.queue.push_back((id, waker.clone()));
+        self.queue.push_back(id);
+        self.queued.insert(id, waker.clone());
         Some(Placed::Queued)
     }
 
@@ -104,8 +109,8 @@ impl PendingTable {
         if !self.open {
             return None;
         }
-        match self.queue.iter_mut().find(|(queued, _)| *queued == id) {
-            Some((_, known)) => {
+        match self.queued.get_mut(&id) {
+            Some(known) => {
                 if !known.will_wake(waker) {
                     *known = waker.clone();
                 }
@@ -160,7 +165,14 @@ impl PendingTable {
                 }
                 self.grant(wake);
             }
-            None => self.queue.retain(|(queued, _)| *queued != id),
+            None => {
+                if self.queued.remove(&id).is_some()
+                    && self.queue.len() > 2 * self.queued.len() + 64
+                {
+                    let queued = &self.queued;
+                    self.queue.retain(|id| queued.contains_key(id));
+                }
+            }
         }
     }
 
@@ -197,14 +209,18 @@ impl PendingTable {
                 *slot = Slot::Done((Err(error.clone()), at));
             }
         }
-        wake.extend(self.queue.drain(..).map(|(_, waker)| waker));
+        self.queue.clear();
+        wake.extend(self.queued.drain().map(|(_, waker)| waker));
     }
 
     /// Gives free slots to queued requests, oldest first.
     fn grant(&mut self, wake: &mut Vec<Waker>) {
         while self.slots.len() < self.limit {
-            let Some((id, waker)) = self.queue.pop_front() else {
+            let Some(id) = self.queue.pop_front() else {
                 return;
+            };
+            let Some(waker) = self.queued.remove(&id) else {
+                continue; // gave up meanwhile
             };
             self.slots.insert(id, Slot::Waiting(Some(waker.clone())));
             self.unanswered += 1;
@@ -272,6 +288,22 @@ mod tests {
         t.forget(3, &mut wake);
         assert_eq!(t.poll_placed(3, w), None);
         assert_eq!(t.pending(), 1);
+    }
+
+    #[test]
+    fn requests_that_give_up_in_the_queue_do_not_pile_up() {
+        let mut t = PendingTable::new(1);
+        let w = Waker::noop();
+        let mut wake = Vec::new();
+        t.place(0, w);
+        for id in 1..10_000 {
+            assert_eq!(t.place(id, w), Some(Placed::Queued));
+            t.forget(id, &mut wake);
+        }
+        assert!(t.queue.len() < 200, "swept: {}", t.queue.len());
+        assert_eq!(t.place(10_000, w), Some(Placed::Queued));
+        t.forget(0, &mut wake);
+        assert_eq!(t.poll_placed(10_000, w), Some(true));
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub async fn wait_gone(pid: u32) -> bool {
 }
 
 static RECORDED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static BIG_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type R<T> = Result<T, String>;
 
@@ -151,6 +152,31 @@ fn tasks() -> SlaveProcess {
             R::Ok(())
         })
         .unwrap()
+        .task("spin", |ms: u64, _| async move {
+            // Never yields: the slave's one runtime thread is busy, so it neither reads
+            // nor answers, nor enforces timeouts, until this ends.
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            R::Ok(ms)
+        })
+        .unwrap()
+        .task("block", |ms: u64, _| async move {
+            // Blocks the slave's one runtime thread: it stops reading its socket.
+            std::thread::sleep(Duration::from_millis(ms));
+            R::Ok(ms)
+        })
+        .unwrap()
+        .task("big", |data: Vec<u8>, _| async move {
+            BIG_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            R::Ok(data.len())
+        })
+        .unwrap()
+        .task("big_seen", |_: (), _| async move {
+            R::Ok(BIG_SEEN.load(std::sync::atomic::Ordering::SeqCst))
+        })
+        .unwrap()
         .on_close(|_| async {
             println!("close hook ran");
         })
@@ -197,6 +223,47 @@ async fn misbehave(mode: &str) {
     raw.write_all(bytes).await.unwrap();
     // Linger: the master must close the link and kill us.
     tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// Never answers: with mode "silent" it takes the hello and never sends ready; with mode
+/// "mute" it finishes the handshake, then reads requests and drops them.
+async fn stay_quiet(mode: &str) {
+    use distio_proto::{Frame, FrameCodec, Ready};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_util::codec::{FramedRead, FramedWrite};
+
+    let fd: i32 = std::env::var(distio_proto::local::SLAVE_FD_ENV)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: the master passed this descriptor for this process alone and nothing else
+    // in the process wraps it.
+    #[allow(unsafe_code)]
+    let std_stream =
+        unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std_stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
+    let (r, w) = stream.into_split();
+    let mut frames = FramedRead::new(r, FrameCodec::new());
+    let Some(Ok(Frame::Hello(hello))) = frames.next().await else {
+        return;
+    };
+    if mode == "mute" {
+        let mut out = FramedWrite::new(w, FrameCodec::new());
+        let ready = Ready::new(
+            std::process::id(),
+            hello.identity.id,
+            hello.identity.alias,
+            vec![],
+        );
+        out.send(Frame::Ready(ready)).await.unwrap();
+        // Read and drop everything until the master goes.
+        while let Some(Ok(_)) = frames.next().await {}
+    } else {
+        // Keep the connection open, read nothing more, answer nothing.
+        let _keep = (frames, w);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
 }
 
 /// Environment variable that makes `__distio_master` run as a master process.
@@ -249,6 +316,7 @@ fn __distio_slave() {
     runtime.block_on(async {
         match std::env::var(MODE_ENV).as_deref() {
             Ok(mode @ ("garbage" | "oversize")) => misbehave(mode).await,
+            Ok(mode @ ("silent" | "mute")) => stay_quiet(mode).await,
             _ => tasks().serve().await.expect("serve"),
         }
     });
