@@ -28,7 +28,10 @@
 //!   [`SlaveProcess::serve`] returns. Shutdown: requests already running finish first.
 //! - If the master goes away, `serve` returns at once.
 //! - [`SlaveHandle::emit`] sends the master a named event.
-//! - [`launched_as_slave`] lets one binary be both master and slave.
+//! - [`launched_as_slave`] lets one binary be both master and slave. Once `serve` has taken
+//!   the master's connection, the variable naming it
+//!   ([`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV)) is gone from the environment:
+//!   programs the slave starts never see it, and `launched_as_slave` returns `false`.
 
 mod context;
 mod error;

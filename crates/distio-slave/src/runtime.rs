@@ -108,6 +108,14 @@ impl SlaveProcess {
     /// goes away; then returns, and the program should exit.
     ///
     /// Fails at once if this process was not launched by a distio master.
+    ///
+    /// Taking the connection marks it close-on-exec and removes
+    /// [`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV) from this process's environment,
+    /// so programs the slave starts do not inherit the link, and
+    /// [`launched_as_slave`](crate::launched_as_slave) returns `false` afterwards. Removing
+    /// a variable is safe against std's own environment functions but not against C code
+    /// calling `getenv` on another thread at that moment: call `serve` before starting
+    /// threads that read the environment through libc.
     pub async fn serve(self) -> Result<(), SlaveError> {
         let stream = inherited::take_inherited_connection()?;
         let stream = tokio::net::UnixStream::from_std(stream).map_err(ProtoError::Io)?;
