@@ -2,7 +2,7 @@
 
 use distio_proto::{
     Control, ErrorKind, Frame, FrameCodec, Payload, ProtoError, Ready, RequestId, Response,
-    SlaveId, TaskError,
+    SlaveId, TaskError, Throttle,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
@@ -22,6 +22,13 @@ use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherit
 
 /// How long a closing slave waits for its last frames to be written.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
+/// How often a warning a master (or a task) can repeat per frame is logged at most.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// Frames a master should not send, ignored.
+static STRAY_FRAME: Throttle = Throttle::new(WARN_INTERVAL);
+/// Frames other than responses (events) over the size limit, dropped.
+static OVERSIZED_FRAME: Throttle = Throttle::new(WARN_INTERVAL);
 
 type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 
@@ -387,10 +394,13 @@ impl Serving<'_> {
             Frame::Control(Control::Ping(n)) => Step::Send(Frame::Control(Control::Pong(n))),
             Frame::Control(Control::Pong(_)) => Step::Nothing,
             other => {
-                tracing::warn!(
-                    kind = other.kind(),
-                    "ignoring a frame a master should not send"
-                );
+                if let Some(suppressed) = STRAY_FRAME.allow() {
+                    tracing::warn!(
+                        kind = other.kind(),
+                        "ignoring a frame a master should not send \
+                         ({suppressed} more ignored since the last such warning)"
+                    );
+                }
                 Step::Nothing
             }
         }
@@ -425,12 +435,15 @@ async fn feed<W: AsyncWrite + Unpin>(
                 .await
             }
             other => {
-                tracing::warn!(
-                    kind = other.kind(),
-                    len,
-                    max,
-                    "dropping a frame over the size limit"
-                );
+                if let Some(suppressed) = OVERSIZED_FRAME.allow() {
+                    tracing::warn!(
+                        kind = other.kind(),
+                        len,
+                        max,
+                        "dropping a frame over the size limit \
+                         ({suppressed} more dropped since the last such warning)"
+                    );
+                }
                 Ok(())
             }
         },
