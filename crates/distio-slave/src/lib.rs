@@ -27,7 +27,12 @@
 //! - Close: the slave takes nothing new, runs the [`SlaveProcess::on_close`] hook, and
 //!   [`SlaveProcess::serve`] returns. Shutdown: requests already running finish first.
 //! - If the master goes away, `serve` returns at once.
-//! - [`SlaveHandle::emit`] sends the master a named event.
+//! - [`SlaveHandle::emit`] sends the master a named event. Events wait in a bounded queue
+//!   ([`DEFAULT_EVENT_QUEUE`] frames, see [`SlaveProcess::event_queue`]) until they are
+//!   written; when a master that stops reading has filled it, `emit` drops the event and
+//!   returns [`SlaveError::EventQueueFull`] (counted in [`SlaveHandle::dropped_events`]),
+//!   while [`SlaveHandle::emit_wait`] waits for room. Events queued when the slave closes
+//!   (including those the close hook emits) are still sent, within a grace period.
 //! - [`launched_as_slave`] lets one binary be both master and slave. Once `serve` has taken
 //!   the master's connection, the variable naming it
 //!   ([`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV)) is gone from the environment:
@@ -36,11 +41,13 @@
 mod context;
 mod error;
 mod inherited;
+mod limits;
 mod registry;
 mod runtime;
 
 pub use context::{SlaveHandle, TaskContext};
 pub use error::SlaveError;
 pub use inherited::launched_as_slave;
+pub use limits::DEFAULT_EVENT_QUEUE;
 pub use registry::{TaskRegistry, TaskRun};
 pub use runtime::SlaveProcess;

@@ -15,10 +15,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc::{self, Receiver};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherited};
+use crate::{
+    DEFAULT_EVENT_QUEUE, SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherited,
+};
 
 /// How long a closing slave waits for its last frames to be written.
 const FLUSH_GRACE: Duration = Duration::from_secs(5);
@@ -50,11 +52,23 @@ type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 ///         .await
 /// }
 /// ```
-#[derive(Default)]
 pub struct SlaveProcess {
     tasks: TaskRegistry,
     on_close: Option<CloseHook>,
     codec: FrameCodec,
+    /// Capacity of the queue of events waiting to be written; at least 1.
+    event_queue: usize,
+}
+
+impl Default for SlaveProcess {
+    fn default() -> Self {
+        SlaveProcess {
+            tasks: TaskRegistry::default(),
+            on_close: None,
+            codec: FrameCodec::default(),
+            event_queue: DEFAULT_EVENT_QUEUE,
+        }
+    }
 }
 
 impl SlaveProcess {
@@ -106,6 +120,32 @@ impl SlaveProcess {
         self
     }
 
+    /// Sets how many events can wait to be written to the master (default
+    /// [`DEFAULT_EVENT_QUEUE`]; 0 counts as 1).
+    ///
+    /// When a master that is not reading has let the queue fill,
+    /// [`SlaveHandle::emit`] drops the event and returns
+    /// [`SlaveError::EventQueueFull`], and [`SlaveHandle::emit_wait`] waits for room.
+    ///
+    /// ```
+    /// use distio_slave::SlaveProcess;
+    ///
+    /// let slave = SlaveProcess::new()
+    ///     .event_queue(16)
+    ///     .task("progress", |n: u32, ctx| async move {
+    ///         for i in 0..n {
+    ///             ctx.slave().emit_wait("step", &i).await.map_err(|e| e.to_string())?;
+    ///         }
+    ///         Ok::<_, String>(n)
+    ///     })?;
+    /// # drop(slave);
+    /// # Ok::<(), distio_slave::SlaveError>(())
+    /// ```
+    pub fn event_queue(mut self, capacity: usize) -> Self {
+        self.event_queue = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
+    }
+
     /// The registered tasks.
     pub fn tasks(&self) -> &TaskRegistry {
         &self.tasks
@@ -148,6 +188,7 @@ impl SlaveProcess {
             tasks,
             on_close,
             codec,
+            event_queue,
         } = self;
         let mut frames = FramedRead::new(reader, codec);
         let hello = match frames.next().await {
@@ -167,7 +208,7 @@ impl SlaveProcess {
             tasks.names(),
         );
         sink.send(&Frame::Ready(ready)).await?;
-        let (tx, mut outbox) = mpsc::unbounded_channel();
+        let (tx, mut outbox) = mpsc::channel(event_queue);
         let slave = SlaveHandle::new(identity, Some(tx));
         tracing::debug!(id = slave.id(), alias = slave.alias(), "slave serving");
 
@@ -182,10 +223,12 @@ impl SlaveProcess {
         if matches!(end, End::Close)
             && let Some(hook) = on_close
         {
-            hook(slave.clone()).await;
+            while_forwarding(hook(slave.clone()), &mut outbox, &mut sink).await;
         }
         if !matches!(end, End::MasterGone) {
-            // What was produced so far (responses, events the hook emitted) still goes out.
+            // What was produced so far (responses, events the hook emitted) still goes out;
+            // nothing new joins it.
+            outbox.close();
             let last = async {
                 while let Ok(frame) = outbox.try_recv() {
                     feed(&mut sink, frame).await?;
@@ -235,7 +278,7 @@ impl End {
 async fn serve_requests<R, W>(
     frames: &mut FramedRead<R, FrameCodec>,
     sink: &mut FramedWrite<W, FrameCodec>,
-    outbox: &mut UnboundedReceiver<Frame>,
+    outbox: &mut Receiver<Frame>,
     tasks: &TaskRegistry,
     slave: &SlaveHandle,
 ) -> End
@@ -304,6 +347,42 @@ where
             return End::Close;
         }
     }
+}
+
+/// Runs `work` (the close hook) while writing the events queued meanwhile, so that one
+/// waiting for room in the queue ([`SlaveHandle::emit_wait`]) is not stuck behind it.
+///
+/// An event leaves the queue only once the sink has room for it, so none is lost when
+/// `work` finishes mid-write: the rest is flushed with the last frames.
+async fn while_forwarding<W: AsyncWrite + Unpin>(
+    work: impl Future<Output = ()>,
+    outbox: &mut Receiver<Frame>,
+    sink: &mut FramedWrite<W, FrameCodec>,
+) {
+    let forward = async {
+        loop {
+            std::future::poll_fn(|cx| SinkExt::<&Frame>::poll_ready_unpin(sink, cx)).await?;
+            let Some(frame) = outbox.recv().await else {
+                return Ok(());
+            };
+            feed(sink, frame).await?;
+            if outbox.is_empty() {
+                SinkExt::<&Frame>::flush(sink).await?;
+            }
+        }
+    };
+    let mut work = std::pin::pin!(work);
+    let forwarded: Result<(), ProtoError> = tokio::select! {
+        () = &mut work => return,
+        forwarded = forward => forwarded,
+    };
+    // The master cannot be written to: refuse further events rather than let the hook
+    // wait for room that never comes. The last flush reports the error.
+    if let Err(err) = forwarded {
+        tracing::debug!("stopped sending events during the close hook: {err}");
+    }
+    outbox.close();
+    work.await;
 }
 
 /// Frames handled in one turn of the serving loop before it looks at anything else.

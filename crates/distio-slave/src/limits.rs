@@ -1,0 +1,19 @@
+//! The bounds a slave keeps on what it holds in memory for its master.
+
+/// How many events a slave queues for its master by default; see
+/// [`SlaveProcess::event_queue`](crate::SlaveProcess::event_queue).
+///
+/// Events wait in this queue until the serving loop writes them to the master. A master
+/// that stops reading fills it; then [`SlaveHandle::emit`](crate::SlaveHandle::emit) drops
+/// the event and returns [`SlaveError::EventQueueFull`](crate::SlaveError::EventQueueFull),
+/// and [`SlaveHandle::emit_wait`](crate::SlaveHandle::emit_wait) waits for room.
+///
+/// ```
+/// use distio_slave::{DEFAULT_EVENT_QUEUE, SlaveProcess};
+///
+/// assert_eq!(DEFAULT_EVENT_QUEUE, 1024);
+/// // A slave that emits in bursts can queue more.
+/// let slave = SlaveProcess::new().event_queue(4 * DEFAULT_EVENT_QUEUE);
+/// # drop(slave);
+/// ```
+pub const DEFAULT_EVENT_QUEUE: usize = 1024;
