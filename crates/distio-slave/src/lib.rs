@@ -6,7 +6,10 @@
 //! error becomes an error response carrying its message, and a handler panic becomes an
 //! error response while the slave goes on serving. A handler is first polled as soon as its
 //! request is read: one that finishes without waiting is answered right there, and only
-//! handlers that wait join the set of running ones.
+//! handlers that wait join the set of running ones. That set is bounded
+//! ([`DEFAULT_MAX_RUNNING`], see [`SlaveProcess::max_running`]): when it is full, the slave
+//! stops reading its connection until a handler finishes, so a master sending faster than
+//! the slave works is held back by the socket instead of growing the slave's memory.
 //!
 //! ```no_run
 //! use distio_slave::SlaveProcess;
@@ -48,6 +51,6 @@ mod runtime;
 pub use context::{SlaveHandle, TaskContext};
 pub use error::SlaveError;
 pub use inherited::launched_as_slave;
-pub use limits::DEFAULT_EVENT_QUEUE;
+pub use limits::{DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING};
 pub use registry::{TaskRegistry, TaskRun};
 pub use runtime::SlaveProcess;

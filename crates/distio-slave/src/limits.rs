@@ -17,3 +17,21 @@
 /// # drop(slave);
 /// ```
 pub const DEFAULT_EVENT_QUEUE: usize = 1024;
+
+/// How many handlers that wait a slave runs at once by default; see
+/// [`SlaveProcess::max_running`](crate::SlaveProcess::max_running).
+///
+/// A handler that finishes at its first poll never counts. Once this many are waiting, the
+/// slave stops reading its connection until one finishes: the master's further requests
+/// wait in the socket (and then in the master), and responses, events and pongs for what
+/// was already read keep flowing.
+///
+/// ```
+/// use distio_slave::{DEFAULT_MAX_RUNNING, SlaveProcess};
+///
+/// assert_eq!(DEFAULT_MAX_RUNNING, 4096);
+/// // A slave whose handlers each hold a large buffer runs fewer at once.
+/// let slave = SlaveProcess::new().max_running(64);
+/// # drop(slave);
+/// ```
+pub const DEFAULT_MAX_RUNNING: usize = 4096;

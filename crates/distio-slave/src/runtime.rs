@@ -19,7 +19,8 @@ use tokio::sync::mpsc::{self, Receiver};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::{
-    DEFAULT_EVENT_QUEUE, SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherited,
+    DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING, SlaveError, SlaveHandle, TaskContext, TaskRegistry,
+    TaskRun, inherited,
 };
 
 /// How long a closing slave waits for its last frames to be written.
@@ -58,6 +59,8 @@ pub struct SlaveProcess {
     codec: FrameCodec,
     /// Capacity of the queue of events waiting to be written; at least 1.
     event_queue: usize,
+    /// Handlers that wait, run at once at most; at least 1.
+    max_running: usize,
 }
 
 impl Default for SlaveProcess {
@@ -67,6 +70,7 @@ impl Default for SlaveProcess {
             on_close: None,
             codec: FrameCodec::default(),
             event_queue: DEFAULT_EVENT_QUEUE,
+            max_running: DEFAULT_MAX_RUNNING,
         }
     }
 }
@@ -146,6 +150,31 @@ impl SlaveProcess {
         self
     }
 
+    /// Sets how many handlers that wait can run at once (default
+    /// [`DEFAULT_MAX_RUNNING`]; 0 counts as 1).
+    ///
+    /// When that many are waiting, the slave stops reading its connection until one
+    /// finishes: further requests (and pings, and a close) wait in the socket, while the
+    /// responses and events of what was already read keep going out.
+    ///
+    /// ```
+    /// use distio_slave::SlaveProcess;
+    /// use std::time::Duration;
+    ///
+    /// let slave = SlaveProcess::new()
+    ///     .max_running(8)
+    ///     .task("fetch", |ms: u64, _| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         Ok::<_, String>(ms)
+    ///     })?;
+    /// # drop(slave);
+    /// # Ok::<(), distio_slave::SlaveError>(())
+    /// ```
+    pub fn max_running(mut self, max: usize) -> Self {
+        self.max_running = max.max(1);
+        self
+    }
+
     /// The registered tasks.
     pub fn tasks(&self) -> &TaskRegistry {
         &self.tasks
@@ -189,6 +218,7 @@ impl SlaveProcess {
             on_close,
             codec,
             event_queue,
+            max_running,
         } = self;
         let mut frames = FramedRead::new(reader, codec);
         let hello = match frames.next().await {
@@ -212,7 +242,13 @@ impl SlaveProcess {
         let slave = SlaveHandle::new(identity, Some(tx));
         tracing::debug!(id = slave.id(), alias = slave.alias(), "slave serving");
 
-        let end = serve_requests(&mut frames, &mut sink, &mut outbox, &tasks, &slave).await;
+        let serving = Serving {
+            tasks: &tasks,
+            slave: &slave,
+            draining: false,
+            max_running,
+        };
+        let end = serve_requests(&mut frames, &mut sink, &mut outbox, serving).await;
         match &end {
             End::Close => tracing::debug!(id = slave.id(), "slave closing on request"),
             End::MasterGone => tracing::info!(id = slave.id(), "master went away; slave exiting"),
@@ -275,30 +311,26 @@ impl End {
 ///
 /// A handler is polled once as soon as its request is read: most finish right there, and
 /// their response is queued without the handler ever joining the set of running ones.
+/// That set holds at most `max_running`; while it is full the connection is not read, so
+/// the master is held back by the socket, and the rest of the loop goes on.
 async fn serve_requests<R, W>(
     frames: &mut FramedRead<R, FrameCodec>,
     sink: &mut FramedWrite<W, FrameCodec>,
     outbox: &mut Receiver<Frame>,
-    tasks: &TaskRegistry,
-    slave: &SlaveHandle,
+    mut serving: Serving<'_>,
 ) -> End
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut running = FuturesUnordered::new();
-    let mut serving = Serving {
-        tasks,
-        slave,
-        draining: false,
-    };
     let mut unflushed = false;
     loop {
         let out = tokio::select! {
             biased;
             Some(response) = running.next(), if !running.is_empty() => Some(response),
             Some(frame) = outbox.recv() => Some(frame),
-            frame = frames.next() => {
+            frame = frames.next(), if running.len() < serving.max_running => {
                 // This frame, then (up to a bound, so running handlers and events get
                 // their turn) those already read behind it, without going round the loop.
                 let mut next = Some(frame);
@@ -321,7 +353,7 @@ where
                         Step::Close => return End::Close,
                     }
                     taken += 1;
-                    next = if taken < FRAMES_PER_TURN {
+                    next = if taken < FRAMES_PER_TURN && running.len() < serving.max_running {
                         frames.next().now_or_never()
                     } else {
                         None
@@ -432,6 +464,8 @@ struct Serving<'a> {
     slave: &'a SlaveHandle,
     /// Shut down: requests in progress finish, new ones are refused.
     draining: bool,
+    /// While this many handlers wait, the connection is not read.
+    max_running: usize,
 }
 
 impl Serving<'_> {
