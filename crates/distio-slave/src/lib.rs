@@ -45,8 +45,10 @@ mod context;
 mod error;
 mod inherited;
 mod limits;
+mod outgoing;
 mod registry;
 mod runtime;
+mod serving;
 
 pub use context::{SlaveHandle, TaskContext};
 pub use error::SlaveError;

@@ -1,4 +1,9 @@
-//! The bounds a slave keeps on what it holds in memory for its master.
+//! The bounds a slave keeps on what it holds in memory for its master, and on its logs.
+
+use std::time::Duration;
+
+/// How often a warning that a peer (or a task) can repeat per frame is logged at most.
+pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How many events a slave queues for its master by default; see
 /// [`SlaveProcess::event_queue`](crate::SlaveProcess::event_queue).

@@ -1,37 +1,22 @@
-//! Serving a master: the handshake, the request loop, pause, shutdown and close.
+//! A slave program and serving it: the builder, the handshake, and closing.
 
-use distio_proto::{
-    Control, ErrorKind, Frame, FrameCodec, Payload, ProtoError, Ready, RequestId, Response,
-    SlaveId, TaskError, Throttle,
-};
+use distio_proto::{Frame, FrameCodec, ProtoError, Ready};
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{self, Receiver};
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::outgoing::{flush_last, while_forwarding};
+use crate::serving::{End, Serving, serve_requests};
 use crate::{
     DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING, SlaveError, SlaveHandle, TaskContext, TaskRegistry,
-    TaskRun, inherited,
+    inherited,
 };
-
-/// How long a closing slave waits for its last frames to be written.
-const FLUSH_GRACE: Duration = Duration::from_secs(5);
-
-/// How often a warning a master (or a task) can repeat per frame is logged at most.
-const WARN_INTERVAL: Duration = Duration::from_secs(10);
-/// Frames a master should not send, ignored.
-static STRAY_FRAME: Throttle = Throttle::new(WARN_INTERVAL);
-/// Frames other than responses (events) over the size limit, dropped.
-static OVERSIZED_FRAME: Throttle = Throttle::new(WARN_INTERVAL);
 
 type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 
@@ -242,12 +227,7 @@ impl SlaveProcess {
         let slave = SlaveHandle::new(identity, Some(tx));
         tracing::debug!(id = slave.id(), alias = slave.alias(), "slave serving");
 
-        let serving = Serving {
-            tasks: &tasks,
-            slave: &slave,
-            draining: false,
-            max_running,
-        };
+        let serving = Serving::new(&tasks, &slave, max_running);
         let end = serve_requests(&mut frames, &mut sink, &mut outbox, serving).await;
         match &end {
             End::Close => tracing::debug!(id = slave.id(), "slave closing on request"),
@@ -262,304 +242,12 @@ impl SlaveProcess {
             while_forwarding(hook(slave.clone()), &mut outbox, &mut sink).await;
         }
         if !matches!(end, End::MasterGone) {
-            // What was produced so far (responses, events the hook emitted) still goes out;
-            // nothing new joins it.
-            outbox.close();
-            let last = async {
-                while let Ok(frame) = outbox.try_recv() {
-                    feed(&mut sink, frame).await?;
-                }
-                SinkExt::<&Frame>::flush(&mut sink).await
-            };
-            match tokio::time::timeout(FLUSH_GRACE, last).await {
-                Ok(Err(err)) => {
-                    tracing::warn!("could not send the last frames to the master: {err}")
-                }
-                Err(_) => tracing::warn!("the master stopped reading; last frames dropped"),
-                Ok(Ok(())) => {}
-            }
+            // What was produced so far (responses, events the hook emitted) still goes out.
+            flush_last(&mut outbox, &mut sink).await;
         }
         match end {
             End::Broken(err) => Err(err.into()),
             End::Close | End::MasterGone => Ok(()),
         }
-    }
-}
-
-/// Why the request loop ended.
-enum End {
-    /// The master asked to close (directly, or after a drain).
-    Close,
-    /// The master's end of the connection closed.
-    MasterGone,
-    /// The master sent something that is not a valid frame, or reading or writing failed.
-    Broken(ProtoError),
-}
-
-impl End {
-    fn from_error(err: ProtoError) -> End {
-        match err {
-            ProtoError::Io(ref io) if is_disconnect(io) => End::MasterGone,
-            other => End::Broken(other),
-        }
-    }
-}
-
-/// The serving loop, on one task: reads requests, runs their handlers concurrently, and
-/// writes responses and events as they are ready. Frames produced together go out with
-/// one flush, made only when nothing else is ready.
-///
-/// A handler is polled once as soon as its request is read: most finish right there, and
-/// their response is queued without the handler ever joining the set of running ones.
-/// That set holds at most `max_running`; while it is full the connection is not read, so
-/// the master is held back by the socket, and the rest of the loop goes on.
-async fn serve_requests<R, W>(
-    frames: &mut FramedRead<R, FrameCodec>,
-    sink: &mut FramedWrite<W, FrameCodec>,
-    outbox: &mut Receiver<Frame>,
-    mut serving: Serving<'_>,
-) -> End
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut running = FuturesUnordered::new();
-    let mut unflushed = false;
-    loop {
-        let out = tokio::select! {
-            biased;
-            Some(response) = running.next(), if !running.is_empty() => Some(response),
-            Some(frame) = outbox.recv() => Some(frame),
-            frame = frames.next(), if running.len() < serving.max_running => {
-                // This frame, then (up to a bound, so running handlers and events get
-                // their turn) those already read behind it, without going round the loop.
-                let mut next = Some(frame);
-                let mut taken = 0;
-                while let Some(frame) = next {
-                    let frame = match frame {
-                        None => return End::MasterGone,
-                        Some(Err(err)) => return End::from_error(err),
-                        Some(Ok(frame)) => frame,
-                    };
-                    match serving.on_frame(frame) {
-                        Step::Send(frame) => {
-                            if let Err(err) = feed(sink, frame).await {
-                                return End::from_error(err);
-                            }
-                            unflushed = true;
-                        }
-                        Step::Wait(waiting) => running.push(waiting),
-                        Step::Nothing => {}
-                        Step::Close => return End::Close,
-                    }
-                    taken += 1;
-                    next = if taken < FRAMES_PER_TURN && running.len() < serving.max_running {
-                        frames.next().now_or_never()
-                    } else {
-                        None
-                    };
-                }
-                None
-            },
-            () = std::future::ready(()), if unflushed => {
-                if let Err(err) = SinkExt::<&Frame>::flush(sink).await {
-                    return End::from_error(err);
-                }
-                unflushed = false;
-                None
-            }
-        };
-        if let Some(frame) = out {
-            if let Err(err) = feed(sink, frame).await {
-                return End::from_error(err);
-            }
-            unflushed = true;
-        }
-        if serving.draining && running.is_empty() {
-            return End::Close;
-        }
-    }
-}
-
-/// Runs `work` (the close hook) while writing the events queued meanwhile, so that one
-/// waiting for room in the queue ([`SlaveHandle::emit_wait`]) is not stuck behind it.
-///
-/// An event leaves the queue only once the sink has room for it, so none is lost when
-/// `work` finishes mid-write: the rest is flushed with the last frames.
-async fn while_forwarding<W: AsyncWrite + Unpin>(
-    work: impl Future<Output = ()>,
-    outbox: &mut Receiver<Frame>,
-    sink: &mut FramedWrite<W, FrameCodec>,
-) {
-    let forward = async {
-        loop {
-            std::future::poll_fn(|cx| SinkExt::<&Frame>::poll_ready_unpin(sink, cx)).await?;
-            let Some(frame) = outbox.recv().await else {
-                return Ok(());
-            };
-            feed(sink, frame).await?;
-            if outbox.is_empty() {
-                SinkExt::<&Frame>::flush(sink).await?;
-            }
-        }
-    };
-    let mut work = std::pin::pin!(work);
-    let forwarded: Result<(), ProtoError> = tokio::select! {
-        () = &mut work => return,
-        forwarded = forward => forwarded,
-    };
-    // The master cannot be written to: refuse further events rather than let the hook
-    // wait for room that never comes. The last flush reports the error.
-    if let Err(err) = forwarded {
-        tracing::debug!("stopped sending events during the close hook: {err}");
-    }
-    outbox.close();
-    work.await;
-}
-
-/// Frames handled in one turn of the serving loop before it looks at anything else.
-const FRAMES_PER_TURN: usize = 256;
-
-/// A handler that had to wait, in the set of running ones until its response is ready.
-struct Waiting {
-    request: RequestId,
-    slave: SlaveId,
-    run: TaskRun,
-}
-
-impl Future for Waiting {
-    type Output = Frame;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Frame> {
-        let this = self.get_mut();
-        Pin::new(&mut this.run)
-            .poll(cx)
-            .map(|outcome| response(this.request, this.slave, outcome))
-    }
-}
-
-fn response(request: RequestId, slave: SlaveId, outcome: Result<Payload, TaskError>) -> Frame {
-    Frame::Response(Response {
-        request,
-        slave,
-        outcome,
-    })
-}
-
-/// What reading one frame leads to.
-enum Step {
-    /// A frame to send back: a response, a refusal, a pong.
-    Send(Frame),
-    /// A request whose handler has to wait.
-    Wait(Waiting),
-    /// Nothing to do.
-    Nothing,
-    /// The master asked the slave to close.
-    Close,
-}
-
-/// The request-handling state of the serving loop.
-struct Serving<'a> {
-    tasks: &'a TaskRegistry,
-    slave: &'a SlaveHandle,
-    /// Shut down: requests in progress finish, new ones are refused.
-    draining: bool,
-    /// While this many handlers wait, the connection is not read.
-    max_running: usize,
-}
-
-impl Serving<'_> {
-    fn on_frame(&mut self, frame: Frame) -> Step {
-        match frame {
-            Frame::Request(req) => {
-                let slave = self.slave.id();
-                let refusal = if self.draining {
-                    Some((
-                        ErrorKind::Closed,
-                        "is shutting down and takes no new requests",
-                    ))
-                } else if self.slave.is_paused() {
-                    Some((ErrorKind::Paused, "is paused and not accepting messages"))
-                } else {
-                    None
-                };
-                if let Some((kind, why)) = refusal {
-                    let error = TaskError::new(kind, format!("Slave #{slave} {why}"));
-                    return Step::Send(response(req.id, slave, Err(error)));
-                }
-                let mut run = self.tasks.run(&req.task, req.payload, req.meta, self.slave);
-                // Polled once right away; a handler that has to wait is polled again (with
-                // a real waker) as soon as it joins the running set.
-                match (&mut run).now_or_never() {
-                    Some(outcome) => Step::Send(response(req.id, slave, outcome)),
-                    None => Step::Wait(Waiting {
-                        request: req.id,
-                        slave,
-                        run,
-                    }),
-                }
-            }
-            Frame::Control(Control::Close) => Step::Close,
-            Frame::Control(Control::Shutdown) => {
-                self.draining = true;
-                Step::Nothing
-            }
-            Frame::Control(Control::Ping(n)) => Step::Send(Frame::Control(Control::Pong(n))),
-            Frame::Control(Control::Pong(_)) => Step::Nothing,
-            other => {
-                if let Some(suppressed) = STRAY_FRAME.allow() {
-                    tracing::warn!(
-                        kind = other.kind(),
-                        "ignoring a frame a master should not send \
-                         ({suppressed} more ignored since the last such warning)"
-                    );
-                }
-                Step::Nothing
-            }
-        }
-    }
-}
-
-fn is_disconnect(err: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        err.kind(),
-        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
-    )
-}
-
-/// Queues one frame for writing; a response too large for a frame becomes an error response.
-async fn feed<W: AsyncWrite + Unpin>(
-    sink: &mut FramedWrite<W, FrameCodec>,
-    frame: Frame,
-) -> Result<(), ProtoError> {
-    match sink.feed(&frame).await {
-        Err(ProtoError::FrameTooLarge { len, max }) => match frame {
-            Frame::Response(Response { request, slave, .. }) => {
-                let error = TaskError::new(
-                    ErrorKind::HandlerFailed,
-                    format!("the result is {len} bytes, more than the {max}-byte frame limit"),
-                );
-                sink.feed(&Frame::Response(Response {
-                    request,
-                    slave,
-                    outcome: Err(error),
-                }))
-                .await
-            }
-            other => {
-                if let Some(suppressed) = OVERSIZED_FRAME.allow() {
-                    tracing::warn!(
-                        kind = other.kind(),
-                        len,
-                        max,
-                        "dropping a frame over the size limit \
-                         ({suppressed} more dropped since the last such warning)"
-                    );
-                }
-                Ok(())
-            }
-        },
-        result => result,
     }
 }
