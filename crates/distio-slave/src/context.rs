@@ -1,10 +1,12 @@
 //! What a task handler knows about its request and its slave.
 
-use distio_proto::{Event, Frame, Metadata, Payload, SlaveId, SlaveIdentity};
+use distio_proto::{Event, Frame, Metadata, Payload, SlaveId, SlaveIdentity, Throttle};
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::mpsc::UnboundedSender;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::SlaveError;
 
@@ -57,6 +59,7 @@ impl TaskContext {
 /// assert!(!slave.was_proxied());
 /// // A detached slave has no master to send events to.
 /// assert!(slave.emit("progress", &0.5).is_err());
+/// assert_eq!(slave.dropped_events(), 0);
 /// ```
 #[derive(Clone, Debug)]
 pub struct SlaveHandle(Arc<HandleInner>);
@@ -65,8 +68,14 @@ pub struct SlaveHandle(Arc<HandleInner>);
 struct HandleInner {
     identity: SlaveIdentity,
     paused: AtomicBool,
-    outbox: Option<UnboundedSender<Frame>>,
+    /// Events waiting to be written to the master; bounded.
+    outbox: Option<Sender<Frame>>,
+    /// Events `emit` dropped because the outbox was full.
+    dropped: AtomicU64,
 }
+
+/// Events dropped because the master is not reading: logged once per interval.
+static QUEUE_FULL: Throttle = Throttle::new(Duration::from_secs(10));
 
 impl SlaveHandle {
     /// A handle for a slave with no master connection (for running tasks in-process).
@@ -74,11 +83,12 @@ impl SlaveHandle {
         SlaveHandle::new(SlaveIdentity::local(id, alias), None)
     }
 
-    pub(crate) fn new(identity: SlaveIdentity, outbox: Option<UnboundedSender<Frame>>) -> Self {
+    pub(crate) fn new(identity: SlaveIdentity, outbox: Option<Sender<Frame>>) -> Self {
         SlaveHandle(Arc::new(HandleInner {
             identity,
             paused: AtomicBool::new(false),
             outbox,
+            dropped: AtomicU64::new(0),
         }))
     }
 
@@ -128,16 +138,108 @@ impl SlaveHandle {
         self.0.paused.load(Ordering::Relaxed)
     }
 
-    /// Sends the master a named event carrying `value`.
+    /// Sends the master a named event carrying `value`, without waiting.
+    ///
+    /// The event joins the slave's queue of events waiting to be written to the master
+    /// (bounded: [`DEFAULT_EVENT_QUEUE`](crate::DEFAULT_EVENT_QUEUE) unless set with
+    /// [`SlaveProcess::event_queue`](crate::SlaveProcess::event_queue)). If a master that
+    /// is not reading has let the queue fill up, the event is dropped, counted in
+    /// [`dropped_events`](Self::dropped_events), and this returns
+    /// [`SlaveError::EventQueueFull`]; use [`emit_wait`](Self::emit_wait) to wait for room
+    /// instead. Fails with [`SlaveError::NotConnected`] when there is no master.
+    ///
+    /// ```
+    /// use distio_slave::{SlaveError, TaskContext};
+    ///
+    /// async fn work(steps: u32, ctx: TaskContext) -> Result<u32, SlaveError> {
+    ///     for step in 0..steps {
+    ///         // Progress reports may be lost when the master lags; that is fine here.
+    ///         match ctx.slave().emit("progress", &step) {
+    ///             Ok(()) | Err(SlaveError::EventQueueFull { .. }) => {}
+    ///             Err(other) => return Err(other),
+    ///         }
+    ///     }
+    ///     Ok(steps)
+    /// }
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), SlaveError> {
-        let not_connected = || SlaveError::NotConnected(name.to_owned());
-        let outbox = self.0.outbox.as_ref().ok_or_else(not_connected)?;
-        let payload = Payload::encode(value)?;
+        let (outbox, frame) = self.event(name, value)?;
+        match outbox.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(SlaveError::NotConnected(name.to_owned())),
+            Err(TrySendError::Full(_)) => {
+                let dropped = self.0.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let capacity = outbox.max_capacity();
+                if let Some(suppressed) = QUEUE_FULL.allow() {
+                    tracing::warn!(
+                        event = name,
+                        capacity,
+                        dropped,
+                        "the master is not reading: event dropped, the event queue is full \
+                         ({suppressed} more dropped since the last such warning)"
+                    );
+                }
+                Err(SlaveError::EventQueueFull {
+                    name: name.to_owned(),
+                    capacity,
+                })
+            }
+        }
+    }
+
+    /// Sends the master a named event carrying `value`, waiting for room in the event
+    /// queue if a master that is not reading has filled it (see [`emit`](Self::emit)).
+    ///
+    /// Fails with [`SlaveError::NotConnected`] when there is no master, or once the slave
+    /// has stopped serving.
+    ///
+    /// ```
+    /// use distio_slave::TaskContext;
+    ///
+    /// async fn work(rows: Vec<String>, ctx: TaskContext) -> Result<usize, String> {
+    ///     for row in &rows {
+    ///         // Every row must reach the master: wait rather than drop.
+    ///         ctx.slave().emit_wait("row", row).await.map_err(|e| e.to_string())?;
+    ///     }
+    ///     Ok(rows.len())
+    /// }
+    /// ```
+    pub async fn emit_wait<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), SlaveError> {
+        let (outbox, frame) = self.event(name, value)?;
         outbox
-            .send(Frame::Event(Event {
-                name: name.to_owned(),
-                payload,
-            }))
-            .map_err(|_| not_connected())
+            .send(frame)
+            .await
+            .map_err(|_| SlaveError::NotConnected(name.to_owned()))
+    }
+
+    /// How many events [`emit`](Self::emit) dropped because the event queue was full.
+    ///
+    /// ```
+    /// use distio_slave::SlaveHandle;
+    ///
+    /// assert_eq!(SlaveHandle::detached(0, "solo").dropped_events(), 0);
+    /// ```
+    pub fn dropped_events(&self) -> u64 {
+        self.0.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The outbox and the event frame to put in it.
+    fn event<T: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(&Sender<Frame>, Frame), SlaveError> {
+        let outbox =
+            (self.0.outbox.as_ref()).ok_or_else(|| SlaveError::NotConnected(name.to_owned()))?;
+        let payload = Payload::encode(value)?;
+        let event = Event {
+            name: name.to_owned(),
+            payload,
+        };
+        Ok((outbox, Frame::Event(event)))
     }
 }

@@ -48,4 +48,18 @@ pub enum SlaveError {
     /// An event was emitted by a slave that has no master connection.
     #[error("cannot emit event \"{0}\": this slave is not connected to a master")]
     NotConnected(String),
+
+    /// An event was dropped: the queue of events waiting to be written to the master is
+    /// full, because the master is not reading them.
+    #[error(
+        "event \"{name}\" was dropped: the master is not reading, and the {capacity} events \
+         already queued for it fill the slave's event queue; emit fewer events, wait for room \
+         with `SlaveHandle::emit_wait`, or queue more with `SlaveProcess::event_queue`"
+    )]
+    EventQueueFull {
+        /// The event's name.
+        name: String,
+        /// How many events the queue holds.
+        capacity: usize,
+    },
 }

@@ -1,20 +1,25 @@
 //! Finding the connection a distio master handed this process.
 //!
 //! The master creates a Unix socket pair and leaves one end open across `exec`, naming its
-//! descriptor number in [`SLAVE_FD_ENV`]. Taking ownership of a raw descriptor needs
-//! `unsafe`; this module is the only place the crate uses it.
+//! descriptor number in [`SLAVE_FD_ENV`]. Taking ownership of a raw descriptor, and removing
+//! the variable once it is taken, need `unsafe`; this module is the only place the crate
+//! uses it.
 #![allow(unsafe_code)]
 
 use distio_proto::local::SLAVE_FD_ENV;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::SlaveError;
 
 /// True if a distio master started this process as a slave: the environment names a
 /// descriptor, and that descriptor is an open socket.
+///
+/// Once [`SlaveProcess::serve`](crate::SlaveProcess::serve) has taken the connection, the
+/// variable naming it ([`SLAVE_FD_ENV`]) is removed from the environment, so this returns
+/// `false` from then on, in this process and in any process the slave starts.
 ///
 /// A program that is both master and slave checks this first thing in `main`:
 ///
@@ -66,19 +71,48 @@ fn inherited_fd() -> Result<RawFd, SlaveError> {
 }
 
 /// Takes ownership of the inherited connection. Succeeds at most once per process.
+///
+/// Once it is taken, the descriptor is close-on-exec and [`SLAVE_FD_ENV`] is gone from this
+/// process's environment, so no program the slave starts inherits the link or mistakes an
+/// unrelated descriptor for one.
 pub(crate) fn take_inherited_connection() -> Result<UnixStream, SlaveError> {
-    static TAKEN: AtomicBool = AtomicBool::new(false);
+    /// The descriptor taken, or -1 before then.
+    static TAKEN: AtomicI32 = AtomicI32::new(-1);
+    let already_taken = |fd: RawFd| SlaveError::BadInheritedConnection {
+        env: SLAVE_FD_ENV,
+        fd: fd.to_string(),
+        reason: "it was already taken by an earlier serve() in this process".to_owned(),
+    };
+    // The variable is gone once taken: say so rather than "not launched as a slave".
+    let taken = TAKEN.load(Ordering::SeqCst);
+    if taken >= 0 {
+        return Err(already_taken(taken));
+    }
     let fd = inherited_fd()?;
-    if TAKEN.swap(true, Ordering::SeqCst) {
+    if let Err(taken) = TAKEN.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst) {
+        return Err(already_taken(taken));
+    }
+    // SAFETY: fcntl with F_SETFD only changes the flags of descriptor `fd`, which is open
+    // (checked above); it touches no memory of ours. Marking it close-on-exec keeps
+    // processes this slave starts from inheriting the master's link.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    if rc == -1 {
         return Err(SlaveError::BadInheritedConnection {
             env: SLAVE_FD_ENV,
             fd: fd.to_string(),
-            reason: "it was already taken by an earlier serve() in this process".to_owned(),
+            reason: format!(
+                "it could not be made close-on-exec: {}",
+                std::io::Error::last_os_error()
+            ),
         });
     }
-    // SAFETY: fcntl on an open descriptor with F_SETFD only changes its flags. Marking it
-    // close-on-exec keeps processes this slave starts from inheriting the master's link.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: std's environment functions all take std's own environment lock, so this
+    // cannot race `std::env::var`/`set_var` anywhere in the process. What remains is code
+    // outside std (a C library) calling libc `getenv` on another thread at this moment;
+    // that is why `SlaveProcess::serve` documents that it should be called before starting
+    // threads that read the environment through libc. Nothing else in this crate keeps a
+    // pointer into the environment.
+    unsafe { std::env::remove_var(SLAVE_FD_ENV) };
     // SAFETY: `fd` is an open socket (checked above) that nothing else in this process
     // owns: the master passed it for this runtime alone, and `TAKEN` makes sure it is
     // wrapped only once, so it is closed exactly once, by the returned stream.

@@ -1,27 +1,22 @@
-//! Serving a master: the handshake, the request loop, pause, shutdown and close.
+//! A slave program and serving it: the builder, the handshake, and closing.
 
-use distio_proto::{
-    Control, ErrorKind, Frame, FrameCodec, Payload, ProtoError, Ready, RequestId, Response,
-    SlaveId, TaskError,
-};
+use distio_proto::{Frame, FrameCodec, ProtoError, Ready};
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::{SlaveError, SlaveHandle, TaskContext, TaskRegistry, TaskRun, inherited};
-
-/// How long a closing slave waits for its last frames to be written.
-const FLUSH_GRACE: Duration = Duration::from_secs(5);
+use crate::outgoing::{flush_last, while_forwarding};
+use crate::serving::{End, Serving, serve_requests};
+use crate::{
+    DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING, SlaveError, SlaveHandle, TaskContext, TaskRegistry,
+    inherited,
+};
 
 type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 
@@ -43,11 +38,26 @@ type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 ///         .await
 /// }
 /// ```
-#[derive(Default)]
 pub struct SlaveProcess {
     tasks: TaskRegistry,
     on_close: Option<CloseHook>,
     codec: FrameCodec,
+    /// Capacity of the queue of events waiting to be written; at least 1.
+    event_queue: usize,
+    /// Handlers that wait, run at once at most; at least 1.
+    max_running: usize,
+}
+
+impl Default for SlaveProcess {
+    fn default() -> Self {
+        SlaveProcess {
+            tasks: TaskRegistry::default(),
+            on_close: None,
+            codec: FrameCodec::default(),
+            event_queue: DEFAULT_EVENT_QUEUE,
+            max_running: DEFAULT_MAX_RUNNING,
+        }
+    }
 }
 
 impl SlaveProcess {
@@ -99,6 +109,57 @@ impl SlaveProcess {
         self
     }
 
+    /// Sets how many events can wait to be written to the master (default
+    /// [`DEFAULT_EVENT_QUEUE`]; 0 counts as 1).
+    ///
+    /// When a master that is not reading has let the queue fill,
+    /// [`SlaveHandle::emit`] drops the event and returns
+    /// [`SlaveError::EventQueueFull`], and [`SlaveHandle::emit_wait`] waits for room.
+    ///
+    /// ```
+    /// use distio_slave::SlaveProcess;
+    ///
+    /// let slave = SlaveProcess::new()
+    ///     .event_queue(16)
+    ///     .task("progress", |n: u32, ctx| async move {
+    ///         for i in 0..n {
+    ///             ctx.slave().emit_wait("step", &i).await.map_err(|e| e.to_string())?;
+    ///         }
+    ///         Ok::<_, String>(n)
+    ///     })?;
+    /// # drop(slave);
+    /// # Ok::<(), distio_slave::SlaveError>(())
+    /// ```
+    pub fn event_queue(mut self, capacity: usize) -> Self {
+        self.event_queue = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Sets how many handlers that wait can run at once (default
+    /// [`DEFAULT_MAX_RUNNING`]; 0 counts as 1).
+    ///
+    /// When that many are waiting, the slave stops reading its connection until one
+    /// finishes: further requests (and pings, and a close) wait in the socket, while the
+    /// responses and events of what was already read keep going out.
+    ///
+    /// ```
+    /// use distio_slave::SlaveProcess;
+    /// use std::time::Duration;
+    ///
+    /// let slave = SlaveProcess::new()
+    ///     .max_running(8)
+    ///     .task("fetch", |ms: u64, _| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         Ok::<_, String>(ms)
+    ///     })?;
+    /// # drop(slave);
+    /// # Ok::<(), distio_slave::SlaveError>(())
+    /// ```
+    pub fn max_running(mut self, max: usize) -> Self {
+        self.max_running = max.max(1);
+        self
+    }
+
     /// The registered tasks.
     pub fn tasks(&self) -> &TaskRegistry {
         &self.tasks
@@ -108,6 +169,14 @@ impl SlaveProcess {
     /// goes away; then returns, and the program should exit.
     ///
     /// Fails at once if this process was not launched by a distio master.
+    ///
+    /// Taking the connection marks it close-on-exec and removes
+    /// [`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV) from this process's environment,
+    /// so programs the slave starts do not inherit the link, and
+    /// [`launched_as_slave`](crate::launched_as_slave) returns `false` afterwards. Removing
+    /// a variable is safe against std's own environment functions but not against C code
+    /// calling `getenv` on another thread at that moment: call `serve` before starting
+    /// threads that read the environment through libc.
     pub async fn serve(self) -> Result<(), SlaveError> {
         let stream = inherited::take_inherited_connection()?;
         let stream = tokio::net::UnixStream::from_std(stream).map_err(ProtoError::Io)?;
@@ -133,6 +202,8 @@ impl SlaveProcess {
             tasks,
             on_close,
             codec,
+            event_queue,
+            max_running,
         } = self;
         let mut frames = FramedRead::new(reader, codec);
         let hello = match frames.next().await {
@@ -152,11 +223,12 @@ impl SlaveProcess {
             tasks.names(),
         );
         sink.send(&Frame::Ready(ready)).await?;
-        let (tx, mut outbox) = mpsc::unbounded_channel();
+        let (tx, mut outbox) = mpsc::channel(event_queue);
         let slave = SlaveHandle::new(identity, Some(tx));
         tracing::debug!(id = slave.id(), alias = slave.alias(), "slave serving");
 
-        let end = serve_requests(&mut frames, &mut sink, &mut outbox, &tasks, &slave).await;
+        let serving = Serving::new(&tasks, &slave, max_running);
+        let end = serve_requests(&mut frames, &mut sink, &mut outbox, serving).await;
         match &end {
             End::Close => tracing::debug!(id = slave.id(), "slave closing on request"),
             End::MasterGone => tracing::info!(id = slave.id(), "master went away; slave exiting"),
@@ -167,265 +239,15 @@ impl SlaveProcess {
         if matches!(end, End::Close)
             && let Some(hook) = on_close
         {
-            hook(slave.clone()).await;
+            while_forwarding(hook(slave.clone()), &mut outbox, &mut sink).await;
         }
         if !matches!(end, End::MasterGone) {
             // What was produced so far (responses, events the hook emitted) still goes out.
-            let last = async {
-                while let Ok(frame) = outbox.try_recv() {
-                    feed(&mut sink, frame).await?;
-                }
-                SinkExt::<&Frame>::flush(&mut sink).await
-            };
-            match tokio::time::timeout(FLUSH_GRACE, last).await {
-                Ok(Err(err)) => {
-                    tracing::warn!("could not send the last frames to the master: {err}")
-                }
-                Err(_) => tracing::warn!("the master stopped reading; last frames dropped"),
-                Ok(Ok(())) => {}
-            }
+            flush_last(&mut outbox, &mut sink).await;
         }
         match end {
             End::Broken(err) => Err(err.into()),
             End::Close | End::MasterGone => Ok(()),
         }
-    }
-}
-
-/// Why the request loop ended.
-enum End {
-    /// The master asked to close (directly, or after a drain).
-    Close,
-    /// The master's end of the connection closed.
-    MasterGone,
-    /// The master sent something that is not a valid frame, or reading or writing failed.
-    Broken(ProtoError),
-}
-
-impl End {
-    fn from_error(err: ProtoError) -> End {
-        match err {
-            ProtoError::Io(ref io) if is_disconnect(io) => End::MasterGone,
-            other => End::Broken(other),
-        }
-    }
-}
-
-/// The serving loop, on one task: reads requests, runs their handlers concurrently, and
-/// writes responses and events as they are ready. Frames produced together go out with
-/// one flush, made only when nothing else is ready.
-///
-/// A handler is polled once as soon as its request is read: most finish right there, and
-/// their response is queued without the handler ever joining the set of running ones.
-async fn serve_requests<R, W>(
-    frames: &mut FramedRead<R, FrameCodec>,
-    sink: &mut FramedWrite<W, FrameCodec>,
-    outbox: &mut UnboundedReceiver<Frame>,
-    tasks: &TaskRegistry,
-    slave: &SlaveHandle,
-) -> End
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut running = FuturesUnordered::new();
-    let mut serving = Serving {
-        tasks,
-        slave,
-        draining: false,
-    };
-    let mut unflushed = false;
-    loop {
-        let out = tokio::select! {
-            biased;
-            Some(response) = running.next(), if !running.is_empty() => Some(response),
-            Some(frame) = outbox.recv() => Some(frame),
-            frame = frames.next() => {
-                // This frame, then (up to a bound, so running handlers and events get
-                // their turn) those already read behind it, without going round the loop.
-                let mut next = Some(frame);
-                let mut taken = 0;
-                while let Some(frame) = next {
-                    let frame = match frame {
-                        None => return End::MasterGone,
-                        Some(Err(err)) => return End::from_error(err),
-                        Some(Ok(frame)) => frame,
-                    };
-                    match serving.on_frame(frame) {
-                        Step::Send(frame) => {
-                            if let Err(err) = feed(sink, frame).await {
-                                return End::from_error(err);
-                            }
-                            unflushed = true;
-                        }
-                        Step::Wait(waiting) => running.push(waiting),
-                        Step::Nothing => {}
-                        Step::Close => return End::Close,
-                    }
-                    taken += 1;
-                    next = if taken < FRAMES_PER_TURN {
-                        frames.next().now_or_never()
-                    } else {
-                        None
-                    };
-                }
-                None
-            },
-            () = std::future::ready(()), if unflushed => {
-                if let Err(err) = SinkExt::<&Frame>::flush(sink).await {
-                    return End::from_error(err);
-                }
-                unflushed = false;
-                None
-            }
-        };
-        if let Some(frame) = out {
-            if let Err(err) = feed(sink, frame).await {
-                return End::from_error(err);
-            }
-            unflushed = true;
-        }
-        if serving.draining && running.is_empty() {
-            return End::Close;
-        }
-    }
-}
-
-/// Frames handled in one turn of the serving loop before it looks at anything else.
-const FRAMES_PER_TURN: usize = 256;
-
-/// A handler that had to wait, in the set of running ones until its response is ready.
-struct Waiting {
-    request: RequestId,
-    slave: SlaveId,
-    run: TaskRun,
-}
-
-impl Future for Waiting {
-    type Output = Frame;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Frame> {
-        let this = self.get_mut();
-        Pin::new(&mut this.run)
-            .poll(cx)
-            .map(|outcome| response(this.request, this.slave, outcome))
-    }
-}
-
-fn response(request: RequestId, slave: SlaveId, outcome: Result<Payload, TaskError>) -> Frame {
-    Frame::Response(Response {
-        request,
-        slave,
-        outcome,
-    })
-}
-
-/// What reading one frame leads to.
-enum Step {
-    /// A frame to send back: a response, a refusal, a pong.
-    Send(Frame),
-    /// A request whose handler has to wait.
-    Wait(Waiting),
-    /// Nothing to do.
-    Nothing,
-    /// The master asked the slave to close.
-    Close,
-}
-
-/// The request-handling state of the serving loop.
-struct Serving<'a> {
-    tasks: &'a TaskRegistry,
-    slave: &'a SlaveHandle,
-    /// Shut down: requests in progress finish, new ones are refused.
-    draining: bool,
-}
-
-impl Serving<'_> {
-    fn on_frame(&mut self, frame: Frame) -> Step {
-        match frame {
-            Frame::Request(req) => {
-                let slave = self.slave.id();
-                let refusal = if self.draining {
-                    Some((
-                        ErrorKind::Closed,
-                        "is shutting down and takes no new requests",
-                    ))
-                } else if self.slave.is_paused() {
-                    Some((ErrorKind::Paused, "is paused and not accepting messages"))
-                } else {
-                    None
-                };
-                if let Some((kind, why)) = refusal {
-                    let error = TaskError::new(kind, format!("Slave #{slave} {why}"));
-                    return Step::Send(response(req.id, slave, Err(error)));
-                }
-                let mut run = self.tasks.run(&req.task, req.payload, req.meta, self.slave);
-                // Polled once right away; a handler that has to wait is polled again (with
-                // a real waker) as soon as it joins the running set.
-                match (&mut run).now_or_never() {
-                    Some(outcome) => Step::Send(response(req.id, slave, outcome)),
-                    None => Step::Wait(Waiting {
-                        request: req.id,
-                        slave,
-                        run,
-                    }),
-                }
-            }
-            Frame::Control(Control::Close) => Step::Close,
-            Frame::Control(Control::Shutdown) => {
-                self.draining = true;
-                Step::Nothing
-            }
-            Frame::Control(Control::Ping(n)) => Step::Send(Frame::Control(Control::Pong(n))),
-            Frame::Control(Control::Pong(_)) => Step::Nothing,
-            other => {
-                tracing::warn!(
-                    kind = other.kind(),
-                    "ignoring a frame a master should not send"
-                );
-                Step::Nothing
-            }
-        }
-    }
-}
-
-fn is_disconnect(err: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        err.kind(),
-        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
-    )
-}
-
-/// Queues one frame for writing; a response too large for a frame becomes an error response.
-async fn feed<W: AsyncWrite + Unpin>(
-    sink: &mut FramedWrite<W, FrameCodec>,
-    frame: Frame,
-) -> Result<(), ProtoError> {
-    match sink.feed(&frame).await {
-        Err(ProtoError::FrameTooLarge { len, max }) => match frame {
-            Frame::Response(Response { request, slave, .. }) => {
-                let error = TaskError::new(
-                    ErrorKind::HandlerFailed,
-                    format!("the result is {len} bytes, more than the {max}-byte frame limit"),
-                );
-                sink.feed(&Frame::Response(Response {
-                    request,
-                    slave,
-                    outcome: Err(error),
-                }))
-                .await
-            }
-            other => {
-                tracing::warn!(
-                    kind = other.kind(),
-                    len,
-                    max,
-                    "dropping a frame over the size limit"
-                );
-                Ok(())
-            }
-        },
-        result => result,
     }
 }

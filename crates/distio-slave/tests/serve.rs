@@ -1,31 +1,16 @@
 //! The slave runtime against a hand-driven master speaking raw frames.
 
-use distio_proto::{
-    Control, ErrorKind, Frame, FrameCodec, Hello, Metadata, Payload, Request, Response,
-    SlaveIdentity,
-};
+mod common;
+
+use common::{FakeMaster, start, within};
+use distio_proto::{Control, ErrorKind, Frame, Hello, SlaveIdentity};
 use distio_slave::{SlaveError, SlaveProcess, TaskContext};
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
-use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::io::AsyncWriteExt;
 
 type R<T> = Result<T, String>;
-
-struct FakeMaster {
-    rx: FramedRead<ReadHalf<DuplexStream>, FrameCodec>,
-    tx: FramedWrite<WriteHalf<DuplexStream>, FrameCodec>,
-    serving: JoinHandle<Result<(), SlaveError>>,
-}
-
-async fn within<F: std::future::Future>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("hung for 30 s")
-}
 
 fn slave(closed: Arc<AtomicBool>) -> SlaveProcess {
     SlaveProcess::new()
@@ -44,66 +29,16 @@ fn slave(closed: Arc<AtomicBool>) -> SlaveProcess {
         .on_close(move |_| async move { closed.store(true, Ordering::SeqCst) })
 }
 
-fn start(process: SlaveProcess) -> FakeMaster {
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let serving = tokio::spawn(process.serve_on(theirs));
-    let (r, w) = tokio::io::split(ours);
-    FakeMaster {
-        rx: FramedRead::new(r, FrameCodec::new()),
-        tx: FramedWrite::new(w, FrameCodec::new()),
-        serving,
-    }
-}
-
-impl FakeMaster {
-    async fn send(&mut self, frame: Frame) {
-        self.tx.send(frame).await.unwrap();
-    }
-
-    async fn recv(&mut self) -> Frame {
-        within(self.rx.next())
-            .await
-            .expect("a frame")
-            .expect("a valid frame")
-    }
-
-    async fn handshake(&mut self) {
-        self.send(Frame::Hello(Hello::new(SlaveIdentity::local(5, "five"))))
-            .await;
-        let Frame::Ready(ready) = self.recv().await else {
-            panic!("expected ready")
-        };
-        assert!(ready.check().is_ok());
-        assert_eq!(
-            (ready.id, ready.alias.as_str(), ready.pid),
-            (5, "five", std::process::id())
-        );
-        assert_eq!(ready.tasks, ["pause", "sleep", "square"]);
-    }
-
-    async fn request<T: serde::Serialize>(&mut self, id: u64, task: &str, data: &T) {
-        let payload = Payload::encode(data).unwrap();
-        self.send(Frame::Request(Request {
-            id,
-            task: task.into(),
-            payload,
-            meta: Metadata::new(),
-        }))
-        .await;
-    }
-
-    async fn response(&mut self) -> Response {
-        match self.recv().await {
-            Frame::Response(r) => r,
-            other => panic!("expected a response, got {other:?}"),
-        }
-    }
+/// The handshake, checking the slave lists its tasks.
+async fn handshake(m: &mut FakeMaster) {
+    let ready = m.handshake().await;
+    assert_eq!(ready.tasks, ["pause", "sleep", "square"]);
 }
 
 #[tokio::test]
 async fn serves_requests_concurrently_after_the_handshake() {
     let mut m = start(slave(Arc::default()));
-    m.handshake().await;
+    handshake(&mut m).await;
     m.request(1, "sleep", &1500u64).await;
     m.request(2, "square", &9u64).await;
     let first = m.response().await;
@@ -121,7 +56,7 @@ async fn serves_requests_concurrently_after_the_handshake() {
 #[tokio::test]
 async fn unknown_tasks_and_pause_are_answered_with_errors() {
     let mut m = start(slave(Arc::default()));
-    m.handshake().await;
+    handshake(&mut m).await;
     m.request(1, "nope", &()).await;
     let err = m.response().await.outcome.unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnknownTask);
@@ -138,7 +73,7 @@ async fn unknown_tasks_and_pause_are_answered_with_errors() {
 async fn close_runs_the_hook_and_returns() {
     let closed = Arc::new(AtomicBool::new(false));
     let mut m = start(slave(Arc::clone(&closed)));
-    m.handshake().await;
+    handshake(&mut m).await;
     m.request(1, "sleep", &60_000u64).await;
     m.send(Frame::Control(Control::Close)).await;
     within(m.serving).await.unwrap().unwrap();
@@ -149,7 +84,7 @@ async fn close_runs_the_hook_and_returns() {
 async fn shutdown_drains_running_requests_and_refuses_new_ones() {
     let closed = Arc::new(AtomicBool::new(false));
     let mut m = start(slave(Arc::clone(&closed)));
-    m.handshake().await;
+    handshake(&mut m).await;
     m.request(1, "sleep", &1000u64).await;
     m.send(Frame::Control(Control::Shutdown)).await;
     m.request(2, "square", &2u64).await;
@@ -166,7 +101,7 @@ async fn shutdown_drains_running_requests_and_refuses_new_ones() {
 async fn the_slave_returns_promptly_when_the_master_goes_away() {
     let closed = Arc::new(AtomicBool::new(false));
     let mut m = start(slave(Arc::clone(&closed)));
-    m.handshake().await;
+    handshake(&mut m).await;
     m.request(1, "sleep", &60_000u64).await;
     let FakeMaster { rx, tx, serving } = m;
     drop((rx, tx));
@@ -209,7 +144,7 @@ async fn a_bad_handshake_is_a_clear_error() {
 #[tokio::test]
 async fn garbage_from_the_master_ends_serving_with_an_error() {
     let mut m = start(slave(Arc::default()));
-    m.handshake().await;
+    handshake(&mut m).await;
     let raw = m.tx.get_mut();
     raw.write_all(&[0, 0, 0, 4, 0xff, 0xff, 0xff, 0x7f])
         .await
