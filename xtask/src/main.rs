@@ -2,10 +2,12 @@
 //!
 //! - `ci`: every check CI runs, in order (the single source of truth; `.ci/run` calls it).
 //! - `bench`: the benchmark, distio against the raw IPC floor (`--smoke` for tiny counts).
+//! - `soak`: the master's soak test, watching for growth (ten minutes by default).
 
 mod bench;
 mod ci;
 mod cmd;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -15,13 +17,17 @@ commands:
   ci      install missing tools, then run fmt, clippy, tests, docs, cargo-deny and the
           benchmark in smoke mode
   bench   build the benchmark in release and run it (`--smoke` for tiny counts; other
-          flags go to distio-bench, e.g. `--rounds 3 --pipelined 50000`)";
+          flags go to distio-bench, e.g. `--rounds 3 --pipelined 50000`)
+  soak    run the master's soak test in release for SECONDS (default 600): mixed load,
+          timeouts, kills and respawns; fails if memory, descriptors, threads or
+          child processes grow";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
