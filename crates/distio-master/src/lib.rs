@@ -29,6 +29,26 @@
 //!   request resolves with a `TimedOut` error; its late reply is dropped.
 //! - With catch-all on, an error response comes back as `Err(MasterError::Task)`; without,
 //!   as `Ok(response)` with [`Response::error`] set.
+//! - A timeout runs on the master's clock alone: it fires whether the slave answers late,
+//!   never answers, never finishes its handshake or never yields.
+//!
+//! ## Bounds
+//!
+//! Every queue between a caller and a slave has a limit, and every wait a bound:
+//!
+//! - At most [`DEFAULT_MAX_IN_FLIGHT`] requests per slave are unanswered at once
+//!   ([`SpawnOptions::max_in_flight`]); further requests wait, first come first served,
+//!   unsent, with their timeouts running.
+//! - At most [`DEFAULT_OUTBOX_LIMIT`] bytes wait for a slave to read them
+//!   ([`SpawnOptions::outbox_limit`]); beyond that, new requests wait unencoded until the
+//!   slave has read half. Frames of requests that timed out or were dropped before being
+//!   written are never sent.
+//! - An event subscription holds at most [`EVENT_QUEUE_LIMIT`] unread events; newer ones
+//!   are dropped and counted ([`Events::dropped`]).
+//! - [`Slave::ping`] waits at most [`PING_TIMEOUT`]; [`Slave::shutdown`] waits at most the
+//!   shutdown grace ([`DEFAULT_SHUTDOWN_GRACE`]) and then closes; [`Slave::close`] waits at
+//!   most the close grace ([`DEFAULT_CLOSE_GRACE`]) and then kills.
+//! - Warnings a slave can repeat (a stray frame, an unanswered ping) are rate-limited.
 //!
 //! ## Lifecycle
 //!
