@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use balance::Balance;
 use slots::{Rule, Slots};
 
-use crate::progress::{ProgressFn, Tracker, gather};
+use crate::progress::{ProgressFn, Tracker};
 use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 
 /// Runs tasks on a fixed set of transports, choosing for each task a free one: idle
@@ -167,6 +167,11 @@ impl Workpool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Slots in the pool: tasks that can run at once.
+    fn capacity(&self) -> usize {
+        self.transports.len() * self.max_in_flight
+    }
+
     fn rule(&self) -> Rule {
         Rule {
             max_in_flight: self.max_in_flight,
@@ -203,9 +208,10 @@ impl Workpool {
                 });
             };
             attempts += 1;
-            let result = self.transports[slot.index]
-                .send(task, payload.clone(), meta.clone())
-                .await;
+            // Straight to the transport: a method call on the `Arc` would go through its
+            // `Transport` impl, a second boxed future per task.
+            let transport: &dyn Transport = &*self.transports[slot.index];
+            let result = transport.send(task, payload.clone(), meta.clone()).await;
             slot.died = slave_gone(&result);
             let retry = slot.died && self.retry && attempts < self.transports.len();
             drop(slot);
@@ -220,6 +226,10 @@ impl Workpool {
     }
 
     /// Runs `task` once per item of `items`; replies come in item order.
+    ///
+    /// Items start in order, and only as many at a time as the pool has slots, so a long
+    /// list costs no more memory in flight than a short one, and a task another caller
+    /// queued meanwhile is not put behind the rest of the list.
     pub async fn run_all<T: Serialize>(
         &self,
         task: &str,
@@ -230,10 +240,31 @@ impl Workpool {
             .map(|item| Payload::encode(item).map_err(PatternError::Encode))
             .collect::<Result<Vec<_>, _>>()?;
         let tracker = Tracker::new(self.progress.clone(), Some(payloads.len()));
-        let runs = payloads
+        let mut results: Vec<Option<Result<Reply, PatternError>>> = std::iter::repeat_with(|| None)
+            .take(payloads.len())
+            .collect();
+        let mut pending = payloads.into_iter().enumerate();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.capacity() {
+                let Some((i, payload)) = pending.next() else {
+                    break;
+                };
+                let tracker = &tracker;
+                running.push(async move {
+                    let run = self.run_payload(task, payload, Metadata::new());
+                    (i, tracker.track(run).await)
+                });
+            }
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            results[i] = Some(result);
+        }
+        results
             .into_iter()
-            .map(|payload| tracker.track(self.run_payload(task, payload, Metadata::new())));
-        gather(runs).await
+            .map(|result| result.expect("every item ran"))
+            .collect()
     }
 
     /// Runs `task` on `data` again and again while `keep_going(iteration, replies so far)`
@@ -252,14 +283,13 @@ impl Workpool {
     {
         let payload = Payload::encode(data).map_err(PatternError::Encode)?;
         let tracker = Tracker::new(self.progress.clone(), None);
-        let capacity = self.transports.len() * self.max_in_flight;
         let mut running = FuturesUnordered::new();
         let mut arrived = Replies::default();
         let mut order = Vec::new();
         let mut next = 0;
         let mut stopped = false;
         loop {
-            while !stopped && running.len() < capacity {
+            while !stopped && running.len() < self.capacity() {
                 if keep_going(next, &arrived) {
                     let (payload, tracker) = (payload.clone(), &tracker);
                     running.push(async move {

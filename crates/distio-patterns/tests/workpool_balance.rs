@@ -1,5 +1,6 @@
-//! How the workpool shares tasks when its transports are not equal: one hangs, or dies.
-//! Every check is on what was sent where, never on how long anything took.
+//! How the workpool shares tasks: among transports that are not equal (one hangs, or dies),
+//! and among callers. Every check is on what was sent where, never on how long anything
+//! took.
 
 use async_trait::async_trait;
 use distio_patterns::{
@@ -7,8 +8,8 @@ use distio_patterns::{
 };
 use distio_proto::{ErrorKind, Metadata, Payload, TaskError};
 use distio_slave::TaskRegistry;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -181,4 +182,44 @@ async fn a_transport_dying_mid_run_does_not_stall_even_counts() {
         assert!(c[0].abs_diff(c[2]) <= 1, "the live ones stay even: {c:?}");
         assert_eq!(c.iter().sum::<usize>(), 300 + usize::from(retry));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_queued_during_a_run_all_is_not_put_behind_the_whole_list() {
+    let gate = Arc::new(Semaphore::new(0));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = TaskRegistry::new();
+    let (g, l) = (Arc::clone(&gate), Arc::clone(&log));
+    tasks
+        .register("record", move |n: u64, _| {
+            let (gate, log) = (Arc::clone(&g), Arc::clone(&l));
+            async move {
+                gate.acquire().await.map_err(|e| e.to_string())?.forget();
+                log.lock().unwrap().push(n);
+                Ok::<_, String>(n)
+            }
+        })
+        .unwrap();
+    let pool = Workpool::new([InProcess::new(0, tasks)]).unwrap();
+    let items: Vec<u64> = (0..10).collect();
+    let late = async {
+        counts_until(&pool, |c| c == [1]).await;
+        let mut run = std::pin::pin!(pool.run("record", &99u64));
+        // Queued behind item 0, which holds the only slot.
+        assert!(
+            futures_util::future::poll_immediate(&mut run)
+                .await
+                .is_none()
+        );
+        gate.add_permits(100);
+        run.await
+    };
+    let (all, late) = within(async { tokio::join!(pool.run_all("record", &items), late) }).await;
+    assert_eq!(all.unwrap().values::<u64>().unwrap(), items);
+    assert_eq!(late.unwrap().value::<u64>().unwrap(), 99);
+    assert_eq!(
+        *log.lock().unwrap(),
+        [0, 99, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+        "served in the order asked"
+    );
 }
