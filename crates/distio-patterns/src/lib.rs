@@ -9,7 +9,8 @@
 //! - [`Parallel`]: a set of tasks sent out together, repeatable, `times(n)`.
 //! - [`Pipeline`]: each step's value feeds the next step; intercepts may change the value
 //!   or end the pipeline.
-//! - [`Workpool`]: tasks go to the next free transport, idle first, round robin.
+//! - [`Workpool`]: tasks go to a free transport, idle first, round robin, keeping the
+//!   numbers each transport is sent even ([`Balance`]).
 //! - [`Scatter`]: one task over a list of items, round robin or in contiguous chunks.
 //!
 //! Patterns that run many tasks report [`Progress`] through a callback.
@@ -44,4 +45,4 @@ pub use progress::{Progress, ProgressFn};
 pub use reply::{Replies, Reply};
 pub use scatter::{Scatter, chunk_sizes};
 pub use transport::{InProcess, SharedTransport, Transport, shared};
-pub use workpool::Workpool;
+pub use workpool::{Balance, Workpool};

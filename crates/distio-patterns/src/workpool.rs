@@ -1,28 +1,39 @@
-//! Workpool: tasks go to whichever slave is free, idle first, round robin.
+//! Workpool: tasks go to a free slave, idle first, round robin, keeping counts even.
+
+mod acquire;
+mod balance;
+mod slots;
 
 use distio_proto::{ErrorKind, Metadata, Payload};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::oneshot;
 
-use crate::progress::{ProgressFn, Tracker, gather};
+pub use balance::Balance;
+use slots::{Rule, Slots};
+
+use crate::progress::{ProgressFn, Tracker};
 use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 
-/// Runs tasks on a fixed set of transports, choosing for each task the next free one:
-/// idle transports first, then the one given the fewest tasks, in round-robin order, so
-/// none is favoured: with equal transports and one task in flight each (the default), the
-/// numbers of tasks they get differ by at most one. At most
-/// [`max_in_flight`](Self::max_in_flight) tasks run on one transport at a time (with more
-/// than one, a transport that frees a slot early takes the next task, so counts may differ
-/// by up to that number); further tasks wait in FIFO order for a free slot.
+/// Runs tasks on a fixed set of transports, choosing for each task a free one: idle
+/// transports first, then the one sent the fewest tasks, in round-robin order from the one
+/// after the last used. At most [`max_in_flight`](Self::max_in_flight) tasks run on one
+/// transport at a time; further tasks wait in FIFO order for a slot.
+///
+/// By default ([`Balance::EvenCounts`]) a transport takes the next task only if that keeps
+/// the numbers of tasks sent to the live transports within `max_in_flight` of each other:
+/// with one task in flight each (the default), the counts differ by at most one, by design
+/// rather than by timing, also under load. The price is that a transport that is slow, or
+/// hangs, holds the others back once they are `max_in_flight` tasks ahead of it, until it
+/// answers; give tasks a timeout if a transport can hang. With
+/// [`balance(Balance::FirstFree)`](Self::balance) the next task goes to whichever
+/// transport frees a slot first: faster transports take more, and counts are not bounded.
 ///
 /// A transport whose slave exits (its task fails with `SlaveExited` or `Closed`) gets no
-/// more work; that task fails with the error, or with [`retry_on_exit`](Self::retry_on_exit)
-/// goes to another transport. When none is left, waiting tasks fail with
-/// [`PatternError::PoolExhausted`].
+/// more work and no longer counts for the balance; that task fails with the error, or with
+/// [`retry_on_exit`](Self::retry_on_exit) goes to another transport. When none is left,
+/// waiting tasks fail with [`PatternError::PoolExhausted`].
 ///
 /// ```
 /// use distio_patterns::{InProcess, Workpool};
@@ -46,101 +57,10 @@ use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 pub struct Workpool {
     transports: Arc<[SharedTransport]>,
     max_in_flight: usize,
+    balance: Balance,
     retry: bool,
     progress: Option<ProgressFn>,
     slots: Arc<Mutex<Slots>>,
-}
-
-/// Who is busy, who is gone, who waits.
-struct Slots {
-    busy: Vec<usize>,
-    dead: Vec<bool>,
-    sent: Vec<usize>,
-    cursor: usize,
-    waiters: VecDeque<oneshot::Sender<Option<usize>>>,
-}
-
-impl Slots {
-    /// Takes a slot: among live transports with room, the least busy (idle first), then
-    /// the one sent the fewest tasks so far, then the next in round-robin order.
-    fn take(&mut self, max: usize) -> Option<usize> {
-        let n = self.busy.len();
-        let mut best: Option<usize> = None;
-        for k in 0..n {
-            let i = (self.cursor + k) % n;
-            if self.dead[i] || self.busy[i] >= max {
-                continue;
-            }
-            if best.is_none_or(|b| (self.busy[i], self.sent[i]) < (self.busy[b], self.sent[b])) {
-                best = Some(i);
-            }
-        }
-        let i = best?;
-        self.busy[i] += 1;
-        self.sent[i] += 1;
-        self.cursor = (i + 1) % n;
-        Some(i)
-    }
-
-    fn untake(&mut self, i: usize) {
-        self.busy[i] -= 1;
-        self.sent[i] -= 1;
-    }
-
-    fn all_dead(&self) -> bool {
-        self.dead.iter().all(|&d| d)
-    }
-
-    /// Hands free slots to waiting tasks, in arrival order.
-    fn hand_out(&mut self, max: usize) {
-        while !self.waiters.is_empty() {
-            let Some(i) = self.take(max) else { break };
-            let waiter = self.waiters.pop_front().expect("checked non-empty");
-            if waiter.send(Some(i)).is_err() {
-                self.untake(i); // that task stopped waiting
-            }
-        }
-        if self.all_dead() {
-            for waiter in self.waiters.drain(..) {
-                let _ = waiter.send(None);
-            }
-        }
-    }
-}
-
-/// A slot on one transport; given back when dropped.
-struct Slot<'a> {
-    pool: &'a Workpool,
-    index: usize,
-    died: bool,
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut slots = self.pool.lock();
-        slots.busy[self.index] -= 1;
-        if self.died {
-            slots.dead[self.index] = true;
-        }
-        slots.hand_out(self.pool.max_in_flight);
-    }
-}
-
-/// A task waiting for a slot. If it stops waiting after a slot was handed to it, the slot
-/// goes back.
-struct Waiting<'a> {
-    pool: &'a Workpool,
-    rx: oneshot::Receiver<Option<usize>>,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        if let Ok(Some(i)) = self.rx.try_recv() {
-            let mut slots = self.pool.lock();
-            slots.untake(i);
-            slots.hand_out(self.pool.max_in_flight);
-        }
-    }
 }
 
 impl Workpool {
@@ -163,19 +83,25 @@ impl Workpool {
         Ok(Workpool {
             transports: transports.into(),
             max_in_flight: 1,
+            balance: Balance::default(),
             retry: false,
             progress: None,
-            slots: Arc::new(Mutex::new(Slots {
-                busy: vec![0; n],
-                dead: vec![false; n],
-                sent: vec![0; n],
-                cursor: 0,
-                waiters: VecDeque::new(),
-            })),
+            slots: Arc::new(Mutex::new(Slots::new(n))),
         })
     }
 
-    /// Lets up to `max` tasks run on one transport at a time (default 1; at least 1).
+    /// Lets up to `max` tasks run on one transport at a time (default 1; at least 1). With
+    /// [`Balance::EvenCounts`] the numbers of tasks the transports are sent then differ by
+    /// at most `max`.
+    ///
+    /// ```
+    /// use distio_patterns::{InProcess, Workpool};
+    /// use distio_slave::TaskRegistry;
+    ///
+    /// let pool = Workpool::new(InProcess::many(2, TaskRegistry::new()))?.max_in_flight(8)?;
+    /// # let _ = pool;
+    /// # Ok::<(), distio_patterns::PatternError>(())
+    /// ```
     pub fn max_in_flight(mut self, max: usize) -> Result<Self, PatternError> {
         if max == 0 {
             return Err(PatternError::Invalid {
@@ -185,6 +111,26 @@ impl Workpool {
         }
         self.max_in_flight = max;
         Ok(self)
+    }
+
+    /// How tasks are shared among the transports (default [`Balance::EvenCounts`]).
+    ///
+    /// ```
+    /// use distio_patterns::{Balance, InProcess, Workpool};
+    /// use distio_slave::TaskRegistry;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut tasks = TaskRegistry::new();
+    /// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+    /// // Transports of unequal speed: throughput over even counts.
+    /// let pool = Workpool::new(InProcess::many(2, tasks))?.balance(Balance::FirstFree);
+    /// assert_eq!(pool.run_all("square", &[3u64; 4]).await?.sum::<u64>()?, 36);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
     }
 
     /// When on, a task whose slave exits under it is sent again to another slave.
@@ -205,14 +151,14 @@ impl Workpool {
         let slots = self.lock();
         self.transports
             .iter()
-            .zip(&slots.sent)
+            .zip(slots.sent())
             .map(|(t, &n)| (t.id(), n))
             .collect()
     }
 
     /// Transports still taking work.
     pub fn live(&self) -> usize {
-        self.lock().dead.iter().filter(|&&d| !d).count()
+        self.lock().live()
     }
 
     fn lock(&self) -> MutexGuard<'_, Slots> {
@@ -221,32 +167,16 @@ impl Workpool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn acquire(&self) -> Option<Slot<'_>> {
-        let rx = {
-            let mut slots = self.lock();
-            if let Some(index) = slots.take(self.max_in_flight) {
-                return Some(Slot {
-                    pool: self,
-                    index,
-                    died: false,
-                });
-            }
-            if slots.all_dead() {
-                return None;
-            }
-            let (tx, rx) = oneshot::channel();
-            slots.waiters.push_back(tx);
-            rx
-        };
-        let mut waiting = Waiting { pool: self, rx };
-        let index = (&mut waiting.rx).await.ok().flatten()?;
-        // Received: nothing to give back on drop.
-        waiting.rx = oneshot::channel().1;
-        Some(Slot {
-            pool: self,
-            index,
-            died: false,
-        })
+    /// Slots in the pool: tasks that can run at once.
+    fn capacity(&self) -> usize {
+        self.transports.len() * self.max_in_flight
+    }
+
+    fn rule(&self) -> Rule {
+        Rule {
+            max_in_flight: self.max_in_flight,
+            balance: self.balance,
+        }
     }
 
     /// Runs `task` on `data` on the next free transport ("do" in Dist.io).
@@ -278,9 +208,10 @@ impl Workpool {
                 });
             };
             attempts += 1;
-            let result = self.transports[slot.index]
-                .send(task, payload.clone(), meta.clone())
-                .await;
+            // Straight to the transport: a method call on the `Arc` would go through its
+            // `Transport` impl, a second boxed future per task.
+            let transport: &dyn Transport = &*self.transports[slot.index];
+            let result = transport.send(task, payload.clone(), meta.clone()).await;
             slot.died = slave_gone(&result);
             let retry = slot.died && self.retry && attempts < self.transports.len();
             drop(slot);
@@ -295,6 +226,10 @@ impl Workpool {
     }
 
     /// Runs `task` once per item of `items`; replies come in item order.
+    ///
+    /// Items start in order, and only as many at a time as the pool has slots, so a long
+    /// list costs no more memory in flight than a short one, and a task another caller
+    /// queued meanwhile is not put behind the rest of the list.
     pub async fn run_all<T: Serialize>(
         &self,
         task: &str,
@@ -305,10 +240,31 @@ impl Workpool {
             .map(|item| Payload::encode(item).map_err(PatternError::Encode))
             .collect::<Result<Vec<_>, _>>()?;
         let tracker = Tracker::new(self.progress.clone(), Some(payloads.len()));
-        let runs = payloads
+        let mut results: Vec<Option<Result<Reply, PatternError>>> = std::iter::repeat_with(|| None)
+            .take(payloads.len())
+            .collect();
+        let mut pending = payloads.into_iter().enumerate();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.capacity() {
+                let Some((i, payload)) = pending.next() else {
+                    break;
+                };
+                let tracker = &tracker;
+                running.push(async move {
+                    let run = self.run_payload(task, payload, Metadata::new());
+                    (i, tracker.track(run).await)
+                });
+            }
+            let Some((i, result)) = running.next().await else {
+                break;
+            };
+            results[i] = Some(result);
+        }
+        results
             .into_iter()
-            .map(|payload| tracker.track(self.run_payload(task, payload, Metadata::new())));
-        gather(runs).await
+            .map(|result| result.expect("every item ran"))
+            .collect()
     }
 
     /// Runs `task` on `data` again and again while `keep_going(iteration, replies so far)`
@@ -327,14 +283,13 @@ impl Workpool {
     {
         let payload = Payload::encode(data).map_err(PatternError::Encode)?;
         let tracker = Tracker::new(self.progress.clone(), None);
-        let capacity = self.transports.len() * self.max_in_flight;
         let mut running = FuturesUnordered::new();
         let mut arrived = Replies::default();
         let mut order = Vec::new();
         let mut next = 0;
         let mut stopped = false;
         loop {
-            while !stopped && running.len() < capacity {
+            while !stopped && running.len() < self.capacity() {
                 if keep_going(next, &arrived) {
                     let (payload, tracker) = (payload.clone(), &tracker);
                     running.push(async move {

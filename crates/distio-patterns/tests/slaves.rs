@@ -5,7 +5,7 @@ mod common;
 
 use common::{slave_options, within};
 use distio_master::{Master, SlaveArray};
-use distio_patterns::{Flow, Parallel, PatternError, Pick, Pipeline, Scatter, Workpool};
+use distio_patterns::{Flow, Parallel, PatternError, Pick, Pipeline, Reply, Scatter, Workpool};
 use distio_proto::ErrorKind;
 use std::time::Duration;
 
@@ -74,6 +74,83 @@ async fn workpool_over_equal_slaves_is_fair() {
         counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
         "{counts:?}"
     );
+}
+
+const LOAD: u64 = 3000;
+
+/// Most tasks sent to one slave minus fewest, after checking the counts against the slaves'
+/// replies.
+fn spread(pool: &Workpool, replies: &[Reply]) -> usize {
+    let counts = pool.sent_counts();
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), replies.len());
+    for &(id, sent) in &counts {
+        let answered = replies.iter().filter(|r| r.source() == id).count();
+        assert_eq!(answered, sent, "slave {id}: sent vs answered");
+    }
+    let counts: Vec<usize> = counts.into_iter().map(|(_, n)| n).collect();
+    counts.iter().max().unwrap() - counts.iter().min().unwrap()
+}
+
+/// `LOAD` quick tasks through one `run_all`.
+async fn load_run_all(pool: &Workpool) -> usize {
+    let items: Vec<u64> = (0..LOAD).collect();
+    let replies = within(pool.run_all("square", &items)).await.unwrap();
+    assert!(replies.errors().is_empty(), "{:?}", replies.errors());
+    assert_eq!(
+        replies.values::<u64>().unwrap(),
+        items.iter().map(|n| n * n).collect::<Vec<_>>()
+    );
+    spread(pool, &replies.into_vec())
+}
+
+/// `LOAD` quick tasks through as many concurrent `run`s, each in its own tokio task.
+async fn load_many_runs(pool: &Workpool) -> usize {
+    let runs: Vec<_> = (0..LOAD)
+        .map(|n| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.run("square", &n).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for (n, run) in (0..LOAD).zip(runs) {
+        let reply = within(run).await.unwrap().unwrap();
+        assert_eq!(reply.value::<u64>().unwrap(), n * n);
+        replies.push(reply);
+    }
+    spread(pool, &replies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workpool_counts_differ_by_at_most_one_under_load() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 3).await;
+    let pool = || Workpool::new(slaves.iter().cloned()).unwrap();
+    let spread_all = load_run_all(&pool()).await;
+    let spread_runs = load_many_runs(&pool()).await;
+    assert!(
+        spread_all <= 1 && spread_runs <= 1,
+        "run_all spread {spread_all}, concurrent runs spread {spread_runs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workpool_counts_differ_by_at_most_max_in_flight_under_load() {
+    let master = Master::new();
+    let slaves = ready_slaves(&master, 3).await;
+    for k in [2, 4] {
+        let pool = || {
+            Workpool::new(slaves.iter().cloned())
+                .unwrap()
+                .max_in_flight(k)
+                .unwrap()
+        };
+        let spread_all = load_run_all(&pool()).await;
+        let spread_runs = load_many_runs(&pool()).await;
+        assert!(
+            spread_all <= k && spread_runs <= k,
+            "max_in_flight {k}: run_all spread {spread_all}, concurrent runs spread {spread_runs}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
