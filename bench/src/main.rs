@@ -65,17 +65,8 @@ async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<Str
         Ok(rows) => outcomes.extend(rows),
         Err(err) => failures.push(format!("{name}: {err}")),
     };
-    let mut floor_rtt = None;
-    if config.runs("sequential") || config.runs("workpool") {
-        match scenarios::sequential(config, programs).await {
-            Ok((rows, rtt)) => {
-                if config.runs("sequential") {
-                    keep("sequential", Ok(rows));
-                }
-                floor_rtt = Some(rtt);
-            }
-            Err(err) => keep("sequential", Err(err)),
-        }
+    if config.runs("sequential") {
+        keep("sequential", scenarios::sequential(config, programs).await);
     }
     if config.runs("pipelined") {
         keep("pipelined", scenarios::pipelined(config, programs).await);
@@ -84,10 +75,7 @@ async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<Str
         keep("broadcast", scenarios::broadcast(config, programs).await);
     }
     if config.runs("workpool") {
-        match floor_rtt {
-            Some(rtt) => keep("workpool", scenarios::workpool(config, programs, rtt).await),
-            None => keep("workpool", Err("needs the sequential floor".into())),
-        }
+        keep("workpool", scenarios::workpool(config, programs).await);
     }
     if config.runs("large") {
         keep("1 MiB echo", scenarios::large(config, programs).await);
