@@ -37,7 +37,8 @@
 //! a slave exits or crashes, its pending requests complete at once with a `SlaveExited`
 //! error carrying the exit code or signal; a slave that sends garbage has its link closed.
 //! Dropping the master (and every handle) kills the slaves; a slave also exits when its
-//! master's end of the socket closes, and on Linux when the master process dies.
+//! master's end of the socket closes, and on Linux when the master process dies — the
+//! process, however it dies, not the thread that spawned the slave.
 
 mod core;
 mod defaults;

@@ -148,7 +148,7 @@ impl Master {
             .alias
             .clone()
             .unwrap_or_else(|| format!("slave #{id}"));
-        let child = match spawn_local(&options, label) {
+        let child = match spawn_local(&options, label).await {
             Ok(child) => child,
             Err(err) => {
                 self.release_alias(options.alias.as_deref(), id);

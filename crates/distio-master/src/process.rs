@@ -1,7 +1,12 @@
-//! Operating-system details of local slave processes: signals, and preparing the child so
-//! it inherits its connection and dies with its master. This module is the only place the
-//! crate uses `unsafe`.
+//! Operating-system details of local slave processes: signals; preparing the child so it
+//! inherits its connection and dies with its master; and the thread every slave is forked
+//! from ([`spawner`]). This module is the only place the crate uses `unsafe`.
 #![allow(unsafe_code)]
+
+mod spawner;
+mod worker;
+
+pub(crate) use spawner::spawn;
 
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -90,7 +95,9 @@ pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// Arranges, in the child between fork and exec, for `child_fd` to survive exec and for
-/// the child to be killed when the master dies.
+/// the child to be killed when the master dies. The parent-death signal fires when the
+/// thread that forks ends: fork on the [`spawner`] thread, which lives as long as the
+/// process.
 pub(crate) fn prepare_child(command: &mut tokio::process::Command, child_fd: RawFd) {
     let master_pid = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec. It only calls fcntl, prctl,

@@ -220,7 +220,7 @@ fn check_program(path: &Path) -> Result<(), MasterError> {
     Ok(())
 }
 
-pub(crate) fn spawn_local(
+pub(crate) async fn spawn_local(
     options: &SpawnOptions,
     label: String,
 ) -> Result<LocalChild, MasterError> {
@@ -246,12 +246,14 @@ pub(crate) fn spawn_local(
     command.stdout(stdout).stderr(stderr);
     process::prepare_child(&mut command, theirs.as_raw_fd());
 
-    let mut child = command.spawn().map_err(|source| MasterError::Spawn {
-        path: options.program.clone(),
-        source,
-    })?;
-    // The child has its copy; ours must close so the link sees the child's exit.
-    drop(theirs);
+    // The spawner closes our copy of the child's end once the child has its own, so the
+    // link sees the child's exit.
+    let mut child = process::spawn(command, vec![theirs])
+        .await
+        .map_err(|source| MasterError::Spawn {
+            path: options.program.clone(),
+            source,
+        })?;
     let pid = child.id().unwrap_or_default();
 
     ours.set_nonblocking(true)
