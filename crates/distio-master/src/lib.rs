@@ -39,6 +39,11 @@
 //! Dropping the master (and every handle) kills the slaves; a slave also exits when its
 //! master's end of the socket closes, and on Linux when the master process dies — the
 //! process, however it dies, not the thread that spawned the slave.
+//!
+//! Each slave leads its own process group. When it ends, the processes it started that are
+//! still in that group are killed too, also when the master process is killed outright (a
+//! helper process, the group reaper, sees to that). A process that left the group
+//! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
 mod core;
 mod defaults;

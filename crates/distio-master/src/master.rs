@@ -17,7 +17,7 @@ use crate::core::{CoreParts, Outbox, SlaveCore, lock};
 use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, run_direct_writer};
 use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
-use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, spawn_local, watch_process};
+use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, watch_process};
 use crate::{
     Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
 };
@@ -90,7 +90,7 @@ struct NewSlave {
     default_timeout: Option<Duration>,
     catch_all: Option<bool>,
     close_grace: Duration,
-    child: Option<tokio::process::Child>,
+    child: Option<LocalProcess>,
     extra_tasks: Vec<AbortHandle>,
     captured: Option<Arc<Captured>>,
 }
@@ -167,7 +167,7 @@ impl Master {
             default_timeout: options.default_timeout,
             catch_all: options.catch_all,
             close_grace: options.close_grace,
-            child: Some(child.child),
+            child: Some(child.process),
             extra_tasks: child.pumps.iter().map(|t| t.abort_handle()).collect(),
             captured: child.captured,
         }))

@@ -45,6 +45,21 @@ pub enum Output {
 
 /// How to start a local slave process.
 ///
+/// ## What ends with the slave
+///
+/// The slave leads its own process group, and the processes it starts join that group
+/// unless they leave it. When the slave process exits, or is closed, shut down or killed,
+/// or its last handle (and its master) is dropped, every process still in its group gets
+/// SIGKILL. If the master process dies, however it dies (SIGKILL included), the slave gets
+/// SIGKILL from the kernel (Linux's parent-death signal), and a small helper process the
+/// master forks once, the *group reaper*, SIGKILLs the groups of its live slaves; the
+/// reaper then exits. This holds for any slave program, not only distio's.
+///
+/// A process that leaves the group — `setsid`, its own `setpgid`, a daemon detaching
+/// itself — is out of reach: it survives the slave and the master. distio does not put
+/// slaves in cgroups (yet); contain such programs with one of your own. Since slaves are not in the terminal's foreground group, a Ctrl-C in the
+/// terminal reaches the master only; the slaves end with it.
+///
 /// ```
 /// use distio_master::{Output, SpawnOptions};
 /// use std::time::Duration;
@@ -199,9 +214,23 @@ impl Captured {
 pub(crate) struct LocalChild {
     pub(crate) link: Link,
     pub(crate) pid: u32,
-    pub(crate) child: Child,
+    pub(crate) process: LocalProcess,
     pub(crate) pumps: Vec<JoinHandle<()>>,
     pub(crate) captured: Option<Arc<Captured>>,
+}
+
+/// A slave process and its process group. Dropped, it kills the whole group, then the
+/// process (which `kill_on_drop` also does, and which tokio then reaps).
+pub(crate) struct LocalProcess {
+    child: Child,
+    group: process::ProcessGroup,
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        // Before `child` drops: the leader is not reaped yet, so the group id is still its.
+        self.group.end();
+    }
 }
 
 fn check_program(path: &Path) -> Result<(), MasterError> {
@@ -248,7 +277,7 @@ pub(crate) async fn spawn_local(
 
     // The spawner closes our copy of the child's end once the child has its own, so the
     // link sees the child's exit.
-    let mut child = process::spawn(command, vec![theirs])
+    let (mut child, group) = process::spawn(command, vec![theirs])
         .await
         .map_err(|source| MasterError::Spawn {
             path: options.program.clone(),
@@ -294,7 +323,7 @@ pub(crate) async fn spawn_local(
     Ok(LocalChild {
         link,
         pid,
-        child,
+        process: LocalProcess { child, group },
         pumps,
         captured,
     })
@@ -346,11 +375,16 @@ async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
     }
 }
 
-/// Waits for the process to exit and records how. If the link is still open a while after
-/// the exit (a grandchild kept the socket), tells the reader to give up on it.
-pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut child: Child) {
-    match child.wait().await {
-        Ok(status) => core.record_exit(status),
+/// Waits for the process to exit, kills what is left in its process group and records
+/// how it exited. If the link is still open a while after the exit (a process that left
+/// the group kept the socket), tells the reader to give up on it. Aborted, it drops the
+/// process, which kills its group.
+pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProcess) {
+    match process.child.wait().await {
+        Ok(status) => {
+            process.group.end();
+            core.record_exit(status);
+        }
         Err(err) => tracing::warn!(slave = core.id, "could not wait for slave process: {err}"),
     }
     tokio::time::sleep(crate::core::EXIT_GRACE).await;

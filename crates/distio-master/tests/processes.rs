@@ -1,11 +1,73 @@
-//! What local slave processes are tied to, with real processes: a slave lives exactly as
-//! long as its master process, not the thread that spawned it.
+//! What local slave processes are tied to, and what they leave behind, with real
+//! processes: a slave lives exactly as long as its master process (not the thread that
+//! spawned it), and the processes it starts in its group end with it.
 
 mod common;
 
-use common::{process_gone, slave_options, spawn_ready, within};
-use distio_master::Master;
+use common::{master_process_as, process_gone, slave_options, spawn_ready, wait_gone, within};
+use distio_master::{Master, Signal, Slave};
+use std::io::BufRead;
 use std::time::Duration;
+
+/// SIGKILLs the processes it lists when dropped, so a failing test leaves none behind.
+#[derive(Default)]
+struct Reap(Vec<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            kill_9(*pid);
+        }
+    }
+}
+
+fn kill_9(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so parse after the last ')'.
+        let ppid = stat.rsplit(')').next().and_then(|rest| {
+            rest.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok())
+        });
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Reads `KEY=value` lines from a master process until every key has been seen.
+fn read_pids(lines: &mut impl Iterator<Item = std::io::Result<String>>, keys: &[&str]) -> Vec<u32> {
+    let mut found = vec![None; keys.len()];
+    while found.iter().any(Option::is_none) {
+        let line = lines.next().expect("the master printed its pids").unwrap();
+        for (key, slot) in keys.iter().zip(&mut found) {
+            if let Some(pid) = line.strip_prefix(&format!("{key}=")) {
+                *slot = Some(pid.trim().parse().unwrap());
+            }
+        }
+    }
+    found.into_iter().map(Option::unwrap).collect()
+}
 
 // ----- A: a slave lives as long as its master process, not the spawning thread -----
 
@@ -73,4 +135,93 @@ fn a_slave_outlives_the_blocking_thread_that_spawned_it() {
         assert_eq!(four, 4);
         within(slave.close()).await;
     });
+}
+
+// ----- B: what a slave leaves behind -----
+
+/// Has `slave` start a plain `sleep 1000` and one behind `setsid`; returns the plain one's
+/// pid and a guard that kills both (the `setsid` one left the slave's process group, so
+/// nothing in distio ends it).
+async fn start_sleeps(slave: &Slave) -> (u32, Reap) {
+    let plain: u32 = within(slave.exec("start_sleep", &false))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    let setsid: u32 = within(slave.exec("start_sleep", &true))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    assert!(!process_gone(plain));
+    (plain, Reap(vec![plain, setsid]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_slave_ends_the_processes_it_started() {
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    let (plain, _reap) = start_sleeps(&slave).await;
+    drop(slave);
+    drop(master);
+    assert!(wait_gone(plain).await, "{plain} outlived its dropped slave");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_slave_ends_the_processes_it_started() {
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    let (plain, _reap) = start_sleeps(&slave).await;
+    within(slave.close()).await;
+    assert!(wait_gone(plain).await, "{plain} outlived its closed slave");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_a_slave_ends_the_processes_it_started() {
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    let (plain, _reap) = start_sleeps(&slave).await;
+    within(slave.shutdown()).await;
+    assert!(
+        wait_gone(plain).await,
+        "{plain} outlived its shut-down slave"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_slave_ends_the_processes_it_started() {
+    let master = Master::new();
+    for signal in [Signal::KILL, Signal::TERM] {
+        let slave = spawn_ready(&master, slave_options()).await;
+        let (plain, _reap) = start_sleeps(&slave).await;
+        slave.kill(signal).unwrap();
+        within(slave.exited()).await;
+        assert!(
+            wait_gone(plain).await,
+            "{plain} outlived its slave killed with {signal}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_process_ends_what_its_slaves_started() {
+    let mut master = master_process_as("grandchildren").spawn().unwrap();
+    let mut reap = Reap(vec![master.id()]);
+    let mut lines = std::io::BufReader::new(master.stdout.take().unwrap()).lines();
+    let pids = read_pids(&mut lines, &["SLAVE_PID", "PLAIN_PID", "SETSID_PID"]);
+    reap.0.extend(&pids);
+    // The slave and, with it, whatever helper processes the master started.
+    let children = children_of(master.id());
+    reap.0.extend(&children);
+    assert!(children.contains(&pids[0]), "{children:?} {pids:?}");
+    kill_9(master.id());
+    master.wait().unwrap();
+    for pid in children.iter().chain([&pids[1]]) {
+        assert!(
+            wait_gone(*pid).await,
+            "{pid} outlived its SIGKILLed master (slave {}, plain {})",
+            pids[0],
+            pids[1]
+        );
+    }
 }

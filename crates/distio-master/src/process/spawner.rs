@@ -12,6 +12,7 @@ use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
+use super::reaper::{self, ProcessGroup};
 use super::worker::Worker;
 
 /// Spawn requests waiting for the spawner thread (callers beyond that wait to send).
@@ -25,12 +26,16 @@ struct Job {
     inherited: Vec<OwnedFd>,
     /// The caller's runtime, which watches the child.
     runtime: Handle,
-    reply: oneshot::Sender<io::Result<Child>>,
+    reply: oneshot::Sender<io::Result<(Child, ProcessGroup)>>,
 }
 
-/// Starts `command` on the spawner thread. `inherited` stays open until the child has
-/// started.
-pub(crate) async fn spawn(command: Command, inherited: Vec<OwnedFd>) -> io::Result<Child> {
+/// Starts `command` (which must start the child in its own process group) on the spawner
+/// thread. `inherited` stays open until the child has started; the child's process group
+/// is listed with the reaper.
+pub(crate) async fn spawn(
+    command: Command,
+    inherited: Vec<OwnedFd>,
+) -> io::Result<(Child, ProcessGroup)> {
     let runtime = Handle::try_current().map_err(io::Error::other)?;
     let (reply, answer) = oneshot::channel();
     let gone = || io::Error::other("the distio spawner thread is gone");
@@ -49,10 +54,15 @@ pub(crate) async fn spawn(command: Command, inherited: Vec<OwnedFd>) -> io::Resu
 
 fn run(mut jobs: mpsc::Receiver<Job>) {
     while let Some(mut job) = jobs.blocking_recv() {
+        // Forked from here too, so its parent-death signal is tied to this thread.
+        reaper::start_once();
         let _runtime = job.runtime.enter();
-        let spawned = job.command.spawn();
+        let spawned = job.command.spawn().map(|child| {
+            let group = ProcessGroup::led_by(child.id());
+            (child, group)
+        });
         drop(job.inherited);
-        // A caller that gave up drops the reply: that kills the child.
+        // A caller that gave up drops the reply: that kills the child and its group.
         drop(job.reply.send(spawned));
     }
 }

@@ -221,8 +221,11 @@ pub fn master_process() -> std::process::Command {
 
 #[test]
 fn __distio_master() {
-    if std::env::var_os(MASTER_ROLE_ENV).is_none() {
+    let Some(role) = std::env::var_os(MASTER_ROLE_ENV) else {
         return;
+    };
+    if role != "1" {
+        return master_role(&role.to_string_lossy());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -249,7 +252,70 @@ fn __distio_slave() {
     runtime.block_on(async {
         match std::env::var(MODE_ENV).as_deref() {
             Ok(mode @ ("garbage" | "oversize")) => misbehave(mode).await,
-            _ => tasks().serve().await.expect("serve"),
+            _ => process_tasks(tasks()).serve().await.expect("serve"),
         }
     });
+}
+
+// ----- For processes.rs: what slaves leave behind. -----
+
+/// [`master_process`] in another role: "grandchildren" (prints `SLAVE_PID=`, `PLAIN_PID=`
+/// and `SETSID_PID=` of a slave and the `sleep 1000`s it started).
+pub fn master_process_as(role: &str) -> std::process::Command {
+    let mut command = master_process();
+    command.env(MASTER_ROLE_ENV, role);
+    command
+}
+
+fn master_role(role: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let master = Master::new();
+        match role {
+            "grandchildren" => {
+                let slave = spawn_ready(&master, slave_options()).await;
+                let plain: u32 = slave
+                    .exec("start_sleep", &false)
+                    .await
+                    .unwrap()
+                    .value()
+                    .unwrap();
+                let setsid: u32 = slave
+                    .exec("start_sleep", &true)
+                    .await
+                    .unwrap()
+                    .value()
+                    .unwrap();
+                let pid = slave.pid().unwrap();
+                println!("SLAVE_PID={pid}\nPLAIN_PID={plain}\nSETSID_PID={setsid}");
+            }
+            other => panic!("unknown master role {other}"),
+        }
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
+}
+
+/// "start_sleep" starts `sleep 1000` (behind `setsid` if asked) and returns its pid.
+fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
+    use std::process::{Command, Stdio};
+    slave
+        .task("start_sleep", |setsid: bool, _| async move {
+            let mut command = Command::new(if setsid { "setsid" } else { "sleep" });
+            if setsid {
+                command.arg("sleep");
+            }
+            command
+                .arg("1000")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            command
+                .spawn()
+                .map(|child| child.id())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap()
 }
