@@ -75,5 +75,7 @@ pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
 pub use slave::{Location, Slave};
 pub use slave_array::SlaveArray;
-pub use spawn::{CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, Output, SpawnOptions};
+pub use spawn::{
+    CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
+};
 pub use target::Target;

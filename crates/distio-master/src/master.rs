@@ -168,7 +168,8 @@ impl Master {
             catch_all: options.catch_all,
             close_grace: options.close_grace,
             child: Some(child.process),
-            extra_tasks: child.pumps.iter().map(|t| t.abort_handle()).collect(),
+            // The output pumps end with the process (see `spawn_local`).
+            extra_tasks: Vec::new(),
             captured: child.captured,
         }))
     }

@@ -1,11 +1,15 @@
 //! What local slave processes are tied to, and what they leave behind, with real
 //! processes: a slave lives exactly as long as its master process (not the thread that
-//! spawned it), and the processes it starts in its group end with it.
+//! spawned it), the processes it starts in its group end with it, and its output relay
+//! never stalls the master.
 
 mod common;
 
-use common::{master_process_as, process_gone, slave_options, spawn_ready, wait_gone, within};
-use distio_master::{Master, Signal, Slave};
+use common::{
+    LONG_LINE, MARKER_ENV, master_process_as, process_gone, slave_options, spawn_ready, wait_gone,
+    within,
+};
+use distio_master::{LINE_LIMIT, Master, Signal, Slave};
 use std::io::BufRead;
 use std::time::Duration;
 
@@ -224,4 +228,79 @@ async fn a_killed_master_process_ends_what_its_slaves_started() {
             pids[1]
         );
     }
+}
+
+// ----- C: the output relay -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_without_newline_is_relayed_in_bounded_pieces() {
+    let mut master = master_process_as("long-line").spawn().unwrap();
+    let _reap = Reap(vec![master.id()]);
+    let stdout = master.stdout.take().unwrap();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut reader = std::io::BufReader::new(stdout);
+        let (mut pieces, mut total, mut slave) = (Vec::new(), 0, None);
+        let mut line = Vec::new();
+        while total < LONG_LINE {
+            line.clear();
+            if reader.read_until(b'\n', &mut line).unwrap() == 0 {
+                break;
+            }
+            if let Some(body) = line.strip_prefix(b"[big] ") {
+                // The test harness in the slave prints a little around the line itself.
+                let body = body.strip_suffix(b"\n").unwrap_or(body);
+                pieces.push(body.len());
+                total += body.iter().filter(|&&b| b == b'x').count();
+            } else if let Some(pid) = line.strip_prefix(b"SLAVE_PID=") {
+                slave = std::str::from_utf8(pid).unwrap().trim().parse::<u32>().ok();
+            }
+        }
+        (pieces, total, slave)
+    });
+    let (pieces, total, slave) = within(reading).await.unwrap();
+    kill_9(master.id());
+    master.wait().unwrap();
+    assert_eq!(total, LONG_LINE, "every byte is relayed");
+    assert!(
+        pieces.iter().all(|&n| n <= LINE_LIMIT),
+        "pieces of at most {LINE_LIMIT} bytes: {:?}",
+        &pieces[..pieces.len().min(10)]
+    );
+    let slave = slave.expect("the master printed its slave's pid");
+    assert!(wait_gone(slave).await, "slave {slave} outlived its master");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stdout_does_not_freeze_the_master() {
+    let marker = std::env::temp_dir().join(format!("distio-stalled-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let mut master = master_process_as("stalled")
+        .env(MARKER_ENV, &marker)
+        .spawn()
+        .unwrap();
+    // Held open and never read: once the pipe is full, the master's stdout is stalled.
+    let _stdout = master.stdout.take();
+    let mut reap = Reap(vec![master.id()]);
+    let mut slave = None;
+    for _ in 0..200 {
+        if let Ok(pid) = std::fs::read_to_string(&marker)
+            && let Ok(pid) = pid.parse::<u32>()
+        {
+            slave = Some(pid);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let children = children_of(master.id());
+    reap.0.extend(&children);
+    kill_9(master.id());
+    master.wait().unwrap();
+    let _ = std::fs::remove_file(&marker);
+    for pid in children {
+        assert!(wait_gone(pid).await, "{pid} outlived its master");
+    }
+    assert!(
+        slave.is_some(),
+        "the master's runtime froze behind its stalled stdout"
+    );
 }
