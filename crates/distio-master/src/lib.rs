@@ -57,7 +57,13 @@
 //! a slave exits or crashes, its pending requests complete at once with a `SlaveExited`
 //! error carrying the exit code or signal; a slave that sends garbage has its link closed.
 //! Dropping the master (and every handle) kills the slaves; a slave also exits when its
-//! master's end of the socket closes, and on Linux when the master process dies.
+//! master's end of the socket closes, and on Linux when the master process dies — the
+//! process, however it dies, not the thread that spawned the slave.
+//!
+//! Each slave leads its own process group. When it ends, the processes it started that are
+//! still in that group are killed too, also when the master process is killed outright (a
+//! helper process, the group reaper, sees to that). A process that left the group
+//! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
 mod core;
 mod defaults;
@@ -95,5 +101,7 @@ pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
 pub use slave::{Location, Slave};
 pub use slave_array::SlaveArray;
-pub use spawn::{CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, Output, SpawnOptions};
+pub use spawn::{
+    CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
+};
 pub use target::Target;

@@ -19,7 +19,7 @@ use crate::direct::{DirectWriter, run_direct_writer};
 use crate::limits::Limits;
 use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
 use crate::room::Room;
-use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, spawn_local, watch_process};
+use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, watch_process};
 use crate::{
     Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
 };
@@ -93,7 +93,7 @@ struct NewSlave {
     catch_all: Option<bool>,
     close_grace: Duration,
     limits: Limits,
-    child: Option<tokio::process::Child>,
+    child: Option<LocalProcess>,
     extra_tasks: Vec<AbortHandle>,
     captured: Option<Arc<Captured>>,
 }
@@ -151,7 +151,7 @@ impl Master {
             .alias
             .clone()
             .unwrap_or_else(|| format!("slave #{id}"));
-        let child = match spawn_local(&options, label) {
+        let child = match spawn_local(&options, label).await {
             Ok(child) => child,
             Err(err) => {
                 self.release_alias(options.alias.as_deref(), id);
@@ -171,8 +171,9 @@ impl Master {
             catch_all: options.catch_all,
             close_grace: options.close_grace,
             limits: options.limits,
-            child: Some(child.child),
-            extra_tasks: child.pumps.iter().map(|t| t.abort_handle()).collect(),
+            child: Some(child.process),
+            // The output pumps end with the process (see `spawn_local`).
+            extra_tasks: Vec::new(),
             captured: child.captured,
         }))
     }

@@ -1,7 +1,18 @@
-//! Operating-system details of local slave processes: signals, and preparing the child so
-//! it inherits its connection and dies with its master. This module is the only place the
-//! crate uses `unsafe`.
+//! Operating-system details of local slave processes: signals; preparing the child so it
+//! inherits its connection, leads its own process group and dies with its master; the
+//! thread every slave is forked from ([`spawner`]); the process that ends the slaves'
+//! groups when the master dies ([`reaper`]); and the threads that relay their output
+//! ([`output`]). This module is the only place the crate uses `unsafe`.
 #![allow(unsafe_code)]
+
+mod output;
+mod reaper;
+mod spawner;
+mod worker;
+
+pub(crate) use output::relay_lines;
+pub(crate) use reaper::ProcessGroup;
+pub(crate) use spawner::spawn;
 
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -89,9 +100,12 @@ pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
-/// Arranges, in the child between fork and exec, for `child_fd` to survive exec and for
-/// the child to be killed when the master dies.
+/// Arranges for the child to lead its own process group (see [`ProcessGroup`]), and, in
+/// the child between fork and exec, for `child_fd` to survive exec and for the child to be
+/// killed when the master dies. The parent-death signal fires when the thread that forks
+/// ends: fork on the [`spawner`] thread, which lives as long as the process.
 pub(crate) fn prepare_child(command: &mut tokio::process::Command, child_fd: RawFd) {
+    command.process_group(0);
     let master_pid = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the forked child before exec. It only calls fcntl, prctl,
     // getppid and reads plain integers: async-signal-safe functions that neither allocate

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
 use crate::core::{SlaveCore, lock};
 use crate::limits::Limits;
@@ -22,6 +22,16 @@ pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Most bytes of each output stream kept when output is captured (the newest are kept).
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;
 
+/// Most bytes of a slave's output relayed as one line with [`Output::Prefixed`]: a longer
+/// run of bytes without a newline is relayed as several lines of at most this many bytes
+/// (each behind the prefix), so the master never holds more than this of a line. A cut can
+/// fall inside a multi-byte UTF-8 character.
+///
+/// ```
+/// assert_eq!(distio_master::LINE_LIMIT, 64 * 1024);
+/// ```
+pub const LINE_LIMIT: usize = 64 * 1024;
+
 /// What happens to a local slave's standard output and error.
 ///
 /// ```
@@ -32,7 +42,9 @@ pub const CAPTURE_LIMIT: usize = 1024 * 1024;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Output {
     /// Each line is copied to the master's own stdout/stderr behind `[alias] ` (or
-    /// `[slave #id] `).
+    /// `[slave #id] `), whole, by a thread of the master's (never a runtime thread); a
+    /// line longer than [`LINE_LIMIT`] comes out in pieces. If the master's stdout stalls
+    /// (a pipe nobody reads), the slave's writes block; the master carries on.
     #[default]
     Prefixed,
     /// The slave writes straight to the master's stdout/stderr.
@@ -45,6 +57,21 @@ pub enum Output {
 }
 
 /// How to start a local slave process.
+///
+/// ## What ends with the slave
+///
+/// The slave leads its own process group, and the processes it starts join that group
+/// unless they leave it. When the slave process exits, or is closed, shut down or killed,
+/// or its last handle (and its master) is dropped, every process still in its group gets
+/// SIGKILL. If the master process dies, however it dies (SIGKILL included), the slave gets
+/// SIGKILL from the kernel (Linux's parent-death signal), and a small helper process the
+/// master forks once, the *group reaper*, SIGKILLs the groups of its live slaves; the
+/// reaper then exits. This holds for any slave program, not only distio's.
+///
+/// A process that leaves the group — `setsid`, its own `setpgid`, a daemon detaching
+/// itself — is out of reach: it survives the slave and the master. distio does not put
+/// slaves in cgroups (yet); contain such programs with one of your own. Since slaves are not in the terminal's foreground group, a Ctrl-C in the
+/// terminal reaches the master only; the slaves end with it.
 ///
 /// ```
 /// use distio_master::{Output, SpawnOptions};
@@ -226,9 +253,24 @@ impl Captured {
 pub(crate) struct LocalChild {
     pub(crate) link: Link,
     pub(crate) pid: u32,
-    pub(crate) child: Child,
-    pub(crate) pumps: Vec<JoinHandle<()>>,
+    pub(crate) process: LocalProcess,
     pub(crate) captured: Option<Arc<Captured>>,
+}
+
+/// A slave process and its process group. Dropped, it kills the whole group, then the
+/// process (which `kill_on_drop` also does, and which tokio then reaps), and lets the
+/// output pumps go (see [`until_stopped`]).
+pub(crate) struct LocalProcess {
+    child: Child,
+    group: process::ProcessGroup,
+    _pumps: watch::Sender<()>,
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        // Before `child` drops: the leader is not reaped yet, so the group id is still its.
+        self.group.end();
+    }
 }
 
 fn check_program(path: &Path) -> Result<(), MasterError> {
@@ -247,7 +289,7 @@ fn check_program(path: &Path) -> Result<(), MasterError> {
     Ok(())
 }
 
-pub(crate) fn spawn_local(
+pub(crate) async fn spawn_local(
     options: &SpawnOptions,
     label: String,
 ) -> Result<LocalChild, MasterError> {
@@ -273,83 +315,80 @@ pub(crate) fn spawn_local(
     command.stdout(stdout).stderr(stderr);
     process::prepare_child(&mut command, theirs.as_raw_fd());
 
-    let mut child = command.spawn().map_err(|source| MasterError::Spawn {
-        path: options.program.clone(),
-        source,
-    })?;
-    // The child has its copy; ours must close so the link sees the child's exit.
-    drop(theirs);
+    // The spawner closes our copy of the child's end once the child has its own, so the
+    // link sees the child's exit.
+    let (mut child, group) = process::spawn(command, vec![theirs])
+        .await
+        .map_err(|source| MasterError::Spawn {
+            path: options.program.clone(),
+            source,
+        })?;
     let pid = child.id().unwrap_or_default();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (pumps, pumps_stopped) = watch::channel(());
+    let process = LocalProcess {
+        child,
+        group,
+        _pumps: pumps,
+    };
 
     ours.set_nonblocking(true)
         .map_err(MasterError::Connection)?;
     let ours = tokio::net::UnixStream::from_std(ours).map_err(MasterError::Connection)?;
     let link = Link::from_unix(ours);
 
-    let mut pumps = Vec::new();
-    let mut captured = None;
-    match options.output {
+    let pump = |pump| {
+        // Detached: it ends at the end of its stream, or soon after `process` is gone.
+        tokio::spawn(until_stopped(pump, pumps_stopped.clone()));
+    };
+    let captured = match options.output {
         Output::Prefixed => {
             let prefix = format!("[{label}] ");
-            if let Some(out) = child.stdout.take() {
-                pumps.push(tokio::spawn(prefix_lines(out, prefix.clone(), false)));
+            if let Some(out) = stdout {
+                pump(Box::pin(process::relay_lines(out, prefix.clone(), false)));
             }
-            if let Some(err) = child.stderr.take() {
-                pumps.push(tokio::spawn(prefix_lines(err, prefix, true)));
+            if let Some(err) = stderr {
+                pump(Box::pin(process::relay_lines(err, prefix, true)));
             }
+            None
         }
         Output::Capture => {
             let store = Arc::new(Captured::default());
-            if let Some(out) = child.stdout.take() {
+            if let Some(out) = stdout {
                 let store = Arc::clone(&store);
-                pumps.push(tokio::spawn(
-                    async move { capture(out, &store.stdout).await },
-                ));
+                pump(Box::pin(async move { capture(out, &store.stdout).await }));
             }
-            if let Some(err) = child.stderr.take() {
+            if let Some(err) = stderr {
                 let store = Arc::clone(&store);
-                pumps.push(tokio::spawn(
-                    async move { capture(err, &store.stderr).await },
-                ));
+                pump(Box::pin(async move { capture(err, &store.stderr).await }));
             }
-            captured = Some(store);
+            Some(store)
         }
-        Output::Inherit | Output::Null => {}
-    }
+        Output::Inherit | Output::Null => None,
+    };
     Ok(LocalChild {
         link,
         pid,
-        child,
-        pumps,
+        process,
         captured,
     })
 }
 
-/// Copies lines from a child's stream to ours, each behind `prefix`.
-async fn prefix_lines<R: AsyncRead + Unpin>(stream: R, prefix: String, to_stderr: bool) {
-    use std::io::Write;
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::with_capacity(256);
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                // A short, line-sized write; the std handles' locks keep lines whole.
-                let _ = if to_stderr {
-                    let mut err = std::io::stderr().lock();
-                    err.write_all(prefix.as_bytes())
-                        .and_then(|()| err.write_all(&line))
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(prefix.as_bytes())
-                        .and_then(|()| out.write_all(&line))
-                };
-            }
-        }
+/// A pump copying a slave's output stream.
+type Pump = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs `pump` until its stream ends, or until [`EXIT_GRACE`](crate::core::EXIT_GRACE)
+/// after the slave's [`LocalProcess`] is dropped: the pump drains what the slave wrote
+/// before it ended, but a process that left the slave's group and kept the pipe open does
+/// not keep the pump forever.
+async fn until_stopped(pump: Pump, mut process_gone: watch::Receiver<()>) {
+    let gone = async move {
+        while process_gone.changed().await.is_ok() {}
+        tokio::time::sleep(crate::core::EXIT_GRACE).await;
+    };
+    tokio::select! {
+        () = pump => {}
+        () = gone => {}
     }
 }
 
@@ -371,11 +410,16 @@ async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
     }
 }
 
-/// Waits for the process to exit and records how. If the link is still open a while after
-/// the exit (a grandchild kept the socket), tells the reader to give up on it.
-pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut child: Child) {
-    match child.wait().await {
-        Ok(status) => core.record_exit(status),
+/// Waits for the process to exit, kills what is left in its process group and records
+/// how it exited. If the link is still open a while after the exit (a process that left
+/// the group kept the socket), tells the reader to give up on it. Aborted, it drops the
+/// process, which kills its group.
+pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProcess) {
+    match process.child.wait().await {
+        Ok(status) => {
+            process.group.end();
+            core.record_exit(status);
+        }
         Err(err) => tracing::warn!(slave = core.id, "could not wait for slave process: {err}"),
     }
     tokio::time::sleep(crate::core::EXIT_GRACE).await;

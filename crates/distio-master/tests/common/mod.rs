@@ -288,8 +288,11 @@ pub fn master_process() -> std::process::Command {
 
 #[test]
 fn __distio_master() {
-    if std::env::var_os(MASTER_ROLE_ENV).is_none() {
+    let Some(role) = std::env::var_os(MASTER_ROLE_ENV) else {
         return;
+    };
+    if role != "1" {
+        return master_role(&role.to_string_lossy());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -317,7 +320,115 @@ fn __distio_slave() {
         match std::env::var(MODE_ENV).as_deref() {
             Ok(mode @ ("garbage" | "oversize")) => misbehave(mode).await,
             Ok(mode @ ("silent" | "mute")) => stay_quiet(mode).await,
-            _ => tasks().serve().await.expect("serve"),
+            _ => process_tasks(tasks()).serve().await.expect("serve"),
         }
     });
+}
+
+// ----- For processes.rs: what slaves leave behind, and the output relay. -----
+
+/// Environment variable naming the file the "stalled" master role writes once its runtime
+/// has slept for a second.
+pub const MARKER_ENV: &str = "DISTIO_TEST_MARKER";
+
+/// Bytes in the line (without newline) the "long-line" master role's slave prints.
+pub const LONG_LINE: usize = 10 * 1024 * 1024;
+
+/// [`master_process`] in another role: "grandchildren" (prints `SLAVE_PID=`, `PLAIN_PID=`
+/// and `SETSID_PID=` of a slave and the `sleep 1000`s it started), "long-line" (its slave
+/// prints [`LONG_LINE`] bytes with no newline to the master's relay, then is closed) or
+/// "stalled" (its slave floods the master's stdout, which the test never reads; the master
+/// writes [`MARKER_ENV`] after sleeping a second).
+pub fn master_process_as(role: &str) -> std::process::Command {
+    let mut command = master_process();
+    command.env(MASTER_ROLE_ENV, role);
+    command
+}
+
+fn master_role(role: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let master = Master::new();
+        let relayed = slave_options().output(Output::Prefixed).alias("big");
+        match role {
+            "grandchildren" => {
+                let slave = spawn_ready(&master, slave_options()).await;
+                let plain: u32 = slave
+                    .exec("start_sleep", &false)
+                    .await
+                    .unwrap()
+                    .value()
+                    .unwrap();
+                let setsid: u32 = slave
+                    .exec("start_sleep", &true)
+                    .await
+                    .unwrap()
+                    .value()
+                    .unwrap();
+                let pid = slave.pid().unwrap();
+                println!("SLAVE_PID={pid}\nPLAIN_PID={plain}\nSETSID_PID={setsid}");
+            }
+            "long-line" => {
+                let slave = spawn_ready(&master, relayed).await;
+                println!("SLAVE_PID={}", slave.pid().unwrap());
+                slave
+                    .exec("spew", &(LONG_LINE, 1usize, false))
+                    .await
+                    .unwrap();
+                slave.close().await;
+            }
+            "stalled" => {
+                let slave = spawn_ready(&master, relayed).await;
+                let flood = slave.exec("spew", &(1000usize, 100_000usize, true));
+                tokio::spawn(flood.into_future());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let marker = std::env::var_os(MARKER_ENV).unwrap();
+                std::fs::write(marker, slave.pid().unwrap().to_string()).unwrap();
+            }
+            other => panic!("unknown master role {other}"),
+        }
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
+}
+
+/// "start_sleep" starts `sleep 1000` (behind `setsid` if asked) and returns its pid;
+/// "spew" prints `count` runs of `len` bytes, each followed by a newline if asked.
+fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
+    use std::process::{Command, Stdio};
+    slave
+        .task("start_sleep", |setsid: bool, _| async move {
+            let mut command = Command::new(if setsid { "setsid" } else { "sleep" });
+            if setsid {
+                command.arg("sleep");
+            }
+            command
+                .arg("1000")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            command
+                .spawn()
+                .map(|child| child.id())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap()
+        .task(
+            "spew",
+            |(len, count, newline): (usize, usize, bool), _| async move {
+                use std::io::Write;
+                let run = vec![b'x'; len];
+                let mut out = std::io::stdout().lock();
+                for _ in 0..count {
+                    out.write_all(&run).map_err(|e| e.to_string())?;
+                    if newline {
+                        out.write_all(b"\n").map_err(|e| e.to_string())?;
+                    }
+                }
+                out.flush().map_err(|e| e.to_string())
+            },
+        )
+        .unwrap()
 }
