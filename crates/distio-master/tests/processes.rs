@@ -283,10 +283,15 @@ async fn a_stalled_stdout_does_not_freeze_the_master() {
     let mut reap = Reap(vec![master.id()]);
     let mut slave = None;
     for _ in 0..200 {
-        if let Ok(pid) = std::fs::read_to_string(&marker)
-            && let Ok(pid) = pid.parse::<u32>()
+        if let Ok(written) = std::fs::read_to_string(&marker)
+            && let [pid, fired, took] = written.split(' ').collect::<Vec<_>>()[..]
+            && let (Ok(pid), Ok(fired), Ok(took)) = (
+                pid.parse::<u32>(),
+                fired.parse::<bool>(),
+                took.parse::<u64>(),
+            )
         {
-            slave = Some(pid);
+            slave = Some((pid, fired, took));
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -299,8 +304,10 @@ async fn a_stalled_stdout_does_not_freeze_the_master() {
     for pid in children {
         assert!(wait_gone(pid).await, "{pid} outlived its master");
     }
+    let (_, fired, took) = slave.expect("the master's runtime froze behind its stalled stdout");
+    assert!(fired, "the request to the stuck slave timed out");
     assert!(
-        slave.is_some(),
-        "the master's runtime froze behind its stalled stdout"
+        (2_000..8_000).contains(&took),
+        "a 2 s timeout fired after {took} ms"
     );
 }

@@ -337,8 +337,9 @@ pub const LONG_LINE: usize = 10 * 1024 * 1024;
 /// [`master_process`] in another role: "grandchildren" (prints `SLAVE_PID=`, `PLAIN_PID=`
 /// and `SETSID_PID=` of a slave and the `sleep 1000`s it started), "long-line" (its slave
 /// prints [`LONG_LINE`] bytes with no newline to the master's relay, then is closed) or
-/// "stalled" (its slave floods the master's stdout, which the test never reads; the master
-/// writes [`MARKER_ENV`] after sleeping a second).
+/// "stalled" (its slave floods the master's stdout, which the test never reads; after
+/// sleeping a second the master sends the stuck slave a request with a 2 s timeout and
+/// writes "<slave pid> <timed out?> <milliseconds it took>" to [`MARKER_ENV`]).
 pub fn master_process_as(role: &str) -> std::process::Command {
     let mut command = master_process();
     command.env(MASTER_ROLE_ENV, role);
@@ -385,8 +386,21 @@ fn master_role(role: &str) {
                 let flood = slave.exec("spew", &(1000usize, 100_000usize, true));
                 tokio::spawn(flood.into_future());
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                // The slave is stuck writing to its full pipe: a request's timeout must
+                // still fire on this (current-thread) runtime's clock.
+                let started = std::time::Instant::now();
+                let late = slave
+                    .exec("echo", &"anyone?".to_owned())
+                    .timeout(Duration::from_secs(2))
+                    .await
+                    .unwrap();
+                let fired = late
+                    .error()
+                    .is_some_and(|e| e.kind == distio_master::ErrorKind::TimedOut);
                 let marker = std::env::var_os(MARKER_ENV).unwrap();
-                std::fs::write(marker, slave.pid().unwrap().to_string()).unwrap();
+                let took = started.elapsed().as_millis();
+                let pid = slave.pid().unwrap();
+                std::fs::write(marker, format!("{pid} {fired} {took}")).unwrap();
             }
             other => panic!("unknown master role {other}"),
         }
