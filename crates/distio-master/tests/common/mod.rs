@@ -182,38 +182,79 @@ fn tasks() -> SlaveProcess {
         })
 }
 
+/// What a hand-written slave holds after taking its socket and the master's hello.
+struct RawLink {
+    frames:
+        tokio_util::codec::FramedRead<tokio::net::unix::OwnedReadHalf, distio_proto::FrameCodec>,
+    write: tokio::net::unix::OwnedWriteHalf,
+    hello: distio_proto::Hello,
+}
+
+impl RawLink {
+    /// Takes the inherited socket and reads the hello; `None` if the master sent none.
+    async fn take() -> Option<RawLink> {
+        use distio_proto::{Frame, FrameCodec};
+        use futures_util::StreamExt;
+
+        let fd: i32 = std::env::var(distio_proto::local::SLAVE_FD_ENV)
+            .ok()?
+            .parse()
+            .ok()?;
+        // SAFETY: the master passed this descriptor for this process alone and nothing
+        // else in the process wraps it.
+        #[allow(unsafe_code)]
+        let std_stream =
+            unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        std_stream.set_nonblocking(true).ok()?;
+        let stream = tokio::net::UnixStream::from_std(std_stream).ok()?;
+        let (r, write) = stream.into_split();
+        let mut frames = tokio_util::codec::FramedRead::new(r, FrameCodec::new());
+        let Some(Ok(Frame::Hello(hello))) = frames.next().await else {
+            return None;
+        };
+        Some(RawLink {
+            frames,
+            write,
+            hello,
+        })
+    }
+
+    /// Answers the hello with a matching ready; returns the framed writer.
+    async fn send_ready(
+        write: tokio::net::unix::OwnedWriteHalf,
+        hello: distio_proto::Hello,
+    ) -> tokio_util::codec::FramedWrite<tokio::net::unix::OwnedWriteHalf, distio_proto::FrameCodec>
+    {
+        use distio_proto::{Frame, FrameCodec, Ready};
+        use futures_util::SinkExt;
+
+        let mut out = tokio_util::codec::FramedWrite::new(write, FrameCodec::new());
+        let ready = Ready::new(
+            std::process::id(),
+            hello.identity.id,
+            hello.identity.alias,
+            vec![],
+        );
+        out.send(Frame::Ready(ready)).await.unwrap();
+        out
+    }
+}
+
 /// Speaks the handshake correctly, then answers the first request with bytes that are not
 /// a frame (mode "garbage") or with a header announcing a 4 GiB frame (mode "oversize").
 async fn misbehave(mode: &str) {
-    use distio_proto::{Frame, FrameCodec, Ready};
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
-    use tokio_util::codec::{FramedRead, FramedWrite};
 
-    let fd: i32 = std::env::var(distio_proto::local::SLAVE_FD_ENV)
-        .unwrap()
-        .parse()
-        .unwrap();
-    // SAFETY: the master passed this descriptor for this process alone and nothing else
-    // in the process wraps it.
-    #[allow(unsafe_code)]
-    let std_stream =
-        unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std_stream.set_nonblocking(true).unwrap();
-    let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
-    let (r, w) = stream.into_split();
-    let mut frames = FramedRead::new(r, FrameCodec::new());
-    let Some(Ok(Frame::Hello(hello))) = frames.next().await else {
+    let Some(RawLink {
+        mut frames,
+        write,
+        hello,
+    }) = RawLink::take().await
+    else {
         return;
     };
-    let mut out = FramedWrite::new(w, FrameCodec::new());
-    let ready = Ready::new(
-        std::process::id(),
-        hello.identity.id,
-        hello.identity.alias,
-        vec![],
-    );
-    out.send(Frame::Ready(ready)).await.unwrap();
+    let out = RawLink::send_ready(write, hello).await;
     let _first_request = frames.next().await;
     let mut raw = out.into_inner();
     let bytes: &[u8] = match mode {
@@ -228,40 +269,23 @@ async fn misbehave(mode: &str) {
 /// Never answers: with mode "silent" it takes the hello and never sends ready; with mode
 /// "mute" it finishes the handshake, then reads requests and drops them.
 async fn stay_quiet(mode: &str) {
-    use distio_proto::{Frame, FrameCodec, Ready};
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_util::codec::{FramedRead, FramedWrite};
+    use futures_util::StreamExt;
 
-    let fd: i32 = std::env::var(distio_proto::local::SLAVE_FD_ENV)
-        .unwrap()
-        .parse()
-        .unwrap();
-    // SAFETY: the master passed this descriptor for this process alone and nothing else
-    // in the process wraps it.
-    #[allow(unsafe_code)]
-    let std_stream =
-        unsafe { <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std_stream.set_nonblocking(true).unwrap();
-    let stream = tokio::net::UnixStream::from_std(std_stream).unwrap();
-    let (r, w) = stream.into_split();
-    let mut frames = FramedRead::new(r, FrameCodec::new());
-    let Some(Ok(Frame::Hello(hello))) = frames.next().await else {
+    let Some(RawLink {
+        mut frames,
+        write,
+        hello,
+    }) = RawLink::take().await
+    else {
         return;
     };
     if mode == "mute" {
-        let mut out = FramedWrite::new(w, FrameCodec::new());
-        let ready = Ready::new(
-            std::process::id(),
-            hello.identity.id,
-            hello.identity.alias,
-            vec![],
-        );
-        out.send(Frame::Ready(ready)).await.unwrap();
+        let _out = RawLink::send_ready(write, hello).await;
         // Read and drop everything until the master goes.
         while let Some(Ok(_)) = frames.next().await {}
     } else {
         // Keep the connection open, read nothing more, answer nothing.
-        let _keep = (frames, w);
+        let _keep = (frames, write);
         tokio::time::sleep(Duration::from_secs(600)).await;
     }
 }
