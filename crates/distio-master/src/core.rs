@@ -201,8 +201,10 @@ impl SlaveCore {
             Outbox::Channel(tx) => {
                 // Counted as the bytes it will take on the wire; its writer releases them.
                 let len = self.codec.encoded_len(frame)?;
-                if tx.send(frame.clone()).is_ok() {
-                    self.room.add(len);
+                // Added before the writer task can release it.
+                self.room.add(len);
+                if tx.send(frame.clone()).is_err() {
+                    self.room.release(len);
                 }
                 Ok(None)
             }
@@ -312,6 +314,7 @@ impl SlaveCore {
         lock(&self.pending).forget(id, &mut wake);
         self.forgotten.fetch_add(1, Ordering::Release);
         wake_all(wake);
+        self.room.forget(id);
     }
 
     /// How many requests have been forgotten so far (see [`forget`](Self::forget)).

@@ -395,7 +395,7 @@ impl Admitting {
             },
             Place::Placed => {}
         }
-        if core.room.is_full() && core.room.wait(waker) {
+        if !core.room.admit(self.id, waker) {
             // Placed and waiting for room: the link may end meanwhile.
             let mut cx = Context::from_waker(waker);
             if let Poll::Ready((outcome, _)) = core.poll_answer(self.id, &mut cx) {
@@ -414,16 +414,9 @@ impl Admitting {
                 None
             }
             Err(err) => {
+                // The frame could not be encoded: the request's own fault, not the link's.
                 core.forget(self.id);
-                let task = &request_ref(&self.frame).task;
-                let error = TaskError::new(
-                    ErrorKind::Closed,
-                    format!(
-                        "request {} (task \"{task}\") could not be sent: {err}",
-                        self.id
-                    ),
-                );
-                return Admit::Finished(self.fail(error));
+                return Admit::Finished(Err(MasterError::Encode(err)));
             }
         };
         core.sent.fetch_add(1, Ordering::Relaxed);

@@ -40,12 +40,13 @@
 //!   ([`SpawnOptions::max_in_flight`]); further requests wait, first come first served,
 //!   unsent, with their timeouts running.
 //! - At most [`DEFAULT_OUTBOX_LIMIT`] bytes wait for a slave to read them
-//!   ([`SpawnOptions::outbox_limit`]); beyond that, new requests wait unencoded until the
-//!   slave has read half. Frames of requests that timed out or were dropped before being
+//!   ([`SpawnOptions::outbox_limit`]); beyond that, new requests wait unencoded, first
+//!   come first served, until the slave has read enough. Frames of requests that timed out or were dropped before being
 //!   written are never sent.
 //! - An event subscription holds at most [`EVENT_QUEUE_LIMIT`] unread events; newer ones
 //!   are dropped and counted ([`Events::dropped`]).
-//! - [`Slave::ping`] waits at most [`PING_TIMEOUT`]; [`Slave::shutdown`] waits at most the
+//! - [`Slave::ready`] waits at most [`READY_TIMEOUT`], [`Slave::ping`] at most
+//!   [`PING_TIMEOUT`]; [`Slave::shutdown`] waits at most the
 //!   shutdown grace ([`DEFAULT_SHUTDOWN_GRACE`]) and then closes; [`Slave::close`] waits at
 //!   most the close grace ([`DEFAULT_CLOSE_GRACE`]) and then kills.
 //! - Warnings a slave can repeat (a stray frame, an unanswered ping) are rate-limited.
@@ -92,6 +93,7 @@ pub use events::{EVENT_QUEUE_LIMIT, Events, SlaveEvent};
 pub use exec_future::ExecFuture;
 pub use limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_OUTBOX_LIMIT, DEFAULT_SHUTDOWN_GRACE, PING_TIMEOUT,
+    READY_TIMEOUT,
 };
 pub use link::{FrameSink, FrameStream, Link};
 pub use master::{Master, Tell};

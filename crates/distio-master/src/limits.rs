@@ -14,8 +14,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 16 * 1024;
 
 /// Bytes of frames queued for one slave and not yet taken by its socket, by default (see
 /// [`SpawnOptions::outbox_limit`](crate::SpawnOptions::outbox_limit)). Once a slave stops
-/// reading and this much is queued, new requests wait (unencoded) until it drains to half;
-/// frames of requests that time out or are dropped meanwhile are never sent.
+/// reading and this much is queued, new requests wait (unencoded, first come first served)
+/// until it drains below the limit; frames of requests that time out or are dropped meanwhile are never sent.
 ///
 /// ```
 /// assert_eq!(distio_master::DEFAULT_OUTBOX_LIMIT, 8 * 1024 * 1024);
@@ -37,6 +37,13 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// assert_eq!(distio_master::PING_TIMEOUT.as_secs(), 10);
 /// ```
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`Slave::ready`](crate::Slave::ready) waits for the slave's handshake.
+///
+/// ```
+/// assert_eq!(distio_master::READY_TIMEOUT.as_secs(), 60);
+/// ```
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The per-slave limits a [`SpawnOptions`](crate::SpawnOptions) carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -110,7 +110,9 @@ pub(crate) async fn run_writer(
         return;
     }
     let mut batch = Vec::with_capacity(64);
-    let mut seen_forgotten = core.forgotten();
+    // The first batch is always checked: requests queued during the handshake may have
+    // timed out since.
+    let mut seen_forgotten = core.forgotten().wrapping_sub(1);
     while outbox.recv_many(&mut batch, 256).await > 0 {
         // Frames of requests forgotten since they were queued are not sent.
         let forgotten = core.forgotten();

@@ -235,15 +235,29 @@ impl Slave {
         self.inner.captured.as_ref().map(|c| c.snapshot())
     }
 
-    /// Waits until the slave has finished its handshake.
+    /// Waits until the slave has finished its handshake, at most [`READY_TIMEOUT`]; see
+    /// [`ready_within`](Self::ready_within) to choose the limit.
+    ///
+    /// [`READY_TIMEOUT`]: crate::READY_TIMEOUT
     pub async fn ready(&self) -> Result<(), MasterError> {
-        if self.core().handshake_done().await {
-            return Ok(());
-        }
-        Err(MasterError::NotReady {
+        self.ready_within(crate::READY_TIMEOUT).await
+    }
+
+    /// Waits at most `limit` until the slave has finished its handshake. Fails with
+    /// [`MasterError::NotReady`] if it ends first or has not answered in time (it is left
+    /// running: close or kill it if it should not stay).
+    pub async fn ready_within(&self, limit: Duration) -> Result<(), MasterError> {
+        let not_ready = |reason: String| MasterError::NotReady {
             slave: self.id(),
-            reason: self.core().gone_error().message,
-        })
+            reason,
+        };
+        match tokio::time::timeout(limit, self.core().handshake_done()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not_ready(self.core().gone_error().message)),
+            Err(_) => Err(not_ready(format!(
+                "it did not finish its handshake within {limit:?}"
+            ))),
+        }
     }
 
     /// Waits until the slave has ended; returns how its process exited (local slaves).
@@ -289,18 +303,24 @@ impl Slave {
         }
         let nonce = core.next_request_id();
         let answer = core.ping_waiter(nonce);
+        // However this ends (answered, timed out, or dropped by the caller), the nonce
+        // leaves the table of pings waiting for an answer.
+        struct Forget<'a>(&'a crate::core::SlaveCore, u64);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget_ping(self.1);
+            }
+        }
+        let _forget = Forget(core, nonce);
         let started = Instant::now();
         let _ = core.send_frame(&Frame::Control(Control::Ping(nonce)));
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(())) => Ok(started.elapsed()),
             Ok(Err(_)) => Err(unavailable(core.gone_error().message)),
-            Err(_) => {
-                core.forget_ping(nonce);
-                Err(MasterError::PingTimedOut {
-                    slave: self.id(),
-                    limit,
-                })
-            }
+            Err(_) => Err(MasterError::PingTimedOut {
+                slave: self.id(),
+                limit,
+            }),
         }
     }
 
@@ -321,7 +341,15 @@ impl Slave {
                 core.close_grace
             );
             core.force_end();
-            core.ended().await;
+            // A kill is answered within moments; if even that fails (the process is not
+            // ours to signal), give up waiting rather than hang.
+            let settle = crate::core::EXIT_GRACE * 3;
+            if tokio::time::timeout(settle, core.ended()).await.is_err() {
+                tracing::warn!(
+                    slave = core.id,
+                    "{core} did not end within {settle:?} of a kill"
+                );
+            }
         }
         self.exit_status()
     }

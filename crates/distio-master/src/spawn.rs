@@ -210,7 +210,7 @@ impl SpawnOptions {
 
     /// How many bytes of frames may wait for the slave to read them (default
     /// [`DEFAULT_OUTBOX_LIMIT`](crate::DEFAULT_OUTBOX_LIMIT)). Beyond it, new requests wait
-    /// until the slave has read half of them.
+    /// in order, unencoded, until the slave has read enough of them.
     pub fn outbox_limit(mut self, bytes: usize) -> Self {
         self.limits.outbox_limit = bytes.max(1);
         self

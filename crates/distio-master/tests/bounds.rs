@@ -253,3 +253,16 @@ async fn shutdown_of_a_slave_whose_handler_never_finishes_ends_it_anyway() {
     );
     assert!(wait_gone(pid).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_handshake_that_never_comes_is_bounded() {
+    let master = Master::new();
+    let silent = quiet_slave(&master, "silent").await;
+    let started = Instant::now();
+    let result = within(silent.ready_within(LIMIT)).await;
+    assert!(
+        matches!(result, Err(MasterError::NotReady { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < LIMIT + SLACK);
+}

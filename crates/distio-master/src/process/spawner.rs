@@ -57,9 +57,20 @@ fn run(mut jobs: mpsc::Receiver<Job>) {
         // Forked from here too, so its parent-death signal is tied to this thread.
         reaper::start_once();
         let _runtime = job.runtime.enter();
-        let spawned = job.command.spawn().map(|child| {
-            let group = ProcessGroup::led_by(child.id());
-            (child, group)
+        // A panic here (tokio panics when the caller's runtime has no I/O driver) must not
+        // end this thread: every slave forked from it would die with it.
+        let command = &mut job.command;
+        let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            command.spawn().map(|child| {
+                let group = ProcessGroup::led_by(child.id());
+                (child, group)
+            })
+        }))
+        .unwrap_or_else(|_| {
+            Err(io::Error::other(
+                "starting the process panicked; is the runtime built with its I/O driver \
+                 enabled (`enable_all`)?",
+            ))
         });
         drop(job.inherited);
         // A caller that gave up drops the reply: that kills the child and its group.
