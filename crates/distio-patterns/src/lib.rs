@@ -45,4 +45,4 @@ pub use progress::{Progress, ProgressFn};
 pub use reply::{Replies, Reply};
 pub use scatter::{Scatter, chunk_sizes};
 pub use transport::{InProcess, SharedTransport, Transport, shared};
-pub use workpool::{Balance, Workpool};
+pub use workpool::{Balance, DEFAULT_MAX_HOLD_BACK, Workpool};

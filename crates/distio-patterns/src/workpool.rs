@@ -9,12 +9,21 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 pub use balance::Balance;
 use slots::{Rule, Slots};
 
 use crate::progress::{ProgressFn, Tracker};
 use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+
+/// How long, by default, a [`Workpool`] with [`Balance::EvenCounts`] keeps a task waiting
+/// for a lagging transport while another is free (see [`Workpool::max_hold_back`]).
+///
+/// ```
+/// assert_eq!(distio_patterns::DEFAULT_MAX_HOLD_BACK.as_secs(), 2);
+/// ```
+pub const DEFAULT_MAX_HOLD_BACK: Duration = Duration::from_secs(2);
 
 /// Runs tasks on a fixed set of transports, choosing for each task a free one: idle
 /// transports first, then the one sent the fewest tasks, in round-robin order from the one
@@ -24,9 +33,11 @@ use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 /// By default ([`Balance::EvenCounts`]) a transport takes the next task only if that keeps
 /// the numbers of tasks sent to the live transports within `max_in_flight` of each other:
 /// with one task in flight each (the default), the counts differ by at most one, by design
-/// rather than by timing, also under load. The price is that a transport that is slow, or
-/// hangs, holds the others back once they are `max_in_flight` tasks ahead of it, until it
-/// answers; give tasks a timeout if a transport can hang. With
+/// rather than by timing, also under load. The price is that a transport that is slow
+/// holds the others back once they are `max_in_flight` tasks ahead of it — but for a
+/// bounded time: a task kept waiting that long ([`max_hold_back`](Self::max_hold_back),
+/// default [`DEFAULT_MAX_HOLD_BACK`]) while a transport is free goes to the free one, so a
+/// transport that hangs never stalls the pool. With
 /// [`balance(Balance::FirstFree)`](Self::balance) the next task goes to whichever
 /// transport frees a slot first: faster transports take more, and counts are not bounded.
 ///
@@ -58,6 +69,7 @@ pub struct Workpool {
     transports: Arc<[SharedTransport]>,
     max_in_flight: usize,
     balance: Balance,
+    max_hold_back: Duration,
     retry: bool,
     progress: Option<ProgressFn>,
     slots: Arc<Mutex<Slots>>,
@@ -84,6 +96,7 @@ impl Workpool {
             transports: transports.into(),
             max_in_flight: 1,
             balance: Balance::default(),
+            max_hold_back: DEFAULT_MAX_HOLD_BACK,
             retry: false,
             progress: None,
             slots: Arc::new(Mutex::new(Slots::new(n))),
@@ -133,6 +146,26 @@ impl Workpool {
         self
     }
 
+    /// With [`Balance::EvenCounts`], the longest a task waits for a transport that lags
+    /// behind while another transport is free (default [`DEFAULT_MAX_HOLD_BACK`]); after
+    /// that, free transports take the waiting tasks whatever their counts. Counts then
+    /// differ by more than `max_in_flight` only because a transport was stuck that long.
+    ///
+    /// ```
+    /// use distio_patterns::{InProcess, Workpool};
+    /// use distio_slave::TaskRegistry;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Workpool::new(InProcess::many(2, TaskRegistry::new()))?
+    ///     .max_hold_back(Duration::from_millis(500));
+    /// # let _ = pool;
+    /// # Ok::<(), distio_patterns::PatternError>(())
+    /// ```
+    pub fn max_hold_back(mut self, limit: Duration) -> Self {
+        self.max_hold_back = limit;
+        self
+    }
+
     /// When on, a task whose slave exits under it is sent again to another slave.
     pub fn retry_on_exit(mut self, retry: bool) -> Self {
         self.retry = retry;
@@ -176,6 +209,14 @@ impl Workpool {
         Rule {
             max_in_flight: self.max_in_flight,
             balance: self.balance,
+        }
+    }
+
+    /// The rule for tasks held back too long: any free transport.
+    fn relaxed_rule(&self) -> Rule {
+        Rule {
+            balance: Balance::FirstFree,
+            ..self.rule()
         }
     }
 

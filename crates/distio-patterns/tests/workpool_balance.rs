@@ -141,6 +141,20 @@ async fn even_counts_hold_free_transports_back_while_one_hangs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_transport_holds_the_others_back_only_for_a_bounded_time() {
+    let gate = Arc::new(Semaphore::new(0));
+    let pool = Workpool::new(one_hanging(&gate))
+        .unwrap()
+        .max_hold_back(Duration::from_millis(100));
+    let run = spawn_run_all(&pool);
+    // Transport 0 never answers until the end; after the hold-back, 1 and 2 take the rest.
+    let c = counts_until(&pool, |c| c.iter().sum::<usize>() == TASKS as usize).await;
+    assert_eq!(c[0], 1, "{c:?}");
+    gate.add_permits(1);
+    assert_eq!(within(run).await.unwrap().unwrap(), all_squares());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_free_lets_the_faster_transports_take_more() {
     let gate = Arc::new(Semaphore::new(0));
     let pool = Workpool::new(one_hanging(&gate))

@@ -50,7 +50,15 @@ impl Workpool {
                     pool: self,
                     rx: Some(rx),
                 };
-                let answer = waiting.rx.as_mut().expect("just set").await;
+                let rx = waiting.rx.as_mut().expect("just set");
+                let answer = loop {
+                    match tokio::time::timeout(self.max_hold_back, &mut *rx).await {
+                        Ok(answer) => break answer,
+                        // Held back that long: whatever transport is free now takes the
+                        // oldest waiting tasks, whatever the counts (never a stall).
+                        Err(_) => self.lock().hand_out(self.relaxed_rule()),
+                    }
+                };
                 // Received: nothing to give back on drop.
                 waiting.rx = None;
                 answer.ok().flatten()?

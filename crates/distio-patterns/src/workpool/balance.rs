@@ -40,11 +40,13 @@ pub enum Balance {
     /// with `max_in_flight(k)` by at most `k`, however the timing falls. Transports that
     /// died are left out of the comparison, so a dead transport never holds the pool back.
     ///
-    /// The price: a transport that is slow, or hangs, holds the others back. Once each of
-    /// the others has been sent `max_in_flight` tasks more than it, they get no more until
-    /// it answers (or fails, e.g. on the task's timeout), and the pool runs at the pace of
-    /// its slowest member. Give tasks a timeout if a transport can hang, and use
-    /// [`FirstFree`](Self::FirstFree) for transports of unequal speed.
+    /// The price: a transport that is slow holds the others back. Once each of the others
+    /// has been sent `max_in_flight` tasks more than it, they get no more until it answers,
+    /// and the pool runs at the pace of its slowest member — for at most
+    /// [`Workpool::max_hold_back`](crate::Workpool::max_hold_back) per waiting task: a task
+    /// kept waiting that long goes to any free transport, so a transport that hangs slows
+    /// the pool but never stalls it. Use [`FirstFree`](Self::FirstFree) for transports of
+    /// unequal speed.
     #[default]
     EvenCounts,
     /// The next task goes to whichever live transport has a free slot first: the most

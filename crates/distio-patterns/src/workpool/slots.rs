@@ -68,6 +68,11 @@ impl Slots {
         if self.live() == 0 {
             return Taken::Exhausted;
         }
+        // Callers that gave up waiting leave their sender behind: sweep them out before
+        // they outnumber the rest.
+        if self.waiters.len() > 2 * self.busy.len() + 64 {
+            self.waiters.retain(|waiter| !waiter.is_closed());
+        }
         let (tx, rx) = oneshot::channel();
         self.waiters.push_back(tx);
         Taken::Later(rx)
@@ -133,7 +138,7 @@ impl Slots {
 
     /// Hands free slots to waiting tasks, in arrival order; tells them all when no
     /// transport is left.
-    fn hand_out(&mut self, rule: Rule) {
+    pub(super) fn hand_out(&mut self, rule: Rule) {
         while !self.waiters.is_empty() {
             let Some(i) = self.take(rule) else { break };
             let waiter = self.waiters.pop_front().expect("checked non-empty");
