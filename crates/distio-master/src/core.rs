@@ -337,27 +337,34 @@ impl SlaveCore {
         // One clock read for the batch: these responses arrived together.
         let arrived = Instant::now();
         let mut table = lock(&self.pending);
+        let (mut other_id, mut dropped) = (None, 0usize);
         for response in batch.drain(..) {
-            if response.slave != self.id
-                && let Some(suppressed) = OTHER_ID.allow()
-            {
-                tracing::warn!(
-                    slave = self.id,
-                    claimed = response.slave,
-                    suppressed,
-                    "response claims another slave id"
-                );
+            if response.slave != self.id {
+                other_id = Some(response.slave);
             }
-            let request = response.request;
             if !table.answer(response, arrived, wakers) {
-                tracing::trace!(
-                    slave = self.id,
-                    request,
-                    "late or repeated response dropped"
-                );
+                dropped += 1;
             }
         }
         drop(table);
+        // Logged after the lock is released: a stalled log sink must not hold requesters up.
+        if let Some(claimed) = other_id
+            && let Some(suppressed) = OTHER_ID.allow()
+        {
+            tracing::warn!(
+                slave = self.id,
+                claimed,
+                suppressed,
+                "response claims another slave id"
+            );
+        }
+        if dropped > 0 {
+            tracing::trace!(
+                slave = self.id,
+                dropped,
+                "late or repeated responses dropped"
+            );
+        }
         for waker in wakers.drain(..) {
             waker.wake();
         }
