@@ -1,7 +1,7 @@
 //! The scenarios: each runs distio and the floor in alternating rounds.
 
 use distio_master::{Master, Output, Slave, SlaveArray, SpawnOptions};
-use distio_patterns::Workpool;
+use distio_patterns::{Balance, Workpool};
 use distio_proto::Payload;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -266,10 +266,13 @@ pub(crate) async fn workpool(config: &Config, programs: &Programs) -> Result<Vec
     let per = config.per_round(config.workpool_tasks);
     let items = vec![(); per];
     let single = Workpool::new(slaves.iter().cloned()).map_err(|e| e.to_string())?;
+    let first_free = Workpool::new(slaves.iter().cloned())
+        .map_err(|e| e.to_string())?
+        .balance(Balance::FirstFree);
     let windowed = Workpool::new(slaves.iter().cloned())
         .and_then(|p| p.max_in_flight(config.workpool_window))
         .map_err(|e| e.to_string())?;
-    let (mut one, mut many) = (Duration::ZERO, Duration::ZERO);
+    let (mut one, mut one_first_free, mut many) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut floor_one, mut floor_many) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..config.rounds {
         one += capped(config, "distio workpool", async {
@@ -281,6 +284,15 @@ pub(crate) async fn workpool(config: &Config, programs: &Programs) -> Result<Vec
             if !replies.errors().is_empty() {
                 return Err("workpool task errors".to_owned());
             }
+            Ok(started.elapsed())
+        })
+        .await?;
+        one_first_free += capped(config, "distio workpool, first free", async {
+            let started = Instant::now();
+            first_free
+                .run_all("noop", &items)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(started.elapsed())
         })
         .await?;
@@ -331,6 +343,14 @@ pub(crate) async fn workpool(config: &Config, programs: &Programs) -> Result<Vec
             Target::RatioAtLeast(0.9),
         )
         .note("floor = two floor loops, one in flight each, at once"),
+        Outcome::new(
+            "4a. the same with Balance::FirstFree",
+            "tasks/s",
+            rate(total, one_first_free),
+            rate(total, floor_one),
+            Target::None,
+        )
+        .note("counts not kept even"),
         Outcome::new(
             "4b. workpool, 2 slaves, window in flight each",
             "tasks/s",
