@@ -66,6 +66,7 @@
 //! helper process, the group reaper, sees to that). A process that left the group
 //! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
+mod call;
 mod core;
 mod defaults;
 mod direct;
@@ -87,7 +88,8 @@ mod spawn;
 mod target;
 
 pub use crate::core::SlaveState;
-pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, TaskError};
+pub use call::{Call, CallFuture};
+pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
 pub use error::MasterError;
 pub use events::{EVENT_QUEUE_LIMIT, Events, SlaveEvent};
 pub use exec_future::ExecFuture;

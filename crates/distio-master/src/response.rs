@@ -52,6 +52,12 @@ impl Response {
     }
 
     /// The value, decoded as `T`; an error response gives `Err(MasterError::Task)`.
+    ///
+    /// The encoding carries no types, so this is checked only as far as the bytes go:
+    /// decoding as a type of the same size as the one the slave sent (an `f64` read as a
+    /// `u64`) succeeds with a meaningless value. Declare the task as a
+    /// [`Task`](crate::Task) contract and use [`Slave::call`](crate::Slave::call) to have
+    /// the compiler check both sides instead.
     pub fn value<T: DeserializeOwned>(&self) -> Result<T, MasterError> {
         match &self.outcome {
             Ok(payload) => payload.decode().map_err(MasterError::Decode),

@@ -32,6 +32,7 @@ mod codec;
 mod error;
 mod frame;
 mod payload;
+mod task;
 mod throttle;
 mod wire;
 
@@ -49,6 +50,7 @@ pub use frame::{
     RequestId, Response, SlaveId, SlaveIdentity, TaskError, check_handshake,
 };
 pub use payload::Payload;
+pub use task::Task;
 pub use throttle::Throttle;
 
 /// How a master hands a local slave process its connection.

@@ -49,8 +49,10 @@ mod outgoing;
 mod registry;
 mod runtime;
 mod serving;
+mod typed;
 
 pub use context::{SlaveHandle, TaskContext};
+pub use distio_proto::Task;
 pub use error::SlaveError;
 pub use inherited::launched_as_slave;
 pub use limits::{DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING};

@@ -177,9 +177,34 @@ fn tasks() -> SlaveProcess {
             R::Ok(BIG_SEEN.load(std::sync::atomic::Ordering::SeqCst))
         })
         .unwrap()
+        .implement::<Sqrt, _, _>(|n, _| async move {
+            if n < 0 {
+                Err(SqrtError::Negative(n))
+            } else {
+                Ok((n as f64).sqrt() as u32)
+            }
+        })
+        .unwrap()
         .on_close(|_| async {
             println!("close hook ran");
         })
+}
+
+/// A typed task the test slave implements: integer square root.
+pub struct Sqrt;
+
+/// How [`Sqrt`] fails.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum SqrtError {
+    /// The input was negative.
+    Negative(i64),
+}
+
+impl distio_master::Task for Sqrt {
+    const NAME: &'static str = "sqrt";
+    type Input = i64;
+    type Output = u32;
+    type Error = SqrtError;
 }
 
 /// What a hand-written slave holds after taking its socket and the master's hello.
