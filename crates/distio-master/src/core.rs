@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
-use crate::direct::{DirectWriter, Sent};
+use crate::direct::{DirectWriter, Flush};
 use crate::events::{SlaveEvent, Subscriber};
 use crate::pending::{IdMap, Outcome, PendingTable, Placed};
 use crate::room::Room;
@@ -180,23 +180,21 @@ impl SlaveCore {
     /// A failed write ends the link (its pending requests then fail); only a frame that
     /// cannot be encoded is an error here.
     pub(crate) fn send_frame(&self, frame: &Frame) -> Result<(), distio_proto::ProtoError> {
-        // Control frames do not wait for the socket to drain: the writer task does.
-        if let Some((writer, _)) = self.send_frame_batched(frame, false)? {
-            writer.hand_over();
-        }
-        Ok(())
+        // Control frames are written at once; what the socket does not take, the writer
+        // task writes when it drains.
+        self.send_frame_batched(frame, false).map(drop)
     }
 
     /// [`send_frame`](Self::send_frame); `batch` says more frames are likely to follow soon
-    /// (other requests are pending). Returns the writer when the caller now owns a flush
-    /// it must finish (see [`DirectWriter::send`]). The frame is borrowed: a Unix link
+    /// (other requests are pending). Returns the flush the caller now owns, if it claimed
+    /// one (see [`Flush`]). The frame is borrowed: a Unix link
     /// encodes it on the spot, so the caller keeps its parts; only a channel link, which
     /// hands frames to its writer task, needs its own copy.
     pub(crate) fn send_frame_batched(
         &self,
         frame: &Frame,
         batch: bool,
-    ) -> Result<Option<(&Arc<DirectWriter>, bool)>, distio_proto::ProtoError> {
+    ) -> Result<Option<Flush>, distio_proto::ProtoError> {
         match &self.outbox {
             Outbox::Channel(tx) => {
                 // Counted as the bytes it will take on the wire; its writer releases them.
@@ -209,9 +207,7 @@ impl SlaveCore {
                 Ok(None)
             }
             Outbox::Direct(writer) => match writer.send(frame, !batch) {
-                Ok(Sent::Queued) => Ok(None),
-                Ok(Sent::Claimed) => Ok(Some((writer, true))),
-                Ok(Sent::Full) => Ok(Some((writer, false))),
+                Ok(flush) => Ok(flush),
                 Err(distio_proto::ProtoError::Io(err)) => {
                     self.write_failed(err);
                     Ok(None)

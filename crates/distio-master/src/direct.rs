@@ -47,14 +47,32 @@ struct WriteState {
     failed: bool,
 }
 
-/// What happened to a frame given to [`DirectWriter::send`].
-pub(crate) enum Sent {
-    /// Written, or queued behind a flush someone else owns.
-    Queued,
-    /// Queued; the sender owns a deferred flush.
-    Claimed,
-    /// Partly written; the socket is full and the sender owns the rest of the flush.
-    Full,
+/// A flush a sender has claimed: the frames of a burst wait in the buffer while the
+/// sender lets the other requests of its task queue behind its own, then
+/// [`finish`](Self::finish) writes them all with one system call. The token is the one
+/// owner of that duty: dropped unfinished (the request went away), it hands the flush to
+/// the link's writer task, so a claimed flush is never lost and never done twice.
+pub(crate) struct Flush {
+    writer: Option<Arc<DirectWriter>>,
+}
+
+impl Flush {
+    /// Writes what is buffered as far as the socket takes it now; the writer task finishes
+    /// the rest once the socket drains.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        match self.writer.take() {
+            Some(writer) => writer.flush_now(lock(&writer.state)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.hand_over();
+        }
+    }
 }
 
 /// How far a flush got.
@@ -86,11 +104,14 @@ impl DirectWriter {
     }
 
     /// Queues `frame`. When the link is open and idle, the sender owns the flush: with
-    /// `now` it writes at once (lowest latency); otherwise it gets [`Sent::Claimed`] and
-    /// must call [`finish`](Self::finish) soon, after letting other requests of the same
-    /// burst queue up behind it (one write for all of them). [`Sent::Full`] means the
-    /// socket filled up mid-write and the sender still owns the flush.
-    pub(crate) fn send(&self, frame: &Frame, now: bool) -> Result<Sent, ProtoError> {
+    /// `now` it writes at once (lowest latency; if the socket fills up, the writer task
+    /// takes over the rest); otherwise it gets a [`Flush`] to finish soon, after letting
+    /// other requests of the same burst queue up behind it.
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        frame: &Frame,
+        now: bool,
+    ) -> Result<Option<Flush>, ProtoError> {
         let mut state = lock(&self.state);
         let mut codec = self.codec;
         let before = state.buf.len();
@@ -103,27 +124,22 @@ impl DirectWriter {
         state.frames.push_back((id, len));
         self.room.add(len);
         if !state.open || state.flushing || state.failed {
-            return Ok(Sent::Queued);
+            return Ok(None);
         }
         state.flushing = true;
         if !now {
-            return Ok(Sent::Claimed);
+            return Ok(Some(Flush {
+                writer: Some(Arc::clone(self)),
+            }));
         }
-        match self.flush(state) {
-            Flushed::All => Ok(Sent::Queued),
-            Flushed::Blocked => Ok(Sent::Full),
-            Flushed::Failed(err) => Err(ProtoError::Io(err)),
+        match self.flush_now(state) {
+            Ok(()) => Ok(None),
+            Err(err) => Err(ProtoError::Io(err)),
         }
     }
 
-    /// Completes a flush the caller owns as far as the socket takes it now; the writer task
-    /// finishes the rest once the socket drains.
-    pub(crate) fn finish_now(&self) -> io::Result<()> {
-        self.flush_now(lock(&self.state))
-    }
-
-    /// Hands a flush the caller owns to the writer task (the caller went away).
-    pub(crate) fn hand_over(&self) {
+    /// Hands the flush the caller owns to the writer task.
+    fn hand_over(&self) {
         self.blocked.notify_one();
     }
 

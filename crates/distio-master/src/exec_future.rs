@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use crate::core::SlaveCore;
 use crate::defaults::Effective;
-use crate::direct::DirectWriter;
+use crate::direct::Flush;
 use crate::pending::Placed;
 use crate::{Exec, MasterError, Response, Slave};
 
@@ -76,8 +76,9 @@ struct InFlight {
     started: Instant,
     catch_all: bool,
     /// A flush of a burst this request claimed: finished on its next poll, after the
-    /// requests sent meanwhile have queued behind it (one write for all of them).
-    flush: Option<Arc<DirectWriter>>,
+    /// requests sent meanwhile have queued behind it (one write for all of them); handed to
+    /// the writer task if the request goes first.
+    flush: Option<Flush>,
     timer: Option<(Duration, Pin<Box<Sleep>>)>,
 }
 
@@ -153,13 +154,9 @@ impl ExecFuture {
 impl Drop for ExecFuture {
     fn drop(&mut self) {
         match &mut self.state {
-            // Abandoned in flight: forget the entry, and hand a claimed flush to the writer.
-            State::InFlight(flight) => {
-                flight.slave.core().forget(flight.id);
-                if let Some(writer) = flight.flush.take() {
-                    writer.hand_over();
-                }
-            }
+            // Abandoned in flight: forget the entry (a claimed flush goes to the writer task
+            // as its token drops).
+            State::InFlight(flight) => flight.slave.core().forget(flight.id),
             // Abandoned before it was written: give up its place (or its turn).
             State::Admitting(admitting) => admitting.slave.core().forget(admitting.id),
             State::Unsent(_) | State::Done => {}
@@ -186,8 +183,8 @@ impl InFlight {
         cx: &mut Context<'_>,
     ) -> Poll<(Result<Payload, TaskError>, Instant)> {
         let core = self.slave.core();
-        if let Some(writer) = self.flush.take()
-            && let Err(err) = writer.finish_now()
+        if let Some(flush) = self.flush.take()
+            && let Err(err) = flush.finish()
         {
             core.write_failed(err);
         }
@@ -222,10 +219,8 @@ impl InFlight {
         outcome: Result<Payload, TaskError>,
         answered: Instant,
     ) -> Result<Response, MasterError> {
-        // A flush this request claimed is not lost with it.
-        if let Some(writer) = self.flush.take() {
-            writer.hand_over();
-        }
+        // A flush this request claimed is not lost with it: its token hands it over.
+        drop(self.flush.take());
         finish(
             self.slave,
             self.id,
@@ -404,15 +399,8 @@ impl Admitting {
             }
             return Admit::Wait;
         }
-        let sent = core.send_frame_batched(&self.frame, batch);
-        let flush = match sent {
-            Ok(None) => None,
-            Ok(Some((writer, true))) => Some(Arc::clone(writer)),
-            // The socket is full: the link's writer task finishes the write when it drains.
-            Ok(Some((writer, false))) => {
-                writer.hand_over();
-                None
-            }
+        let flush = match core.send_frame_batched(&self.frame, batch) {
+            Ok(flush) => flush,
             Err(err) => {
                 // The frame could not be encoded: the request's own fault, not the link's.
                 core.forget(self.id);
