@@ -91,8 +91,9 @@ impl ProcessGroup {
     }
 
     /// SIGKILLs every process still in the group and takes it off the reaper's list. Call
-    /// it before the leader is reaped, or just after (a process group id is not reused
-    /// while any member lives).
+    /// it before the leader is reaped: while the leader lives or is a zombie, its pid, the
+    /// group's id, cannot be reused. After the reaping it is safe only while some member
+    /// lives (see [`exited_unreaped`](super::exited_unreaped)).
     pub(crate) fn end(&mut self) {
         let Some(pgid) = self.pgid.take() else { return };
         // `kill(-pgid, ..)`: the group, never a single process (`led_by` made sure pgid > 1).
