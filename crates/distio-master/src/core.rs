@@ -389,7 +389,7 @@ impl SlaveCore {
             name: event.name,
             payload: event.payload,
         };
-        lock(&self.subscribers).retain(|sub| sub.offer(&event));
+        crate::events::publish(&self.subscribers, &event);
     }
 
     pub(crate) fn subscribe(&self, sub: Subscriber) {

@@ -1,15 +1,18 @@
 //! Operating-system details of local slave processes: signals; preparing the child so it
 //! inherits its connection, leads its own process group and dies with its master; the
 //! thread every slave is forked from ([`spawner`]); the process that ends the slaves'
-//! groups when the master dies ([`reaper`]); and the threads that relay their output
-//! ([`output`]). This module is the only place the crate uses `unsafe`.
+//! groups when the master dies ([`reaper`]); waiting for a slave's exit without reaping it
+//! ([`exit`]); and the threads that relay their output ([`output`]). This module is the
+//! only place the crate uses `unsafe`.
 #![allow(unsafe_code)]
 
+mod exit;
 mod output;
 mod reaper;
 mod spawner;
 mod worker;
 
+pub(crate) use exit::exited_unreaped;
 pub(crate) use output::relay_lines;
 pub(crate) use reaper::ProcessGroup;
 pub(crate) use spawner::spawn;

@@ -414,9 +414,27 @@ async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
 /// how it exited. If the link is still open a while after the exit (a process that left
 /// the group kept the socket), tells the reader to give up on it. Aborted, it drops the
 /// process, which kills its group.
+///
+/// The group is killed while the exited slave is still a zombie, before tokio reaps it:
+/// until then the group's id (the slave's pid) cannot be reused (see
+/// [`process::exited_unreaped`]). Where that wait is not possible, the group is killed
+/// just after the reaping, as the residual risk described there.
 pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProcess) {
+    let unreaped = match process.child.id() {
+        Some(pid) => process::exited_unreaped(pid).await,
+        None => Err(std::io::Error::other("already reaped")),
+    };
+    match unreaped {
+        Ok(()) => process.group.end(),
+        Err(err) => tracing::debug!(
+            slave = core.id,
+            "cannot wait for the slave's exit without reaping it ({err}); its process group \
+             is killed just after"
+        ),
+    }
     match process.child.wait().await {
         Ok(status) => {
+            // Nothing left to do if the group was ended above.
             process.group.end();
             core.record_exit(status);
         }

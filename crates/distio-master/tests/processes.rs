@@ -311,3 +311,137 @@ async fn a_stalled_stdout_does_not_freeze_the_master() {
         "a 2 s timeout fired after {took} ms"
     );
 }
+
+// ----- D: the process-group reaper -----
+
+/// Environment variable that makes [`__master_losing_its_reaper`] run as a master process.
+const LOSE_REAPER_ENV: &str = "DISTIO_TEST_LOSE_REAPER";
+
+/// Keeps the message of every warning logged in this process.
+#[derive(Clone, Default)]
+struct Warnings(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() == tracing::Level::WARN
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0.lock().unwrap().push(message.0);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A master process that, like a C program hosting distio, does not ignore SIGPIPE: it
+/// starts a slave (and with it the reaper), SIGKILLs its reaper, then starts and uses
+/// another slave. Prints `SURVIVED` and each warning as `WARNING=<message>`.
+#[test]
+fn __master_losing_its_reaper() {
+    if std::env::var_os(LOSE_REAPER_ENV).is_none() {
+        return;
+    }
+    // SAFETY: signal(2) with SIG_DFL installs no handler of ours; Rust's runtime set
+    // SIGPIPE to SIG_IGN at startup, and this puts back what a C host would have.
+    #[allow(unsafe_code)]
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    assert_ne!(previous, libc::SIG_ERR);
+    let warnings = Warnings::default();
+    tracing::subscriber::set_global_default(warnings.clone()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let master = Master::new();
+        let first = spawn_ready(&master, slave_options()).await;
+        let slave = first.pid().unwrap();
+        let others: Vec<u32> = children_of(std::process::id())
+            .into_iter()
+            .filter(|&pid| pid != slave)
+            .collect();
+        let [reaper] = others[..] else {
+            panic!("expected one child besides slave {slave}: {others:?}");
+        };
+        kill_9(reaper);
+        assert!(
+            wait_gone(reaper).await,
+            "the reaper {reaper} survived SIGKILL"
+        );
+        // Adding this slave's group is the first record the dead reaper cannot take.
+        let second = spawn_ready(&master, slave_options()).await;
+        let four: u64 = within(second.exec("square", &2u64))
+            .await
+            .unwrap()
+            .value()
+            .unwrap();
+        assert_eq!(four, 4);
+        assert!(
+            std::fs::metadata(format!("/proc/{reaper}")).is_err(),
+            "the dead reaper {reaper} was left a zombie"
+        );
+        within(second.close()).await;
+        within(first.close()).await;
+    });
+    println!("SURVIVED");
+    for warning in warnings.0.lock().unwrap().iter() {
+        println!("WARNING={warning}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_survives_its_reaper_being_killed() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "__master_losing_its_reaper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(LOSE_REAPER_ENV, "1")
+        .stdin(std::process::Stdio::null());
+    let output = within(tokio::task::spawn_blocking(move || command.output()))
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.signal(),
+        None,
+        "the master died of a signal: {stdout}"
+    );
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("SURVIVED"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("WARNING=") && line.contains("reaper is gone")),
+        "no warning about the dead reaper: {stdout}"
+    );
+}

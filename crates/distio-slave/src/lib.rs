@@ -40,6 +40,9 @@
 //!   the master's connection, the variable naming it
 //!   ([`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV)) is gone from the environment:
 //!   programs the slave starts never see it, and `launched_as_slave` returns `false`.
+//!   [`take_connection`], called first thing in `main` before the runtime starts its
+//!   threads, takes it (and removes the variable) while nothing can race that; `serve`
+//!   then uses it.
 
 mod context;
 mod error;
@@ -54,7 +57,7 @@ mod typed;
 pub use context::{SlaveHandle, TaskContext};
 pub use distio_proto::Task;
 pub use error::SlaveError;
-pub use inherited::launched_as_slave;
+pub use inherited::{launched_as_slave, take_connection};
 pub use limits::{DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING};
 pub use registry::{TaskRegistry, TaskRun};
 pub use runtime::SlaveProcess;

@@ -170,15 +170,20 @@ impl SlaveProcess {
     ///
     /// Fails at once if this process was not launched by a distio master.
     ///
-    /// Taking the connection marks it close-on-exec and removes
+    /// It uses the connection [`take_connection`](crate::take_connection) took, if it did;
+    /// otherwise it takes it now: it marks it close-on-exec and removes
     /// [`SLAVE_FD_ENV`](distio_proto::local::SLAVE_FD_ENV) from this process's environment,
     /// so programs the slave starts do not inherit the link, and
-    /// [`launched_as_slave`](crate::launched_as_slave) returns `false` afterwards. Removing
-    /// a variable is safe against std's own environment functions but not against C code
-    /// calling `getenv` on another thread at that moment: call `serve` before starting
-    /// threads that read the environment through libc.
+    /// [`launched_as_slave`](crate::launched_as_slave) returns `false` afterwards.
+    ///
+    /// Taken here, the variable is removed while the runtime's threads (and any others the
+    /// program started) exist. That is safe against std's environment functions, which take
+    /// a lock, but it races C code reading the environment through libc (`getenv`) on
+    /// another thread at that moment, which is undefined behaviour. To rule that out, call
+    /// [`take_connection`](crate::take_connection) first thing in `main`, before building
+    /// the runtime.
     pub async fn serve(self) -> Result<(), SlaveError> {
-        let stream = inherited::take_inherited_connection()?;
+        let stream = inherited::connection_for_serve()?;
         let stream = tokio::net::UnixStream::from_std(stream).map_err(ProtoError::Io)?;
         let (reader, writer) = stream.into_split();
         self.serve_split(reader, writer).await

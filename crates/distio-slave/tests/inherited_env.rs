@@ -38,17 +38,43 @@ fn slave_options() -> SpawnOptions {
 /// `launched_as_slave`, and in a shell it starts.
 type Seen = (bool, bool, String);
 
+/// Set for a slave that calls `take_connection` before building a multi-thread runtime.
+const TAKE_EARLY_ENV: &str = "DISTIO_TEST_TAKE_EARLY";
+
+/// What such a slave saw right after `take_connection`: its result, whether the variable
+/// was still set, `launched_as_slave()`, and a second `take_connection`'s result.
+type Early = Option<(bool, bool, bool, bool)>;
+
 #[test]
 fn __distio_slave() {
+    let early: Early = std::env::var_os(TAKE_EARLY_ENV).map(|_| {
+        let taken = distio_slave::take_connection().expect("take_connection");
+        (
+            taken,
+            std::env::var_os(SLAVE_FD_ENV).is_some(),
+            distio_slave::launched_as_slave(),
+            distio_slave::take_connection().expect("take_connection again"),
+        )
+    });
     if !distio_slave::launched_as_slave() {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = if early.is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     runtime.block_on(async {
         SlaveProcess::new()
+            .task("early", move |_: (), _| async move { R::Ok(early) })
+            .unwrap()
             .task("environment", |_: (), _| async move {
                 let child = std::process::Command::new("sh")
                     .args(["-c", &format!("echo ${{{SLAVE_FD_ENV}:-unset}}")])
@@ -80,4 +106,33 @@ async fn the_slave_fd_variable_is_gone_once_serve_has_taken_the_connection() {
         .unwrap();
     within(slave.close()).await;
     assert_eq!(seen, (false, false, "unset".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_taken_before_the_runtime_starts_is_the_one_served() {
+    let master = Master::new();
+    let slave = within(master.spawn(slave_options().env(TAKE_EARLY_ENV, "1")))
+        .await
+        .expect("spawn");
+    within(slave.ready()).await.expect("handshake");
+    let early: Early = within(slave.exec("early", &()))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    let seen: Seen = within(slave.exec("environment", &()))
+        .await
+        .unwrap()
+        .value()
+        .unwrap();
+    within(slave.close()).await;
+    // Taken at once (the variable gone, the connection held for serve), idempotent.
+    assert_eq!(early, Some((true, false, true, true)));
+    assert_eq!(seen, (false, false, "unset".to_owned()));
+}
+
+#[test]
+fn take_connection_outside_a_slave_process_is_false() {
+    assert!(!distio_slave::take_connection().unwrap());
+    assert!(!distio_slave::launched_as_slave());
 }

@@ -4,18 +4,28 @@
 //! Every slave leads its own process group. [`ProcessGroup`] SIGKILLs the group when the
 //! slave has exited or its handle goes. For a master that dies (a SIGKILL, a crash), one
 //! small *reaper* process per master process, forked once from the spawner thread, keeps
-//! the list of live groups: the master writes "add pgid" and "remove pgid" records to a
-//! pipe; when the pipe reaches end-of-file (every copy of the write end is closed: the
-//! master process is gone) or the reaper's parent-death signal arrives, the reaper
-//! SIGKILLs every group still listed and exits. A reaper outlives its master by a moment.
+//! the list of live groups: the master sends "add pgid" and "remove pgid" records over a
+//! Unix stream socket; when the socket reaches end-of-file (every copy of the master's end
+//! is closed: the master process is gone) or the reaper's parent-death signal arrives, the
+//! reaper SIGKILLs every group still listed and exits. A reaper outlives its master by a
+//! moment.
+//!
+//! A socket rather than a pipe: records go out with `send(MSG_NOSIGNAL | MSG_DONTWAIT)`,
+//! so a reaper that died (someone SIGKILLed it) is an `EPIPE` error, logged once, never a
+//! SIGPIPE that would kill a host process which does not ignore it (a C program loading
+//! distio, say). A stream socket may take part of a record; the rest stays first in the
+//! backlog and goes out next, and the reaper keeps a partial record until it is whole.
 //!
 //! After `fork` the reaper makes only async-signal-safe calls and allocates nothing: its
 //! table, a bitmap over every possible process id, is allocated before the fork.
 #![allow(unsafe_code)]
 
 use distio_proto::Throttle;
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use rustix::process::{Pid, Signal, WaitOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -40,7 +50,10 @@ static KILL_FAILED: Throttle = Throttle::new(Duration::from_secs(10));
 pub(super) fn start_once() {
     REAPER.get_or_init(|| match start() {
         Ok(reaper) => {
-            tracing::debug!(pid = reaper.pid, "started the process-group reaper");
+            tracing::debug!(
+                pid = reaper.pid.as_raw_pid(),
+                "started the process-group reaper"
+            );
             Some(reaper)
         }
         Err(err) => {
@@ -65,8 +78,7 @@ pub(crate) struct ProcessGroup {
 impl ProcessGroup {
     /// The group led by process `pid` (`None`: no group to end), listed with the reaper.
     pub(crate) fn led_by(pid: Option<u32>) -> Self {
-        // SAFETY: getpgrp(2) takes no arguments and cannot fail.
-        let own = unsafe { libc::getpgrp() };
+        let own = rustix::process::getpgrp().as_raw_pid();
         let pgid = pid
             .and_then(|pid| libc::pid_t::try_from(pid).ok())
             // Never 0 or 1 (`kill(0, ..)` and `kill(-1, ..)` mean "our group" and
@@ -79,24 +91,25 @@ impl ProcessGroup {
     }
 
     /// SIGKILLs every process still in the group and takes it off the reaper's list. Call
-    /// it before the leader is reaped, or just after (a process group id is not reused
-    /// while any member lives).
+    /// it before the leader is reaped: while the leader lives or is a zombie, its pid, the
+    /// group's id, cannot be reused. After the reaping it is safe only while some member
+    /// lives (see [`exited_unreaped`](super::exited_unreaped)).
     pub(crate) fn end(&mut self) {
         let Some(pgid) = self.pgid.take() else { return };
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours; `-pgid` names
-        // the group, never a single process, and pgid > 1.
-        let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        if rc == -1 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::ESRCH)
-                && let Some(suppressed) = KILL_FAILED.allow()
-            {
-                tracing::warn!(
-                    pgid,
-                    suppressed,
-                    "could not kill a slave's process group: {err}"
-                );
-            }
+        // `kill(-pgid, ..)`: the group, never a single process (`led_by` made sure pgid > 1).
+        let killed = Pid::from_raw(pgid)
+            .ok_or(Errno::INVAL)
+            .and_then(|group| rustix::process::kill_process_group(group, Signal::KILL));
+        if let Err(err) = killed
+            && err != Errno::SRCH
+            && let Some(suppressed) = KILL_FAILED.allow()
+        {
+            let err = io::Error::from(err);
+            tracing::warn!(
+                pgid,
+                suppressed,
+                "could not kill a slave's process group: {err}"
+            );
         }
         send(-pgid);
     }
@@ -116,24 +129,28 @@ fn send(record: libc::pid_t) {
 }
 
 struct Reaper {
-    pid: libc::pid_t,
-    pipe: Mutex<Pipe>,
+    pid: Pid,
+    channel: Mutex<Channel>,
 }
 
-/// The write end of the reaper's pipe (non-blocking), and records it did not take yet.
-struct Pipe {
+/// The master's end of the reaper's socket, and records it did not take yet.
+struct Channel {
     fd: OwnedFd,
     backlog: Vec<u8>,
+    /// The reaper is gone: records are dropped.
     broken: bool,
+    /// The dead reaper was waited for (or someone else did), so it is no zombie.
+    reaped: bool,
 }
 
 impl Reaper {
     fn send(&self, record: libc::pid_t) {
-        let mut pipe = lock(&self.pipe);
-        if pipe.broken {
+        let mut channel = lock(&self.channel);
+        if channel.broken {
+            self.reap(&mut channel);
             return;
         }
-        if pipe.backlog.len() >= BACKLOG_LIMIT {
+        if channel.backlog.len() >= BACKLOG_LIMIT {
             if let Some(suppressed) = STALLED.allow() {
                 tracing::warn!(
                     suppressed,
@@ -142,34 +159,50 @@ impl Reaper {
             }
             return;
         }
-        pipe.backlog.extend_from_slice(&record.to_ne_bytes());
-        pipe.flush();
+        channel.backlog.extend_from_slice(&record.to_ne_bytes());
+        if let Err(err) = channel.flush() {
+            tracing::warn!(
+                pid = self.pid.as_raw_pid(),
+                "the process-group reaper is gone ({err}); if the master process is killed, \
+                 processes its slaves started may outlive it"
+            );
+            channel.broken = true;
+            channel.backlog = Vec::new();
+            self.reap(&mut channel);
+        }
+    }
+
+    /// Collects the exit status of a dead reaper, without waiting, so it does not stay a
+    /// zombie. Safe to repeat: it is our child and not reaped yet, so its pid is still its.
+    fn reap(&self, channel: &mut Channel) {
+        if channel.reaped {
+            return;
+        }
+        match rustix::process::waitpid(Some(self.pid), WaitOptions::NOHANG) {
+            // Still exiting: try again with the next record.
+            Ok(None) => {}
+            // Reaped now, or by someone else (ECHILD).
+            Ok(Some(_)) | Err(_) => channel.reaped = true,
+        }
     }
 }
 
-impl Pipe {
-    /// Writes what the pipe takes without waiting; the rest waits for the next record.
-    fn flush(&mut self) {
+impl Channel {
+    /// Sends what the socket takes without waiting; the rest waits for the next record.
+    /// An error means the reaper is gone.
+    fn flush(&mut self) -> io::Result<()> {
         while !self.backlog.is_empty() {
-            // At most PIPE_BUF bytes of whole records: such a write is atomic, all or
-            // nothing, so the reaper never sees half a record.
-            let len = self.backlog.len().min(libc::PIPE_BUF);
-            // SAFETY: writes `len` initialized bytes of the backlog to a descriptor we own.
-            let written = unsafe {
-                libc::write(
-                    self.fd.as_raw_fd(),
-                    self.backlog.as_ptr().cast::<libc::c_void>(),
-                    len,
-                )
-            };
-            if written > 0 {
-                self.backlog.drain(..written.unsigned_abs());
-                continue;
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {
+            // MSG_NOSIGNAL: a dead reaper is EPIPE, not SIGPIPE. The socket may take part of
+            // a record; its rest stays first in the backlog and goes out next.
+            match rustix::net::send(
+                &self.fd,
+                &self.backlog,
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
+                Ok(0) => return Ok(()),
+                Ok(sent) => drop(self.backlog.drain(..sent)),
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
                     if let Some(suppressed) = STALLED.allow() {
                         tracing::warn!(
                             suppressed,
@@ -177,38 +210,28 @@ impl Pipe {
                             "the process-group reaper is not keeping up; records wait"
                         );
                     }
-                    return;
+                    return Ok(());
                 }
-                _ => {
-                    tracing::warn!(
-                        "the process-group reaper is gone ({err}); if the master process \
-                         is killed, processes its slaves started may outlive it"
-                    );
-                    self.broken = true;
-                    self.backlog = Vec::new();
-                    return;
-                }
+                Err(err) => return Err(err.into()),
             }
         }
+        Ok(())
     }
 }
 
 /// Forks the reaper. Runs on the spawner thread.
 fn start() -> io::Result<Reaper> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2(2) writes two descriptors into the array we pass.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 just opened both descriptors; nothing else owns them.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    set_nonblocking(&write)?;
+    let (ours, theirs) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     // Above 2, so the reaper can put /dev/null on its stdio without losing them.
-    let read = super::above_stdio(read)?;
+    let read = super::above_stdio(theirs)?;
     let devnull = super::above_stdio(OwnedFd::from(std::fs::File::open("/dev/null")?))?;
     let mut groups = vec![0u64; WORDS];
-    // SAFETY: getpid(2) cannot fail.
-    let master = unsafe { libc::getpid() };
+    let master = rustix::process::getpid().as_raw_pid();
     // SAFETY: fork(2) in a multi-threaded process: the child runs only `reap`, which makes
     // async-signal-safe calls, allocates nothing and never returns.
     let pid = unsafe { libc::fork() };
@@ -220,39 +243,27 @@ fn start() -> io::Result<Reaper> {
         unsafe { reap(read.as_raw_fd(), devnull.as_raw_fd(), &mut groups, master) }
     }
     Ok(Reaper {
-        pid,
-        pipe: Mutex::new(Pipe {
-            fd: write,
+        pid: Pid::from_raw(pid).ok_or_else(|| io::Error::other("fork returned pid 0"))?,
+        channel: Mutex::new(Channel {
+            fd: ours,
             backlog: Vec::new(),
             broken: false,
+            reaped: false,
         }),
     })
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL reads the flags of a descriptor we own.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if flags == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: F_SETFL sets the flags of a descriptor we own.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The parent-death signal's handler: it only interrupts the `read`.
 extern "C" fn wake(_: libc::c_int) {}
 
 /// The reaper's life: detach from the master's group, signals and descriptors, keep the
-/// table of groups from the pipe, and on end-of-file (or the parent-death signal) SIGKILL
+/// table of groups from the socket, and on end-of-file (or the parent-death signal) SIGKILL
 /// every group still in it.
 ///
 /// # Safety
 ///
 /// Call only in a child just forked from a multi-threaded process, with `read` (the
-/// pipe's read end) and `devnull` above 2. Only async-signal-safe functions are called;
+/// reaper's end of the socket) and `devnull` above 2. Only async-signal-safe functions are called;
 /// nothing is allocated, locked or unwound (index arithmetic is checked by hand).
 unsafe fn reap(read: RawFd, devnull: RawFd, groups: &mut [u64], master: libc::pid_t) -> ! {
     // SAFETY: each call below is an async-signal-safe system call on plain integers or on
@@ -275,8 +286,8 @@ unsafe fn reap(read: RawFd, devnull: RawFd, groups: &mut [u64], master: libc::pi
         #[cfg(target_os = "linux")]
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1);
 
-        // Stdio on /dev/null, the pipe on 3, nothing else: holding any other descriptor of
-        // the master's (a slave's socket, the pipe's write end) would keep it open.
+        // Stdio on /dev/null, the socket on 3, nothing else: holding any other descriptor of
+        // the master's (a slave's socket, the master's end of this one) would keep it open.
         for stdio in 0..=2 {
             libc::dup2(devnull, stdio);
         }
@@ -285,7 +296,7 @@ unsafe fn reap(read: RawFd, devnull: RawFd, groups: &mut [u64], master: libc::pi
         }
         close_from(4);
 
-        let mut buf = [0u8; libc::PIPE_BUF];
+        let mut buf = [0u8; 4096];
         let mut have = 0usize;
         // The master may have died before the parent-death signal was set.
         while libc::getppid() == master {
@@ -308,7 +319,8 @@ unsafe fn reap(read: RawFd, devnull: RawFd, groups: &mut [u64], master: libc::pi
                 apply(groups, record);
                 at += 4;
             }
-            // Keep a partial record (there are none with atomic writes, but be sure).
+            // Keep a partial record: a stream socket may deliver part of one; the rest
+            // comes with the next read.
             let mut keep = 0;
             while at < have {
                 buf[keep] = buf[at];
