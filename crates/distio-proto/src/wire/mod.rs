@@ -22,7 +22,7 @@ use crate::ProtoError;
 
 mod bounded;
 pub(crate) mod hot;
-mod pool;
+pub(crate) mod pool;
 
 use bounded::Bounded;
 
@@ -47,27 +47,19 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     bincode::serde::encode_into_writer(value, BufWriter(dst), CONFIG)
 }
 
-/// Encodes `value` into a vector. Large encodings reuse a buffer from this thread's
+/// Encodes `value` in one pass. Large encodings end up in a buffer from this thread's
 /// [`pool`], so a busy peer does not allocate (and fault in) a fresh large buffer for every
 /// payload; the pooled buffer goes back when the returned bytes are dropped.
 pub(crate) fn encode_to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, EncodeError> {
-    let len = encoded_len(value)?;
-    if let Some(mut buf) = pool::take(len) {
-        bincode::serde::encode_into_writer(value, VecWriter(&mut buf), CONFIG)?;
-        return Ok(pool::into_bytes(buf));
-    }
-    let mut buf = BytesMut::with_capacity(len);
-    encode_into(value, &mut buf)?;
-    Ok(buf.freeze())
+    let mut out = pool::Growing::new();
+    bincode::serde::encode_into_writer(value, &mut out, CONFIG)?;
+    Ok(out.finish())
 }
 
-/// A bincode writer appending to a `Vec`.
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl Writer for VecWriter<'_> {
+impl Writer for pool::Growing {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.extend_from_slice(bytes);
+        self.push(bytes);
         Ok(())
     }
 }
