@@ -14,9 +14,9 @@ pub const HEADER_LEN: usize = 4;
 /// Encodes and decodes [`Frame`]s as a big-endian `u32` body length followed by the
 /// bincode body.
 ///
-/// The body length is checked against the limit before anything is allocated for it, on
-/// both encode and decode. A truncated frame waits for more bytes; anything else that is
-/// wrong is a [`ProtoError`], never a panic.
+/// The body length is checked against the limit before anything is allocated for it on
+/// decode; on encode, no more than the limit is ever written. A truncated frame waits for
+/// more bytes; anything else that is wrong is a [`ProtoError`], never a panic.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -149,20 +149,38 @@ impl Encoder<&Frame> for FrameCodec {
     type Error = ProtoError;
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        let len = self.encoded_len(frame)?;
-        dst.reserve(HEADER_LEN + len);
-        if wire::hot::encode(frame, len, dst) {
-            return Ok(());
+        if let Some(len) = wire::hot::encoded_len(frame) {
+            if len > self.max_frame_len {
+                return Err(self.too_large(len as u64));
+            }
+            dst.reserve(HEADER_LEN + len);
+            if wire::hot::encode(frame, len, dst) {
+                return Ok(());
+            }
         }
-        // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
-        dst.put_u32(len as u32);
+        // One pass through serde, storing at most the limit, then the prefix filled in.
         let start = dst.len();
-        wire::encode_into(frame, dst).map_err(|err| {
-            dst.truncate(start - HEADER_LEN);
+        dst.put_u32(0);
+        let written = wire::encode_capped(frame, dst, self.max_frame_len).map_err(|err| {
             ProtoError::FrameEncode {
                 reason: err.to_string(),
             }
-        })
+        });
+        match written {
+            Ok(len) if len <= self.max_frame_len => {
+                // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
+                dst[start..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+                Ok(())
+            }
+            Ok(len) => {
+                dst.truncate(start);
+                Err(self.too_large(len as u64))
+            }
+            Err(err) => {
+                dst.truncate(start);
+                Err(err)
+            }
+        }
     }
 }
 
@@ -222,10 +240,47 @@ mod tests {
             payload: crate::Payload::encode(&vec![0u8; 64]).unwrap(),
         });
         let err = codec.encode(&frame, &mut buf).unwrap_err();
+        let len = FrameCodec::new().encoded_len(&frame).unwrap() as u64;
         assert!(
-            matches!(err, ProtoError::FrameTooLarge { max: 8, .. }),
+            matches!(err, ProtoError::FrameTooLarge { max: 8, len: l } if l == len),
             "{err}"
         );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_oversize_frame_stores_at_most_the_limit() {
+        let mut codec = FrameCodec::with_max_frame_len(1024);
+        let frame = Frame::Event(crate::Event {
+            name: "big".into(),
+            payload: crate::Payload::from_bytes(vec![1u8; 1 << 20].into()),
+        });
+        let mut buf = BytesMut::from(&b"kept"[..]);
+        let err = codec.encode(&frame, &mut buf).unwrap_err();
+        assert!(
+            matches!(err, ProtoError::FrameTooLarge { len, max: 1024 } if len == 4 + 8 + 3 + 8 + (1 << 20)),
+            "{err}"
+        );
+        assert_eq!(&buf[..], b"kept");
+        assert!(buf.capacity() <= 4 * 1024, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn a_frame_at_the_limit_is_encoded() {
+        let frame = Frame::Event(crate::Event {
+            name: "e".into(),
+            payload: crate::Payload::from_bytes(vec![1u8; 100].into()),
+        });
+        let len = FrameCodec::new().encoded_len(&frame).unwrap();
+        let mut codec = FrameCodec::with_max_frame_len(len);
+        let mut buf = BytesMut::new();
+        codec.encode(&frame, &mut buf).unwrap();
+        assert_eq!(buf.len(), HEADER_LEN + len);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame.clone()));
+        let err = FrameCodec::with_max_frame_len(len - 1)
+            .encode(&frame, &mut buf)
+            .unwrap_err();
+        assert!(matches!(err, ProtoError::FrameTooLarge { .. }), "{err}");
         assert!(buf.is_empty());
     }
 

@@ -218,7 +218,7 @@ mod tests {
             let payload = Payload::encode(&value).unwrap();
             assert_eq!(calls.get(), 1, "{len} bytes");
             let mut expected = bytes::BytesMut::new();
-            crate::wire::encode_into(&value.bytes, &mut expected).unwrap();
+            crate::wire::encode_capped(&value.bytes, &mut expected, usize::MAX).unwrap();
             assert_eq!(payload.as_bytes(), &expected[..], "{len} bytes");
             assert_eq!(payload.decode::<Vec<u8>>().unwrap(), value.bytes);
         }

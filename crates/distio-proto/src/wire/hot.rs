@@ -274,7 +274,7 @@ mod tests {
 
     fn serde_body(frame: &Frame) -> BytesMut {
         let mut body = BytesMut::new();
-        super::super::encode_into(frame, &mut body).expect("every frame encodes");
+        super::super::encode_capped(frame, &mut body, usize::MAX).expect("every frame encodes");
         body
     }
 

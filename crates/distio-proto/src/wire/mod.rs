@@ -39,12 +39,23 @@ pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Enc
     Ok(size.bytes_written)
 }
 
-/// Appends the encoding of `value` to `dst`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
+/// Appends the encoding of `value` to `dst` in one pass and returns its length.
+///
+/// At most `cap` bytes are stored: once the encoding is longer, the rest is only counted, so
+/// the length returned is still exact. When it exceeds `cap`, what was appended is an
+/// incomplete prefix that the caller must remove.
+pub(crate) fn encode_capped<T: Serialize + ?Sized>(
     value: &T,
     dst: &mut BytesMut,
-) -> Result<(), EncodeError> {
-    bincode::serde::encode_into_writer(value, BufWriter(dst), CONFIG)
+    cap: usize,
+) -> Result<usize, EncodeError> {
+    let mut writer = CappedWriter {
+        dst,
+        cap,
+        written: 0,
+    };
+    bincode::serde::encode_into_writer(value, &mut writer, CONFIG)?;
+    Ok(writer.written)
 }
 
 /// Encodes `value` in one pass. Large encodings end up in a buffer from this thread's
@@ -178,13 +189,21 @@ impl DecodeFailure {
     }
 }
 
-/// A bincode writer appending to a `BytesMut`.
-struct BufWriter<'a>(&'a mut BytesMut);
+/// A bincode writer appending to a `BytesMut` until `cap` bytes are written, then only
+/// counting.
+struct CappedWriter<'a> {
+    dst: &'a mut BytesMut,
+    cap: usize,
+    written: usize,
+}
 
-impl Writer for BufWriter<'_> {
+impl Writer for CappedWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.put_slice(bytes);
+        self.written = self.written.saturating_add(bytes.len());
+        if self.written <= self.cap {
+            self.dst.put_slice(bytes);
+        }
         Ok(())
     }
 }
