@@ -1,6 +1,6 @@
 //! The length-prefixed frame codec.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{Frame, ProtoError, wire};
@@ -14,9 +14,14 @@ pub const HEADER_LEN: usize = 4;
 /// Encodes and decodes [`Frame`]s as a big-endian `u32` body length followed by the
 /// bincode body.
 ///
-/// The body length is checked against the limit before anything is allocated for it, on
-/// both encode and decode. A truncated frame waits for more bytes; anything else that is
-/// wrong is a [`ProtoError`], never a panic.
+/// The body length is checked against the limit before anything is allocated for it on
+/// decode; on encode, no more than the limit is ever written. A truncated frame waits for
+/// more bytes; anything else that is wrong is a [`ProtoError`], never a panic.
+///
+/// The [`Decoder`] and [`Encoder`] implementations serve byte streams. A transport that
+/// frames messages itself (a WebSocket) carries exactly the body:
+/// [`encode_body`](Self::encode_body), [`decode_body`](Self::decode_body) and
+/// [`decode_body_bytes`](Self::decode_body_bytes) write and read it with the same limit.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -84,6 +89,132 @@ impl FrameCodec {
         Ok(len)
     }
 
+    /// Appends the body of `frame` to `dst`, without the length prefix: exactly the bytes
+    /// the [`Encoder`] writes after it. For a transport that frames messages itself, such
+    /// as a WebSocket, where one message carries one body.
+    ///
+    /// A body over the limit is [`ProtoError::FrameTooLarge`], and `dst` is left as it was.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use distio_proto::{Control, Frame, FrameCodec, ProtoError};
+    ///
+    /// let codec = FrameCodec::new();
+    /// let mut buf = BytesMut::new();
+    /// codec.encode_body(&Frame::Control(Control::Ping(7)), &mut buf)?;
+    /// let message = buf.split().freeze(); // e.g. the data of one binary WebSocket message
+    /// assert_eq!(codec.decode_body_bytes(&message)?, Frame::Control(Control::Ping(7)));
+    ///
+    /// let small = FrameCodec::with_max_frame_len(4);
+    /// let err = small.encode_body(&Frame::Control(Control::Ping(7)), &mut buf).unwrap_err();
+    /// assert!(matches!(err, ProtoError::FrameTooLarge { len: 16, max: 4 }));
+    /// assert!(buf.is_empty());
+    /// # Ok::<(), ProtoError>(())
+    /// ```
+    pub fn encode_body(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
+        self.encode_frame(frame, false, dst)
+    }
+
+    /// Decodes one frame from `body`, a complete frame body without the length prefix (one
+    /// WebSocket message, say). Payload bytes are copied out of `body`; with a [`Bytes`]
+    /// body, [`decode_body_bytes`](Self::decode_body_bytes) shares large ones instead.
+    ///
+    /// A body over the limit is [`ProtoError::FrameTooLarge`] before anything is decoded;
+    /// bytes left after the frame are [`ProtoError::TrailingBytes`]; a truncated or garbled
+    /// body is another [`ProtoError`], never a panic.
+    ///
+    /// ```
+    /// use distio_proto::{Control, Frame, FrameCodec, ProtoError};
+    ///
+    /// let codec = FrameCodec::new();
+    /// let body = [4, 0, 0, 0, 1, 0, 0, 0]; // Control, Shutdown
+    /// assert_eq!(codec.decode_body(&body)?, Frame::Control(Control::Shutdown));
+    ///
+    /// let err = codec.decode_body(&[4, 0, 0, 0, 1, 0, 0, 0, 0xAA]).unwrap_err();
+    /// assert!(matches!(err, ProtoError::TrailingBytes { used: 8, extra: 1 }));
+    /// assert!(codec.decode_body(&body[..6]).is_err());
+    /// let small = FrameCodec::with_max_frame_len(4);
+    /// assert!(matches!(small.decode_body(&body), Err(ProtoError::FrameTooLarge { .. })));
+    /// # Ok::<(), ProtoError>(())
+    /// ```
+    pub fn decode_body(&self, body: &[u8]) -> Result<Frame, ProtoError> {
+        self.check_len(body.len())?;
+        decode_body(body)
+    }
+
+    /// Like [`decode_body`](Self::decode_body), but large payloads in the frame share
+    /// `body`'s buffer instead of being copied out of it, as the stream [`Decoder`] does.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use distio_proto::{Event, Frame, FrameCodec, Payload, ProtoError};
+    ///
+    /// let codec = FrameCodec::new();
+    /// let event = Frame::Event(Event {
+    ///     name: "chunk".into(),
+    ///     payload: Payload::from_bytes(Bytes::from(vec![1u8; 64 * 1024])),
+    /// });
+    /// let mut buf = BytesMut::new();
+    /// codec.encode_body(&event, &mut buf)?;
+    /// let body: Bytes = buf.freeze();
+    /// let Frame::Event(back) = codec.decode_body_bytes(&body)? else { unreachable!() };
+    /// let inside = body.as_ptr_range();
+    /// assert!(inside.contains(&back.payload.as_bytes().as_ptr()), "shared, not copied");
+    /// # Ok::<(), ProtoError>(())
+    /// ```
+    pub fn decode_body_bytes(&self, body: &Bytes) -> Result<Frame, ProtoError> {
+        self.check_len(body.len())?;
+        decode_shared(body)
+    }
+
+    /// Appends `frame` to `dst`, with its length prefix when `prefixed`. On error `dst` is
+    /// left as it was.
+    fn encode_frame(
+        &self,
+        frame: &Frame,
+        prefixed: bool,
+        dst: &mut BytesMut,
+    ) -> Result<(), ProtoError> {
+        let header_len = if prefixed { HEADER_LEN } else { 0 };
+        if let Some(len) = wire::hot::encoded_len(frame) {
+            self.check_len(len)?;
+            // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
+            let header = (len as u32).to_be_bytes();
+            dst.reserve(header_len + len);
+            if wire::hot::encode(frame, &header[..header_len], len, dst) {
+                return Ok(());
+            }
+        }
+        // One pass through serde, storing at most the limit, then the prefix filled in.
+        let start = dst.len();
+        dst.put_bytes(0, header_len);
+        let written = wire::encode_capped(frame, dst, self.max_frame_len)
+            .map_err(|err| ProtoError::FrameEncode {
+                reason: err.to_string(),
+            })
+            .and_then(|len| self.check_len(len).map(|()| len));
+        match written {
+            Ok(len) => {
+                // Checked against the limit, so the cast is exact.
+                dst[start..start + header_len]
+                    .copy_from_slice(&(len as u32).to_be_bytes()[..header_len]);
+                Ok(())
+            }
+            Err(err) => {
+                dst.truncate(start);
+                Err(err)
+            }
+        }
+    }
+
+    /// [`ProtoError::FrameTooLarge`] when a body of `len` bytes is over the limit.
+    fn check_len(&self, len: usize) -> Result<(), ProtoError> {
+        if len > self.max_frame_len {
+            return Err(self.too_large(len as u64));
+        }
+        Ok(())
+    }
+
     fn too_large(&self, len: u64) -> ProtoError {
         ProtoError::FrameTooLarge {
             len,
@@ -115,6 +246,15 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Frame, ProtoError> {
     wire::decode_exact::<Frame>(body).map_err(wire::DecodeFailure::into_frame_error)
 }
 
+/// [`decode_body`] over a body whose large payloads may share its buffer.
+fn decode_shared(body: &Bytes) -> Result<Frame, ProtoError> {
+    if body.len() < wire::SHARE_AT_LEAST {
+        // Too small to hold a payload worth sharing.
+        return decode_body(body);
+    }
+    wire::with_frame_body(body, || decode_body(body))
+}
+
 impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = ProtoError;
@@ -124,9 +264,7 @@ impl Decoder for FrameCodec {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*header) as usize;
-        if len > self.max_frame_len {
-            return Err(self.too_large(len as u64));
-        }
+        self.check_len(len)?;
         let needed = HEADER_LEN + len;
         if src.len() < needed {
             // Only now, with the length known to be acceptable, make room for the rest.
@@ -140,8 +278,7 @@ impl Decoder for FrameCodec {
             return frame.map(Some);
         }
         src.advance(HEADER_LEN);
-        let body = src.split_to(len).freeze();
-        wire::with_frame_body(&body, || decode_body(&body)).map(Some)
+        decode_shared(&src.split_to(len).freeze()).map(Some)
     }
 }
 
@@ -149,20 +286,7 @@ impl Encoder<&Frame> for FrameCodec {
     type Error = ProtoError;
 
     fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), ProtoError> {
-        let len = self.encoded_len(frame)?;
-        dst.reserve(HEADER_LEN + len);
-        if wire::hot::encode(frame, len, dst) {
-            return Ok(());
-        }
-        // `len <= max_frame_len <= u32::MAX`, so the cast is exact.
-        dst.put_u32(len as u32);
-        let start = dst.len();
-        wire::encode_into(frame, dst).map_err(|err| {
-            dst.truncate(start - HEADER_LEN);
-            ProtoError::FrameEncode {
-                reason: err.to_string(),
-            }
-        })
+        self.encode_frame(frame, true, dst)
     }
 }
 
@@ -222,11 +346,55 @@ mod tests {
             payload: crate::Payload::encode(&vec![0u8; 64]).unwrap(),
         });
         let err = codec.encode(&frame, &mut buf).unwrap_err();
+        let len = FrameCodec::new().encoded_len(&frame).unwrap() as u64;
         assert!(
-            matches!(err, ProtoError::FrameTooLarge { max: 8, .. }),
+            matches!(err, ProtoError::FrameTooLarge { max: 8, len: l } if l == len),
             "{err}"
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_oversize_frame_stores_at_most_the_limit() {
+        let codec = FrameCodec::with_max_frame_len(1024);
+        let frame = Frame::Event(crate::Event {
+            name: "big".into(),
+            payload: crate::Payload::from_bytes(vec![1u8; 1 << 20].into()),
+        });
+        for prefixed in [true, false] {
+            let mut buf = BytesMut::from(&b"kept"[..]);
+            let err = codec.encode_frame(&frame, prefixed, &mut buf).unwrap_err();
+            assert!(
+                matches!(err, ProtoError::FrameTooLarge { len, max: 1024 } if len == 4 + 8 + 3 + 8 + (1 << 20)),
+                "{err}"
+            );
+            assert_eq!(&buf[..], b"kept");
+            assert!(buf.capacity() <= 4 * 1024, "{}", buf.capacity());
+        }
+    }
+
+    #[test]
+    fn a_frame_at_the_limit_is_encoded() {
+        let frame = Frame::Event(crate::Event {
+            name: "e".into(),
+            payload: crate::Payload::from_bytes(vec![1u8; 100].into()),
+        });
+        let len = FrameCodec::new().encoded_len(&frame).unwrap();
+        let mut codec = FrameCodec::with_max_frame_len(len);
+        let mut buf = BytesMut::new();
+        codec.encode(&frame, &mut buf).unwrap();
+        assert_eq!(buf.len(), HEADER_LEN + len);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(frame.clone()));
+        let mut body = BytesMut::new();
+        codec.encode_body(&frame, &mut body).unwrap();
+        assert_eq!(codec.decode_body(&body).unwrap(), frame);
+        let mut smaller = FrameCodec::with_max_frame_len(len - 1);
+        let err = smaller.encode(&frame, &mut buf).unwrap_err();
+        assert!(matches!(err, ProtoError::FrameTooLarge { .. }), "{err}");
+        assert!(buf.is_empty());
+        let err = smaller.encode_body(&frame, &mut body).unwrap_err();
+        assert!(matches!(err, ProtoError::FrameTooLarge { .. }), "{err}");
+        assert_eq!(body.len(), len);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The distio wire protocol.
 //!
 //! Everything a distio master and slave say to each other is a [`Frame`], sent as a
-//! big-endian `u32` length followed by a bincode body ([`FrameCodec`]). User data travels
+//! big-endian `u32` length followed by a bincode body ([`FrameCodec`]), or as the body
+//! alone over a transport that delimits messages itself, such as a WebSocket
+//! ([`FrameCodec::encode_body`], [`FrameCodec::decode_body`]). User data travels
 //! inside frames as a [`Payload`]: bytes encoded once by the sender and decoded into a type
 //! the receiver names. The first frames on a connection are the handshake: the master sends
 //! [`Hello`], the slave answers [`Ready`]; both carry [`MAGIC`] and [`PROTOCOL_VERSION`].

@@ -189,6 +189,57 @@ mod tests {
         }
     }
 
+    /// Serializes its bytes, failing instead when they are empty, and counts its calls.
+    struct Counted<'a> {
+        calls: &'a std::cell::Cell<u32>,
+        bytes: Vec<u8>,
+    }
+
+    impl Serialize for Counted<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            self.calls.set(self.calls.get() + 1);
+            if self.bytes.is_empty() {
+                return Err(serde::ser::Error::custom("nothing to serialize"));
+            }
+            // Element by element, as a `Vec<u8>` is: many small writes.
+            self.bytes.serialize(s)
+        }
+    }
+
+    #[test]
+    fn serialize_runs_once_per_encode() {
+        let pool = crate::wire::pool::MIN;
+        for len in [1, 100, pool - 9, pool, 3 * pool, crate::wire::pool::MAX + 1] {
+            let calls = std::cell::Cell::new(0);
+            let value = Counted {
+                calls: &calls,
+                bytes: (0..len).map(|i| i as u8).collect(),
+            };
+            let payload = Payload::encode(&value).unwrap();
+            assert_eq!(calls.get(), 1, "{len} bytes");
+            let mut expected = bytes::BytesMut::new();
+            crate::wire::encode_capped(&value.bytes, &mut expected, usize::MAX).unwrap();
+            assert_eq!(payload.as_bytes(), &expected[..], "{len} bytes");
+            assert_eq!(payload.decode::<Vec<u8>>().unwrap(), value.bytes);
+        }
+    }
+
+    #[test]
+    fn a_failing_serialize_runs_once_and_names_the_type() {
+        let calls = std::cell::Cell::new(0);
+        let err = Payload::encode(&Counted {
+            calls: &calls,
+            bytes: Vec::new(),
+        })
+        .unwrap_err();
+        assert_eq!(calls.get(), 1);
+        assert!(
+            matches!(&err, ProtoError::PayloadEncode { type_name, reason }
+                if type_name.contains("Counted") && reason.contains("nothing to serialize")),
+            "{err}"
+        );
+    }
+
     #[test]
     fn debug_is_short() {
         let p = Payload::from_bytes(Bytes::from(vec![7u8; 100]));

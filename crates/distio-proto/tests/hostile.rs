@@ -2,9 +2,9 @@
 
 mod common;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use common::{decode_chunks, encode_all, frame};
-use distio_proto::{FrameCodec, Payload, ProtoError};
+use distio_proto::{Control, Event, Frame, FrameCodec, Payload, ProtoError};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
@@ -51,6 +51,63 @@ proptest! {
             let i = 4 + at.index(bytes.len() - 4 - 8 + 1);
             bytes[i..i + 8].copy_from_slice(&len.to_le_bytes());
             let _ = decode_chunks([&bytes[..]]);
+        }
+    }
+
+    #[test]
+    fn random_bodies_decode_as_the_stream_decoder_decodes_them(body in vec(any::<u8>(), 0..512)) {
+        let codec = FrameCodec::new();
+        let alone = codec.decode_body(&body);
+        let shared = codec.decode_body_bytes(&Bytes::from(body.clone()));
+        let mut stream = BytesMut::new();
+        stream.put_u32(body.len() as u32);
+        stream.extend_from_slice(&body);
+        let (frames, err) = decode_chunks([&stream[..]]);
+        let streamed = match err {
+            Some(err) => Err(err),
+            None => Ok(frames.into_iter().next().expect("a whole frame was there")),
+        };
+        prop_assert_eq!(format!("{alone:?}"), format!("{streamed:?}"));
+        prop_assert_eq!(format!("{shared:?}"), format!("{streamed:?}"));
+    }
+
+    #[test]
+    fn mutated_and_truncated_bodies_never_panic(
+        f in frame(),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let codec = FrameCodec::new();
+        let mut body = encode_all(&[f]).split_off(4).to_vec();
+        let end = cut.index(body.len());
+        // A strict prefix of a body is never a whole frame.
+        let cut_short = [
+            codec.decode_body(&body[..end]),
+            codec.decode_body_bytes(&Bytes::copy_from_slice(&body[..end])),
+        ];
+        for decoded in cut_short {
+            prop_assert!(matches!(decoded, Err(ProtoError::Malformed { .. })), "{decoded:?}");
+        }
+        for (at, value) in &edits {
+            let i = at.index(body.len());
+            body[i] = *value;
+        }
+        let _ = codec.decode_body(&body);
+        let _ = codec.decode_body(&body[..end]);
+        let _ = codec.decode_body_bytes(&Bytes::from(body));
+    }
+
+    #[test]
+    fn trailing_bytes_after_a_body_are_an_error(f in frame(), extra in vec(any::<u8>(), 1..16)) {
+        let codec = FrameCodec::new();
+        let mut body = encode_all(&[f]).split_off(4);
+        let used = body.len();
+        body.extend_from_slice(&extra);
+        for err in [codec.decode_body(&body).unwrap_err(), codec.decode_body_bytes(&body.freeze()).unwrap_err()] {
+            prop_assert!(
+                matches!(err, ProtoError::TrailingBytes { used: u, extra: e } if u == used && e == extra.len()),
+                "{err}"
+            );
         }
     }
 
@@ -117,4 +174,70 @@ fn bad_handshakes_have_distinct_errors() {
             supported: 1
         })
     ));
+}
+
+#[test]
+fn oversize_bodies_are_refused_before_decoding() {
+    let ping = Frame::Control(Control::Ping(1)); // a 16-byte body
+    for limit in [0usize, 1, 15] {
+        let codec = FrameCodec::with_max_frame_len(limit);
+        let mut body = BytesMut::new();
+        FrameCodec::new().encode_body(&ping, &mut body).unwrap();
+        let body = body.freeze();
+        for err in [
+            codec.decode_body(&body).unwrap_err(),
+            codec.decode_body_bytes(&body).unwrap_err(),
+        ] {
+            assert!(
+                matches!(err, ProtoError::FrameTooLarge { len: 16, max } if max == limit),
+                "limit {limit}: {err}"
+            );
+        }
+    }
+    // Garbage over the limit is refused for its size, not decoded.
+    let err = FrameCodec::with_max_frame_len(8)
+        .decode_body(&[0xff; 9])
+        .unwrap_err();
+    assert!(
+        matches!(err, ProtoError::FrameTooLarge { len: 9, max: 8 }),
+        "{err}"
+    );
+    assert_eq!(
+        FrameCodec::with_max_frame_len(16)
+            .decode_body(&{
+                let mut b = BytesMut::new();
+                FrameCodec::new().encode_body(&ping, &mut b).unwrap();
+                b
+            })
+            .unwrap(),
+        ping
+    );
+}
+
+#[test]
+fn oversize_frames_are_not_encoded_as_bodies() {
+    let frames = [
+        Frame::Control(Control::Ping(1)),
+        Frame::Event(Event {
+            name: "e".into(),
+            payload: Payload::from_bytes(Bytes::from(vec![0u8; 4096])),
+        }),
+        Frame::Request(distio_proto::Request {
+            id: 1,
+            task: "t".into(),
+            payload: Payload::from_bytes(Bytes::from(vec![0u8; 4096])),
+            meta: Default::default(),
+        }),
+    ];
+    for frame in frames {
+        let codec = FrameCodec::with_max_frame_len(15);
+        let mut dst = BytesMut::from(&b"earlier message"[..]);
+        let err = codec.encode_body(&frame, &mut dst).unwrap_err();
+        let len = FrameCodec::new().encoded_len(&frame).unwrap() as u64;
+        assert!(
+            matches!(err, ProtoError::FrameTooLarge { len: l, max: 15 } if l == len),
+            "{err}"
+        );
+        assert_eq!(&dst[..], b"earlier message", "dst is left as it was");
+    }
 }

@@ -55,26 +55,24 @@ fn meta_len(meta: &Metadata) -> usize {
         })
 }
 
-/// Appends `frame`, length prefix and body, to `dst` if it is a frame handled here (the
-/// ones [`encoded_len`] measures, `len` being what it measured); returns false, writing
-/// nothing, for the others. A small frame is assembled on the stack and appended with one
-/// copy.
-pub(crate) fn encode(frame: &Frame, len: usize, dst: &mut BytesMut) -> bool {
+/// Appends `header` (the length prefix, or nothing when only the body is wanted) and the
+/// body of `frame` to `dst` if it is a frame handled here (the ones [`encoded_len`]
+/// measures, `len` being what it measured); returns false, writing nothing, for the others.
+/// A small frame is assembled on the stack and appended with one copy.
+pub(crate) fn encode(frame: &Frame, header: &[u8], len: usize, dst: &mut BytesMut) -> bool {
     if !matches!(frame, Frame::Request(_) | Frame::Response(_)) {
         return false;
     }
-    // The caller checked `len` against the frame limit, which fits a `u32`.
-    let header = (len as u32).to_be_bytes();
     if len + header.len() <= STAGED {
         let mut staged = Staged {
             buf: [0; STAGED],
             len: 0,
         };
-        staged.put(&header);
+        staged.put(header);
         write(frame, &mut staged);
         dst.put_slice(staged.bytes());
     } else {
-        dst.put_slice(&header);
+        dst.put_slice(header);
         write(frame, dst);
     }
     true
@@ -274,7 +272,7 @@ mod tests {
 
     fn serde_body(frame: &Frame) -> BytesMut {
         let mut body = BytesMut::new();
-        super::super::encode_into(frame, &mut body).expect("every frame encodes");
+        super::super::encode_capped(frame, &mut body, usize::MAX).expect("every frame encodes");
         body
     }
 
@@ -289,17 +287,21 @@ mod tests {
         fn encoding_is_bincodes(f in frame()) {
             let expected = serde_body(&f);
             let mut ours = BytesMut::new();
+            let mut body = BytesMut::new();
             let measured = encoded_len(&f);
-            let handled = encode(&f, measured.unwrap_or(0), &mut ours);
+            let len = measured.unwrap_or(0);
+            let handled = encode(&f, &(len as u32).to_be_bytes(), len, &mut ours);
             prop_assert_eq!(handled, measured.is_some());
+            prop_assert_eq!(encode(&f, &[], len, &mut body), handled);
             match measured {
                 Some(len) => {
                     prop_assert_eq!(&ours[..4], &(len as u32).to_be_bytes()[..]);
                     prop_assert_eq!(&ours[4..], &expected[..]);
+                    prop_assert_eq!(&body[..], &expected[..]);
                     prop_assert_eq!(len, expected.len());
                 }
                 None => {
-                    prop_assert!(ours.is_empty());
+                    prop_assert!(ours.is_empty() && body.is_empty());
                     prop_assert!(!matches!(f, Frame::Request(_) | Frame::Response(_)));
                 }
             }
@@ -375,7 +377,7 @@ mod tests {
             let len = encoded_len(&frame).expect("a hot frame");
             assert!(len > STAGED);
             let mut ours = BytesMut::new();
-            assert!(encode(&frame, len, &mut ours));
+            assert!(encode(&frame, &(len as u32).to_be_bytes(), len, &mut ours));
             assert_eq!(ours[4..], serde_body(&frame)[..], "{frame:?}");
         }
     }

@@ -22,7 +22,7 @@ use crate::ProtoError;
 
 mod bounded;
 pub(crate) mod hot;
-mod pool;
+pub(crate) mod pool;
 
 use bounded::Bounded;
 
@@ -39,35 +39,38 @@ pub(crate) fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, Enc
     Ok(size.bytes_written)
 }
 
-/// Appends the encoding of `value` to `dst`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
+/// Appends the encoding of `value` to `dst` in one pass and returns its length.
+///
+/// At most `cap` bytes are stored: once the encoding is longer, the rest is only counted, so
+/// the length returned is still exact. When it exceeds `cap`, what was appended is an
+/// incomplete prefix that the caller must remove.
+pub(crate) fn encode_capped<T: Serialize + ?Sized>(
     value: &T,
     dst: &mut BytesMut,
-) -> Result<(), EncodeError> {
-    bincode::serde::encode_into_writer(value, BufWriter(dst), CONFIG)
+    cap: usize,
+) -> Result<usize, EncodeError> {
+    let mut writer = CappedWriter {
+        dst,
+        cap,
+        written: 0,
+    };
+    bincode::serde::encode_into_writer(value, &mut writer, CONFIG)?;
+    Ok(writer.written)
 }
 
-/// Encodes `value` into a vector. Large encodings reuse a buffer from this thread's
+/// Encodes `value` in one pass. Large encodings end up in a buffer from this thread's
 /// [`pool`], so a busy peer does not allocate (and fault in) a fresh large buffer for every
 /// payload; the pooled buffer goes back when the returned bytes are dropped.
 pub(crate) fn encode_to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, EncodeError> {
-    let len = encoded_len(value)?;
-    if let Some(mut buf) = pool::take(len) {
-        bincode::serde::encode_into_writer(value, VecWriter(&mut buf), CONFIG)?;
-        return Ok(pool::into_bytes(buf));
-    }
-    let mut buf = BytesMut::with_capacity(len);
-    encode_into(value, &mut buf)?;
-    Ok(buf.freeze())
+    let mut out = pool::Growing::new();
+    bincode::serde::encode_into_writer(value, &mut out, CONFIG)?;
+    Ok(out.finish())
 }
 
-/// A bincode writer appending to a `Vec`.
-struct VecWriter<'a>(&'a mut Vec<u8>);
-
-impl Writer for VecWriter<'_> {
+impl Writer for pool::Growing {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.extend_from_slice(bytes);
+        self.push(bytes);
         Ok(())
     }
 }
@@ -186,13 +189,21 @@ impl DecodeFailure {
     }
 }
 
-/// A bincode writer appending to a `BytesMut`.
-struct BufWriter<'a>(&'a mut BytesMut);
+/// A bincode writer appending to a `BytesMut` until `cap` bytes are written, then only
+/// counting.
+struct CappedWriter<'a> {
+    dst: &'a mut BytesMut,
+    cap: usize,
+    written: usize,
+}
 
-impl Writer for BufWriter<'_> {
+impl Writer for CappedWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.put_slice(bytes);
+        self.written = self.written.saturating_add(bytes.len());
+        if self.written <= self.cap {
+            self.dst.put_slice(bytes);
+        }
         Ok(())
     }
 }
