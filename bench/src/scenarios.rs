@@ -265,11 +265,11 @@ pub(crate) async fn workpool(config: &Config, programs: &Programs) -> Result<Vec
     let mut children = floors(programs, 2)?;
     let per = config.per_round(config.workpool_tasks);
     let items = vec![(); per];
-    let single = Workpool::new(slaves.iter().cloned()).map_err(|e| e.to_string())?;
-    let first_free = Workpool::new(slaves.iter().cloned())
+    let single = Workpool::new(&slaves).map_err(|e| e.to_string())?;
+    let first_free = Workpool::new(&slaves)
         .map_err(|e| e.to_string())?
         .balance(Balance::FirstFree);
-    let windowed = Workpool::new(slaves.iter().cloned())
+    let windowed = Workpool::new(&slaves)
         .and_then(|p| p.max_in_flight(config.workpool_window))
         .map_err(|e| e.to_string())?;
     let (mut one, mut one_first_free, mut many) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);

@@ -4,13 +4,17 @@
 //! Run with `cargo run -p distio-examples --example custom_transport`.
 
 use async_trait::async_trait;
-use distio_patterns::{InProcess, PatternError, Reply, Transport, Workpool};
+use distio_patterns::{
+    InProcess, IntoTransport, PatternError, Reply, SharedTransport, Transport, Workpool, shared,
+};
 use distio_proto::{Metadata, Payload};
 use distio_slave::TaskRegistry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts requests and failures, then hands the request to the wrapped transport.
+/// Cheap to clone: clones share the counters.
+#[derive(Clone)]
 struct Metered<T> {
     inner: T,
     requests: Arc<AtomicU64>,
@@ -46,6 +50,14 @@ impl<T: Transport> Transport for Metered<T> {
     }
 }
 
+/// Lets a pattern take a borrowed `&Metered<T>` too, cloning the cheap handle, as it takes
+/// a `&Slave`. (Owned transports need nothing of the sort.)
+impl<T: Transport + Clone + 'static> IntoTransport for &Metered<T> {
+    fn into_transport(self) -> SharedTransport {
+        shared(self.clone())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut tasks = TaskRegistry::new();
@@ -65,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         })
         .collect();
 
-    let pool = Workpool::new(metered)?;
+    let pool = Workpool::new(&metered)?;
     let numbers: Vec<u64> = (0..50).collect();
     let replies = pool.run_all("is prime", &numbers).await?;
     let primes: Vec<u64> = numbers

@@ -1,9 +1,10 @@
-//! Monte Carlo estimate of π with a workpool of four slaves and a progress bar.
+//! Monte Carlo estimate of π with a workpool of four slaves and a progress bar; when
+//! standard error is not a terminal, plain progress lines every 10 % instead.
 //!
 //! Run with `cargo run --release -p distio-examples --example monte_carlo_pi`.
 
 use distio_master::{Master, Output, SpawnOptions};
-use distio_patterns::Workpool;
+use distio_patterns::{Progress, Workpool};
 use distio_slave::{SlaveProcess, TaskContext};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -32,6 +33,14 @@ fn sample((samples, seed): (u64, u64)) -> u64 {
         .count() as u64
 }
 
+/// The multiple of 10 % that `p` reached with its last completed task, if it reached one.
+fn crossed_tenth(p: Progress) -> Option<usize> {
+    let total = p.total.filter(|&t| t > 0)?;
+    let tenths = |done: usize| done * 10 / total;
+    (p.completed > 0 && tenths(p.completed) > tenths(p.completed - 1))
+        .then(|| tenths(p.completed) * 10)
+}
+
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("sample", |job: (u64, u64), _ctx: TaskContext| async move {
@@ -53,14 +62,23 @@ async fn main() -> Result<(), Error> {
         .spawn_many(SLAVES, SpawnOptions::current_exe()?.output(Output::Inherit))
         .await?;
 
+    // indicatif draws only on a terminal; elsewhere (a pipe, a log file, CI) print lines.
     let bar = ProgressBar::new(TASKS as u64);
     bar.set_style(ProgressStyle::with_template(
         "{bar:40} {pos}/{len} tasks, {msg}",
     )?);
     let progress = bar.clone();
-    let pool = Workpool::new(slaves.iter().cloned())?.on_progress(move |p| {
-        progress.set_position(p.completed as u64);
-        progress.set_message(format!("{} errors", p.errors));
+    let on_terminal = !bar.is_hidden();
+    let pool = Workpool::new(&slaves)?.on_progress(move |p| {
+        if on_terminal {
+            progress.set_position(p.completed as u64);
+            progress.set_message(format!("{} errors", p.errors));
+        } else if let Some(percent) = crossed_tenth(p) {
+            eprintln!(
+                "{percent:3} % ({}/{TASKS} tasks, {} errors)",
+                p.completed, p.errors
+            );
+        }
     });
 
     let jobs: Vec<(u64, u64)> = (0..TASKS as u64)

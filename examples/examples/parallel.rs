@@ -31,8 +31,8 @@ async fn main() -> Result<(), Error> {
     let slaves = master.spawn_many(5, SpawnOptions::current_exe()?).await?;
 
     let mut parallel = Parallel::new();
-    let foo_task = parallel.add("foo", &1u64, Pick::least_busy(slaves.iter().cloned()))?;
-    parallel.add("bar", &1u64, Pick::least_busy(slaves.iter().cloned()))?;
+    let foo_task = parallel.add("foo", &1u64, Pick::least_busy(&slaves))?;
+    parallel.add("bar", &1u64, Pick::least_busy(&slaves))?;
     println!(
         "once: {:?}",
         parallel.execute().await?.values::<(u64, u64)>()?

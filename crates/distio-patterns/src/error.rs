@@ -4,6 +4,15 @@ use distio_master::MasterError;
 use distio_proto::{ProtoError, TaskError};
 
 /// What can go wrong building or running a pattern.
+///
+/// ```
+/// use distio_patterns::{InProcess, PatternError, Workpool};
+///
+/// let none: Vec<InProcess> = Vec::new();
+/// let Err(err) = Workpool::new(&none) else { panic!("a pool needs transports") };
+/// assert!(matches!(err, PatternError::NoTransports { pattern: "workpool" }));
+/// assert_eq!(err.to_string(), "the workpool has no slaves to send work to; give it at least one");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatternError {
@@ -14,7 +23,9 @@ pub enum PatternError {
         pattern: &'static str,
     },
 
-    /// The pattern has nothing to do.
+    /// A parallel set with no tasks, or a pipeline with no steps, was run. (Having no data
+    /// is not an error: a scatter with no items, `times(0)` and `run_all` over no items
+    /// return no replies.)
     #[error("the {pattern} has no {what}; add some before running it")]
     Empty {
         /// Which pattern.
@@ -62,13 +73,16 @@ pub enum PatternError {
         error: TaskError,
     },
 
-    /// A pipeline intercept ended the pipeline with an error.
-    #[error("the pipeline was ended after step {step}: {message}")]
-    Ended {
-        /// The step after which it ended, from 0.
+    /// A pipeline intercept failed the pipeline ([`Intercept::Fail`](crate::Intercept::Fail)).
+    /// The intercept's error is kept as it was: match on `error` and `downcast_ref` it to
+    /// your error type, or walk [`source`](std::error::Error::source).
+    #[error("the intercept after pipeline step {step} failed the pipeline: {error}")]
+    InterceptFailed {
+        /// The step whose intercept failed, from 0.
         step: usize,
-        /// The intercept's reason.
-        message: String,
+        /// The intercept's error.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
     /// Every slave of a workpool has ended, so queued work cannot run.

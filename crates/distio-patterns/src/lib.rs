@@ -6,12 +6,19 @@
 //! in this process with the same semantics (handy in tests); and so is anything you
 //! implement it for (see `docs/transports.md`).
 //!
+//! Every pattern takes its transports as they come ([`IntoTransport`]): owned, or borrowed
+//! handles such as `&slave`, `&slaves` (a `SlaveArray`), `&slaves[1..]` or
+//! `slaves.iter().filter(..)`, whose cheap handles it clones.
+//!
 //! - [`Parallel`]: a set of tasks sent out together, repeatable, `times(n)`.
-//! - [`Pipeline`]: each step's value feeds the next step; intercepts may change the value
-//!   or end the pipeline.
+//! - [`Pipeline`]: each step's value feeds the next step; an [`Intercept`] after a step
+//!   may change the value, finish the pipeline early or fail it with your own error.
 //! - [`Workpool`]: tasks go to a free transport, idle first, round robin, keeping the
 //!   numbers each transport is sent even ([`Balance`]).
 //! - [`Scatter`]: one task over a list of items, round robin or in contiguous chunks.
+//!
+//! Nothing to do is an empty result, not an error: a scatter with no items, `times(0)`
+//! and `run_all` over no items return no replies.
 //!
 //! Patterns that run many tasks report [`Progress`] through a callback.
 //!
@@ -22,7 +29,8 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let mut tasks = TaskRegistry::new();
 //! tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
-//! let pool = Workpool::new(InProcess::many(4, tasks))?;
+//! let workers = InProcess::many(4, tasks);
+//! let pool = Workpool::new(&workers)?;
 //! let squares = pool.run_all("square", &[1u64, 2, 3]).await?;
 //! assert_eq!(squares.sum::<u64>()?, 14);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -40,9 +48,9 @@ mod workpool;
 
 pub use error::PatternError;
 pub use parallel::{Parallel, ParallelTaskId, Pick};
-pub use pipeline::{Flow, Pipeline};
+pub use pipeline::{Intercept, Pipeline};
 pub use progress::{Progress, ProgressFn};
 pub use reply::{Replies, Reply};
 pub use scatter::{Scatter, chunk_sizes};
-pub use transport::{InProcess, SharedTransport, Transport, shared};
+pub use transport::{InProcess, IntoTransport, SharedTransport, Transport, shared};
 pub use workpool::{Balance, DEFAULT_MAX_HOLD_BACK, Workpool};

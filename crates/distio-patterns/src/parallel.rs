@@ -6,10 +6,21 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::progress::{ProgressFn, Tracker, gather};
-use crate::{PatternError, Progress, Replies, SharedTransport, Transport};
+use crate::{IntoTransport, PatternError, Progress, Replies, SharedTransport};
 
 /// Where a parallel task goes: one transport, or whichever of several is least busy when
-/// the task is sent.
+/// the task is sent. Anything that is [`IntoTransport`] converts into a `Pick::One`, so
+/// [`Parallel::add`] takes `&slave`, `slave` or `Pick::least_busy(&slaves)` alike.
+///
+/// ```
+/// use distio_patterns::{InProcess, Pick};
+/// use distio_slave::TaskRegistry;
+///
+/// let workers = InProcess::many(3, TaskRegistry::new());
+/// assert!(matches!(Pick::one(&workers[0]), Pick::One(_)));
+/// assert!(matches!(Pick::least_busy(&workers), Pick::LeastBusy(ts) if ts.len() == 3));
+/// assert!(matches!(Pick::from(&workers[1]), Pick::One(_)));
+/// ```
 #[derive(Clone)]
 pub enum Pick {
     /// Always this transport.
@@ -19,21 +30,18 @@ pub enum Pick {
 }
 
 impl Pick {
-    /// Always `transport`.
-    pub fn one<T: Transport + 'static>(transport: T) -> Self {
-        Pick::One(Arc::new(transport))
+    /// Always `transport` (owned, or a borrowed handle such as `&Slave`).
+    pub fn one(transport: impl IntoTransport) -> Self {
+        Pick::One(transport.into_transport())
     }
 
-    /// The least busy of `transports` at send time.
-    pub fn least_busy<I, T>(transports: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: Transport + 'static,
-    {
+    /// The least busy of `transports` at send time: `&SlaveArray`, `&[Slave]`,
+    /// `slaves.iter()`, a `Vec` of owned transports, …
+    pub fn least_busy(transports: impl IntoIterator<Item: IntoTransport>) -> Self {
         Pick::LeastBusy(
             transports
                 .into_iter()
-                .map(|t| Arc::new(t) as SharedTransport)
+                .map(IntoTransport::into_transport)
                 .collect(),
         )
     }
@@ -46,7 +54,7 @@ impl Pick {
     }
 }
 
-impl<T: Transport + 'static> From<T> for Pick {
+impl<T: IntoTransport> From<T> for Pick {
     fn from(transport: T) -> Self {
         Pick::one(transport)
     }
@@ -78,13 +86,14 @@ struct Job {
 /// let workers = InProcess::many(2, tasks);
 ///
 /// let mut parallel = Parallel::new();
-/// let first = parallel.add("square", &3u64, workers[0].clone())?;
-/// parallel.add("square", &4u64, Pick::least_busy(workers.clone()))?;
+/// let first = parallel.add("square", &3u64, &workers[0])?;
+/// parallel.add("square", &4u64, Pick::least_busy(&workers))?;
 /// assert_eq!(parallel.execute().await?.values::<u64>()?, vec![9, 16]);
 ///
 /// parallel.remove(first);
 /// let runs = parallel.times(3).await?; // one result set per run
 /// assert_eq!(runs.len(), 3);
+/// assert!(parallel.times(0).await?.is_empty()); // no runs, no result sets
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -101,7 +110,8 @@ impl Parallel {
         Parallel::default()
     }
 
-    /// Adds `task` with `data` for `target`; returns a handle to remove it with.
+    /// Adds `task` with `data` for `target` (a transport, a borrowed handle such as
+    /// `&slave`, or a [`Pick`]); returns a handle to remove it with.
     pub fn add<T: Serialize + ?Sized>(
         &mut self,
         task: impl Into<String>,
@@ -169,15 +179,13 @@ impl Parallel {
         self.run_once(&tracker).await
     }
 
-    /// Runs the whole set `times` times, all at once; returns one result set per run.
+    /// Runs the whole set `times` times, all at once; returns one result set per run, so
+    /// `times(0)` runs nothing and returns no result sets.
     pub async fn times(&self, times: usize) -> Result<Vec<Replies>, PatternError> {
-        self.check()?;
         if times == 0 {
-            return Err(PatternError::Invalid {
-                pattern: "parallel",
-                reason: "times(0) runs nothing".into(),
-            });
+            return Ok(Vec::new());
         }
+        self.check()?;
         let tracker = Tracker::new(self.progress.clone(), Some(self.jobs.len() * times));
         join_all((0..times).map(|_| self.run_once(&tracker)))
             .await

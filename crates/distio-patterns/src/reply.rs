@@ -96,7 +96,26 @@ impl Reply {
         self.duration
     }
 
-    /// Replaces the value (a pipeline intercept may).
+    /// The same reply with `value` in place of its value or error; the way a pipeline
+    /// [`Intercept`](crate::Intercept) hands on a changed value.
+    ///
+    /// ```
+    /// use distio_patterns::Reply;
+    /// use distio_proto::Payload;
+    /// use std::time::Duration;
+    ///
+    /// let reply = Reply::new(0, "t", "square", Ok(Payload::encode(&9u64)?), Duration::ZERO);
+    /// let changed = reply.with_value("nine")?;
+    /// assert_eq!(changed.value::<String>()?, "nine");
+    /// assert_eq!(changed.task(), "square");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_value<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, PatternError> {
+        self.set_value(value)?;
+        Ok(self)
+    }
+
+    /// Replaces the value (or error) in place.
     pub fn set_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), PatternError> {
         self.outcome = Ok(Payload::encode(value).map_err(PatternError::Encode)?);
         Ok(())

@@ -5,7 +5,8 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::progress::{ProgressFn, Tracker, gather};
-use crate::{PatternError, Progress, Replies, Transport};
+use crate::transport::collect_transports;
+use crate::{IntoTransport, PatternError, Progress, Replies, Transport};
 
 /// Sizes of `parts` contiguous parts of a list of `len` items, differing by at most one
 /// (the larger parts first).
@@ -26,6 +27,7 @@ pub fn chunk_sizes(len: usize, parts: usize) -> Vec<usize> {
 /// (round robin) as its own request; in chunk mode the list is split into `n` contiguous
 /// parts and each transport gets one part as a list. Replies come back in input order.
 /// The data belongs to the scatter: gathering again sends the same items, and nothing else.
+/// With no items, nothing is sent and the result is empty.
 ///
 /// ```
 /// use distio_patterns::{InProcess, Scatter};
@@ -39,6 +41,8 @@ pub fn chunk_sizes(len: usize, parts: usize) -> Vec<usize> {
 ///
 /// let squares = Scatter::new("square").data(&[1u64, 2, 3])?.gather(&workers).await?;
 /// assert_eq!(squares.values::<u64>()?, vec![1, 4, 9]);
+/// let none = Scatter::new("square").data::<u64>(&[])?.gather(&workers).await?;
+/// assert!(none.is_empty());
 ///
 /// let sums = Scatter::new("sum").chunk(true).data(&[1u64, 2, 3, 4, 5])?.gather(&workers).await?;
 /// assert_eq!(sums.values::<u64>()?, vec![6, 9]); // [1, 2, 3] and [4, 5]
@@ -92,23 +96,26 @@ impl Scatter {
         self
     }
 
-    /// Sends the items to `transports` and waits for every reply (one per item, or one per
-    /// non-empty part in chunk mode), in input order.
-    pub async fn gather<T: Transport>(&self, transports: &[T]) -> Result<Replies, PatternError> {
-        if transports.is_empty() {
-            return Err(PatternError::NoTransports { pattern: "scatter" });
-        }
+    /// Sends the items to `transports` (`&slaves` for a `SlaveArray`, `&workers[..2]`,
+    /// `slaves.iter().filter(..)`, owned transports, …) and waits for every reply (one per
+    /// item, or one per non-empty part in chunk mode), in input order. With no items it
+    /// sends nothing and returns no replies; with items and no transports it is
+    /// [`PatternError::NoTransports`].
+    pub async fn gather(
+        &self,
+        transports: impl IntoIterator<Item: IntoTransport>,
+    ) -> Result<Replies, PatternError> {
         if self.items.is_empty() {
-            return Err(PatternError::Empty {
-                pattern: "scatter",
-                what: "data items",
-            });
+            return Ok(Replies::default());
         }
-        let jobs: Vec<(&T, Payload)> = if self.chunk {
+        let transports = collect_transports(transports, "scatter")?;
+        // Straight to each transport: a call on the `Arc` would box a second future per send.
+        let transports: Vec<&dyn Transport> = transports.iter().map(|t| &**t).collect();
+        let jobs: Vec<(&dyn Transport, Payload)> = if self.chunk {
             let mut start = 0;
             chunk_sizes(self.items.len(), transports.len())
                 .into_iter()
-                .zip(transports)
+                .zip(transports.iter().copied())
                 .filter(|(size, _)| *size > 0)
                 .map(|(size, transport)| {
                     let part = Payload::sequence(&self.items[start..start + size]);
@@ -120,7 +127,7 @@ impl Scatter {
             self.items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| (&transports[i % transports.len()], item.clone()))
+                .map(|(i, item)| (transports[i % transports.len()], item.clone()))
                 .collect()
         };
         let tracker = Tracker::new(self.progress.clone(), Some(jobs.len()));

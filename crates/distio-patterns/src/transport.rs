@@ -55,9 +55,114 @@ pub trait Transport: Send + Sync {
 /// A shared transport, as the patterns hold them.
 pub type SharedTransport = Arc<dyn Transport>;
 
-/// Turns a transport (or an already shared one) into a [`SharedTransport`].
-pub fn shared<T: Transport + 'static>(transport: T) -> SharedTransport {
-    Arc::new(transport)
+/// Turns anything a pattern accepts as a transport into a [`SharedTransport`], for lists
+/// that mix kinds.
+///
+/// ```
+/// use distio_patterns::{InProcess, SharedTransport, Workpool, shared};
+/// use distio_slave::TaskRegistry;
+///
+/// let local = InProcess::new(0, TaskRegistry::new());
+/// let mixed: Vec<SharedTransport> = vec![shared(&local), shared(InProcess::new(1, TaskRegistry::new()))];
+/// let pool = Workpool::new(mixed)?;
+/// assert_eq!(pool.live(), 2);
+/// # Ok::<(), distio_patterns::PatternError>(())
+/// ```
+pub fn shared(transport: impl IntoTransport) -> SharedTransport {
+    transport.into_transport()
+}
+
+/// What a pattern accepts as one transport: any [`Transport`] by value, or a borrowed
+/// handle that is cheap to clone — `&Slave`, `&InProcess`, `&Arc<T>` (so also
+/// `&SharedTransport`). A borrowed handle is cloned (a reference-count increment), so the
+/// pattern owns what it holds and stays `'static`: it can be cloned into spawned tasks.
+///
+/// Patterns that take several transports accept any `IntoIterator` of these, so a
+/// `&SlaveArray`, a `&[Slave]`, a `&Vec<InProcess>`, `slaves.iter().filter(..)`, a
+/// `SlaveArray` or a `Vec` of owned transports all work as they are.
+///
+/// A transport of your own is accepted by value as it is. To let a borrowed one be passed
+/// too, implement this trait for a reference to it (see `docs/transports.md`):
+///
+/// ```
+/// use distio_patterns::{InProcess, IntoTransport, SharedTransport, Workpool, shared};
+/// # use async_trait::async_trait;
+/// # use distio_patterns::{PatternError, Reply, Transport};
+/// # use distio_proto::{Metadata, Payload};
+/// use distio_slave::TaskRegistry;
+///
+/// #[derive(Clone)]
+/// struct Mine(InProcess);
+/// # #[async_trait]
+/// # impl Transport for Mine {
+/// #     fn id(&self) -> u64 { self.0.id() }
+/// #     fn name(&self) -> String { self.0.name() }
+/// #     fn in_flight(&self) -> usize { self.0.in_flight() }
+/// #     async fn send(&self, task: &str, payload: Payload, meta: Metadata)
+/// #         -> Result<Reply, PatternError> { self.0.send(task, payload, meta).await }
+/// # }
+///
+/// impl IntoTransport for &Mine {
+///     fn into_transport(self) -> SharedTransport {
+///         shared(self.clone())
+///     }
+/// }
+///
+/// let mine: Vec<Mine> = InProcess::many(2, TaskRegistry::new()).into_iter().map(Mine).collect();
+/// let borrowed = Workpool::new(&mine)?;
+/// let owned = Workpool::new(mine)?;
+/// assert_eq!(borrowed.live(), owned.live());
+/// # Ok::<(), distio_patterns::PatternError>(())
+/// ```
+pub trait IntoTransport {
+    /// The transport, shared.
+    fn into_transport(self) -> SharedTransport;
+}
+
+impl<T: Transport + 'static> IntoTransport for T {
+    fn into_transport(self) -> SharedTransport {
+        Arc::new(self)
+    }
+}
+
+impl IntoTransport for &Slave {
+    fn into_transport(self) -> SharedTransport {
+        Arc::new(self.clone())
+    }
+}
+
+impl IntoTransport for &InProcess {
+    fn into_transport(self) -> SharedTransport {
+        Arc::new(self.clone())
+    }
+}
+
+impl<T: Transport + 'static> IntoTransport for &Arc<T> {
+    fn into_transport(self) -> SharedTransport {
+        Arc::clone(self) as SharedTransport
+    }
+}
+
+impl IntoTransport for &SharedTransport {
+    fn into_transport(self) -> SharedTransport {
+        Arc::clone(self)
+    }
+}
+
+/// The transports of `transports`, shared; `pattern` names the caller in the error when
+/// there are none.
+pub(crate) fn collect_transports(
+    transports: impl IntoIterator<Item: IntoTransport>,
+    pattern: &'static str,
+) -> Result<Vec<SharedTransport>, PatternError> {
+    let transports: Vec<SharedTransport> = transports
+        .into_iter()
+        .map(IntoTransport::into_transport)
+        .collect();
+    if transports.is_empty() {
+        return Err(PatternError::NoTransports { pattern });
+    }
+    Ok(transports)
 }
 
 #[async_trait]

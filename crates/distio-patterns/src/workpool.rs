@@ -15,7 +15,8 @@ pub use balance::Balance;
 use slots::{Rule, Slots};
 
 use crate::progress::{ProgressFn, Tracker};
-use crate::{PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+use crate::transport::collect_transports;
+use crate::{IntoTransport, PatternError, Progress, Replies, Reply, SharedTransport, Transport};
 
 /// How long, by default, a [`Workpool`] with [`Balance::EvenCounts`] keeps a task waiting
 /// for a lagging transport while another is free (see [`Workpool::max_hold_back`]).
@@ -76,21 +77,23 @@ pub struct Workpool {
 }
 
 impl Workpool {
-    /// A pool over `transports` (at least one).
-    pub fn new<I, T>(transports: I) -> Result<Self, PatternError>
-    where
-        I: IntoIterator<Item = T>,
-        T: Transport + 'static,
-    {
-        let transports: Vec<SharedTransport> = transports
-            .into_iter()
-            .map(|t| Arc::new(t) as SharedTransport)
-            .collect();
-        if transports.is_empty() {
-            return Err(PatternError::NoTransports {
-                pattern: "workpool",
-            });
-        }
+    /// A pool over `transports` (at least one): `&slaves` for a `SlaveArray` (the cheap
+    /// handles are cloned), `&slaves[1..]`, `slaves.iter().filter(..)`, a `Vec` of owned
+    /// transports, … — anything iterable over [`IntoTransport`] items.
+    ///
+    /// ```
+    /// use distio_patterns::{InProcess, PatternError, Workpool};
+    /// use distio_slave::TaskRegistry;
+    ///
+    /// let workers = InProcess::many(3, TaskRegistry::new());
+    /// assert_eq!(Workpool::new(&workers)?.live(), 3);
+    /// assert_eq!(Workpool::new(&workers[1..])?.live(), 2);
+    /// assert_eq!(Workpool::new([&workers[0]])?.live(), 1);
+    /// assert!(matches!(Workpool::new(&workers[..0]), Err(PatternError::NoTransports { .. })));
+    /// # Ok::<(), PatternError>(())
+    /// ```
+    pub fn new(transports: impl IntoIterator<Item: IntoTransport>) -> Result<Self, PatternError> {
+        let transports = collect_transports(transports, "workpool")?;
         let n = transports.len();
         Ok(Workpool {
             transports: transports.into(),

@@ -1,8 +1,8 @@
 //! Every pattern over the in-process transport.
 
 use distio_patterns::{
-    Flow, InProcess, Parallel, PatternError, Pick, Pipeline, Progress, Scatter, Workpool,
-    chunk_sizes,
+    InProcess, Intercept, IntoTransport, Parallel, PatternError, Pick, Pipeline, Progress, Scatter,
+    SharedTransport, Workpool, chunk_sizes, shared,
 };
 use distio_proto::{ErrorKind, Metadata};
 use distio_slave::{TaskContext, TaskRegistry};
@@ -208,10 +208,6 @@ async fn parallel_misuse_is_a_clear_error() {
         Err(PatternError::NoTransports { .. })
     ));
     parallel.add("square", &1u64, w[0].clone()).unwrap();
-    assert!(matches!(
-        parallel.times(0).await,
-        Err(PatternError::Invalid { .. })
-    ));
     parallel
         .add_with_meta(
             "fail",
@@ -235,8 +231,7 @@ async fn pipeline_feeds_each_value_to_the_next_step_and_is_reusable() {
         .step("add one", w[0].clone())
         .intercept(|reply| {
             let n: u64 = reply.value().unwrap();
-            reply.set_value(&(n * 10)).unwrap();
-            Flow::Continue
+            Intercept::continue_with(reply, &(n * 10))
         })
         .step("square", w[1].clone());
     let reply = pipeline.execute(&2u64).await.unwrap();
@@ -253,36 +248,102 @@ async fn pipeline_feeds_each_value_to_the_next_step_and_is_reusable() {
     );
 }
 
+/// A caller's own error type, returned by an intercept and recovered by type.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("{value} is too large (limit {limit})")]
+struct TooLarge {
+    value: u64,
+    limit: u64,
+}
+
 #[tokio::test]
-async fn pipeline_intercept_can_end_early_with_a_value_or_an_error() {
+async fn pipeline_intercept_finish_ends_early_with_a_value() {
     let (w, probe) = workers(1);
-    let ended = Pipeline::new()
-        .step("add one", w[0].clone())
-        .intercept(|reply| {
-            reply.set_value(&777u64).unwrap();
-            Flow::End
-        })
-        .step("count", w[0].clone());
+    let finished = Pipeline::new()
+        .step("add one", &w[0])
+        .intercept(|reply| Intercept::finish_with(reply, &777u64))
+        .step("count", &w[0]);
+    let reply = finished.execute(&1u64).await.unwrap();
+    assert_eq!(reply.value::<u64>().unwrap(), 777);
     assert_eq!(
-        ended.execute(&1u64).await.unwrap().value::<u64>().unwrap(),
-        777
+        reply.task(),
+        "add one",
+        "the reply of the step it ended after"
     );
     assert_eq!(
         probe.calls.load(Ordering::SeqCst),
         0,
-        "the step after End never runs"
+        "the step after Finish never runs"
     );
 
-    let failed = Pipeline::new()
-        .step("add one", w[0].clone())
-        .intercept(|_| Flow::Fail("not today".into()))
-        .step("count", w[0].clone());
-    let err = failed.execute(&1u64).await.unwrap_err();
-    assert!(
-        matches!(&err, PatternError::Ended { step: 0, message } if message == "not today"),
-        "{err}"
+    let unchanged = Pipeline::new()
+        .step("add one", &w[0])
+        .intercept(Intercept::Finish)
+        .step("count", &w[0]);
+    assert_eq!(
+        unchanged
+            .execute(&1u64)
+            .await
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        2
     );
     assert_eq!(probe.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn pipeline_intercept_fail_returns_the_typed_error() {
+    let (w, probe) = workers(1);
+    let limited = Pipeline::new()
+        .step("add one", &w[0])
+        .step("add one", &w[0])
+        .intercept(|reply| match reply.value::<u64>() {
+            Ok(value) if value > 10 => Intercept::fail(TooLarge { value, limit: 10 }),
+            Ok(_) => Intercept::Continue(reply),
+            Err(error) => Intercept::fail(error),
+        })
+        .step("count", &w[0]);
+    assert_eq!(
+        limited
+            .execute(&1u64)
+            .await
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        3
+    );
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 1);
+
+    let err = limited.execute(&20u64).await.unwrap_err();
+    let PatternError::InterceptFailed { step, error } = &err else {
+        panic!("expected InterceptFailed, got {err}");
+    };
+    assert_eq!(*step, 1);
+    assert_eq!(
+        error.downcast_ref::<TooLarge>(),
+        Some(&TooLarge {
+            value: 22,
+            limit: 10
+        })
+    );
+    let source = std::error::Error::source(&err).expect("the intercept's error is the source");
+    assert!(source.downcast_ref::<TooLarge>().is_some());
+    assert!(err.to_string().contains("22 is too large"), "{err}");
+    assert_eq!(
+        probe.calls.load(Ordering::SeqCst),
+        1,
+        "the step after Fail never runs"
+    );
+
+    let message = Pipeline::new()
+        .step("add one", &w[0])
+        .intercept(|_| Intercept::fail("not today"));
+    let err = message.execute(&1u64).await.unwrap_err();
+    assert!(
+        matches!(&err, PatternError::InterceptFailed { step: 0, error } if error.to_string() == "not today"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -308,7 +369,7 @@ async fn pipeline_misuse_is_a_clear_error() {
         Err(PatternError::Empty { .. })
     ));
     let early = Pipeline::new()
-        .intercept(|_| Flow::Continue)
+        .intercept(Intercept::Continue)
         .step("square", w[0].clone());
     assert!(matches!(
         early.execute(&1u64).await,
@@ -472,16 +533,6 @@ async fn scatter_round_robin_keeps_input_order_and_only_its_own_data() {
 
 #[tokio::test]
 async fn scatter_misuse_is_a_clear_error() {
-    let (w, _) = workers(2);
-    let empty: [u64; 0] = [];
-    assert!(matches!(
-        Scatter::new("square")
-            .data(&empty)
-            .unwrap()
-            .gather(&w)
-            .await,
-        Err(PatternError::Empty { .. })
-    ));
     let none: Vec<InProcess> = Vec::new();
     assert!(matches!(
         Scatter::new("square")
@@ -491,4 +542,130 @@ async fn scatter_misuse_is_a_clear_error() {
             .await,
         Err(PatternError::NoTransports { .. })
     ));
+}
+
+// ----- nothing to do -----
+
+#[tokio::test]
+async fn scatter_with_no_items_and_times_zero_are_empty_results() {
+    let (w, probe) = workers(2);
+    let empty: [u64; 0] = [];
+    let scatter = Scatter::new("count").data(&empty).unwrap();
+    assert!(scatter.gather(&w).await.unwrap().is_empty());
+    assert!(
+        Scatter::new("count")
+            .chunk(true)
+            .data(&empty)
+            .unwrap()
+            .gather(&w)
+            .await
+            .unwrap()
+            .is_empty(),
+        "chunk mode too"
+    );
+    let none: Vec<InProcess> = Vec::new();
+    assert!(
+        scatter.gather(&none).await.unwrap().is_empty(),
+        "no items need no transport"
+    );
+
+    let mut parallel = Parallel::new();
+    parallel.add("count", &1u64, &w[0]).unwrap();
+    assert!(parallel.times(0).await.unwrap().is_empty());
+    assert!(
+        Parallel::new().times(0).await.unwrap().is_empty(),
+        "no runs of an empty set"
+    );
+    assert!(
+        Workpool::new(&w)
+            .unwrap()
+            .run_all("count", &empty)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 0, "nothing was sent");
+}
+
+// ----- borrowed transports -----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pattern_accepts_borrowed_transports() {
+    let (w, _) = workers(3);
+    let shared_list: Vec<SharedTransport> = w.iter().map(shared).collect();
+
+    // Parallel: a borrowed handle, a borrowed list, an iterator of borrowed handles.
+    let mut parallel = Parallel::new();
+    parallel.add("who", &(), &w[2]).unwrap();
+    parallel.add("who", &(), Pick::one(&w[1])).unwrap();
+    parallel.add("who", &(), Pick::least_busy(&w)).unwrap();
+    parallel.add("who", &(), Pick::least_busy(&w[..1])).unwrap();
+    parallel
+        .add(
+            "who",
+            &(),
+            Pick::least_busy(w.iter().filter(|t| t.handle().id() == 1)),
+        )
+        .unwrap();
+    parallel.add("who", &(), &shared_list[0]).unwrap();
+    let ids = parallel.execute().await.unwrap().values::<u64>().unwrap();
+    assert_eq!(ids[..2], [2, 1]);
+    assert_eq!(ids[3..], [0, 1, 0]);
+
+    // Pipeline: borrowed handles, owned and shared ones mixed.
+    let pipeline = Pipeline::new()
+        .step("add one", &w[0])
+        .step("add one", w[1].clone())
+        .step("square", &shared_list[2]);
+    let reply = pipeline.execute(&1u64).await.unwrap();
+    assert_eq!(reply.value::<u64>().unwrap(), 9);
+    assert_eq!(reply.source(), 2);
+
+    // Workpool: a borrowed Vec, a borrowed slice, an iterator of borrowed handles, a
+    // borrowed list of shared transports.
+    for pool in [
+        Workpool::new(&w).unwrap(),
+        Workpool::new(&w[..]).unwrap(),
+        Workpool::new(w.iter()).unwrap(),
+        Workpool::new(&shared_list).unwrap(),
+    ] {
+        let replies = pool.run_all("who", &[(); 6]).await.unwrap();
+        let mut ids = replies.values::<u64>().unwrap();
+        ids.sort();
+        assert_eq!(ids, vec![0, 0, 1, 1, 2, 2]);
+    }
+    assert_eq!(Workpool::new(w.iter().skip(1)).unwrap().live(), 2);
+
+    // Scatter: the same shapes.
+    let scatter = Scatter::new("who").data(&[(); 4]).unwrap();
+    for sources in [
+        scatter.gather(&w).await.unwrap(),
+        scatter.gather(&w[..]).await.unwrap(),
+        scatter.gather(w.iter()).await.unwrap(),
+        scatter.gather([&w[0], &w[1], &w[2]]).await.unwrap(),
+        scatter.gather(&shared_list).await.unwrap(),
+    ]
+    .iter()
+    .map(|replies| replies.values::<u64>().unwrap())
+    {
+        assert_eq!(sources, vec![0, 1, 2, 0]);
+    }
+    assert_eq!(
+        scatter
+            .gather([&w[1]])
+            .await
+            .unwrap()
+            .values::<u64>()
+            .unwrap(),
+        vec![1; 4],
+        "a single borrowed transport"
+    );
+
+    // The owned transports are still there, and still usable.
+    assert_eq!(
+        w.iter()
+            .map(|t| t.into_transport().id())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
 }

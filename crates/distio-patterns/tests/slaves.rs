@@ -5,7 +5,9 @@ mod common;
 
 use common::{slave_options, within};
 use distio_master::{Master, SlaveArray};
-use distio_patterns::{Flow, Parallel, PatternError, Pick, Pipeline, Reply, Scatter, Workpool};
+use distio_patterns::{
+    Intercept, Parallel, PatternError, Pick, Pipeline, Reply, Scatter, Workpool,
+};
 use distio_proto::ErrorKind;
 use std::time::Duration;
 
@@ -23,9 +25,10 @@ async fn parallel_pipeline_and_scatter_over_slaves() {
     let slaves = ready_slaves(&master, 2).await;
 
     let mut parallel = Parallel::new();
-    parallel.add("square", &3u64, slaves[0].clone()).unwrap();
+    // Borrowed: a `&Slave` and a `&SlaveArray`.
+    parallel.add("square", &3u64, &slaves[0]).unwrap();
     parallel
-        .add("square", &4u64, Pick::least_busy(slaves.iter().cloned()))
+        .add("square", &4u64, Pick::least_busy(&slaves))
         .unwrap();
     let runs = within(parallel.times(5)).await.unwrap();
     assert!(
@@ -34,11 +37,10 @@ async fn parallel_pipeline_and_scatter_over_slaves() {
     );
 
     let pipeline = Pipeline::new()
-        .step("square", slaves[0].clone())
+        .step("square", &slaves[0])
         .intercept(|reply| {
             let n: u64 = reply.value().unwrap();
-            reply.set_value(&(n + 1)).unwrap();
-            Flow::Continue
+            Intercept::continue_with(reply, &(n + 1))
         })
         .step("square", slaves[1].clone());
     assert_eq!(
@@ -60,13 +62,23 @@ async fn parallel_pipeline_and_scatter_over_slaves() {
     );
     let sources: Vec<u64> = squares.iter().map(|r| r.source()).collect();
     assert_eq!(sources[..2], slaves.ids()[..]);
+
+    // A borrowed slice of slaves, an iterator of `&Slave`, an owned array.
+    let scatter = Scatter::new("square").data(&data[..4]).unwrap();
+    for replies in [
+        within(scatter.gather(&slaves[1..])).await.unwrap(),
+        within(scatter.gather(slaves.iter().rev())).await.unwrap(),
+        within(scatter.gather(slaves.clone())).await.unwrap(),
+    ] {
+        assert_eq!(replies.values::<u64>().unwrap(), vec![1, 4, 9, 16]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workpool_over_equal_slaves_is_fair() {
     let master = Master::new();
     let slaves = ready_slaves(&master, 3).await;
-    let pool = Workpool::new(slaves.iter().cloned()).unwrap();
+    let pool = Workpool::new(&slaves).unwrap();
     let replies = within(pool.run_all("sleep", &[20u64; 31])).await.unwrap();
     assert!(replies.errors().is_empty());
     let counts: Vec<usize> = pool.sent_counts().into_iter().map(|(_, n)| n).collect();
