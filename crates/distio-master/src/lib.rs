@@ -69,6 +69,7 @@
 mod core;
 mod defaults;
 mod direct;
+mod end;
 mod error;
 mod events;
 mod exec_future;
@@ -88,6 +89,7 @@ mod target;
 
 pub use crate::core::SlaveState;
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, TaskError};
+pub use end::{EndReason, ProtocolViolation};
 pub use error::MasterError;
 pub use events::{EVENT_QUEUE_LIMIT, Events, SlaveEvent};
 pub use exec_future::ExecFuture;

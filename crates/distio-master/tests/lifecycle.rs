@@ -4,7 +4,9 @@
 mod common;
 
 use common::{MODE_ENV, master_process, slave_options, spawn_ready, wait_gone, within};
-use distio_master::{ErrorKind, Master, MasterError, Output, Signal, SlaveState, SpawnOptions};
+use distio_master::{
+    EndReason, ErrorKind, Master, MasterError, Output, Signal, SlaveState, SpawnOptions, Target,
+};
 use std::io::BufRead;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -170,9 +172,7 @@ async fn master_lifecycle_calls_take_targets_and_groups() {
     let b = within(master.spawn_many(2, slave_options().group("b")))
         .await
         .unwrap();
-    within(master.close([distio_master::Target::group("a")]))
-        .await
-        .unwrap();
+    within(master.close([Target::group("a")])).await.unwrap();
     assert_eq!(master.all().ids(), b.ids());
     within(master.shutdown([b[0].id()])).await.unwrap();
     master.kill_all(Signal::TERM).unwrap();
@@ -313,4 +313,116 @@ async fn a_killed_master_process_takes_its_slaves_with_it() {
         wait_gone(slave_pid).await,
         "slave {slave_pid} outlived its killed master"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
+    let master = Master::new();
+
+    // Closed: the request pending at close, a later one, the handle, and with catch-all.
+    let closed = spawn_ready(&master, slave_options()).await;
+    let pending = tokio::spawn(closed.exec("sleep", &20_000u64).into_future());
+    while closed.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    within(closed.close()).await;
+    let at_close = within(pending).await.unwrap().unwrap();
+    assert_eq!(at_close.end_reason(), Some(&EndReason::Closed));
+    let after_close = within(closed.exec("square", &1u64)).await.unwrap();
+    assert_eq!(after_close.end_reason(), Some(&EndReason::Closed));
+    assert_eq!(closed.end_reason(), Some(EndReason::Closed));
+    let err = within(closed.exec("square", &1u64).catch_all(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MasterError::Task { end: Some(EndReason::Closed), error, .. } if error.kind == ErrorKind::Closed
+        ),
+        "{err}"
+    );
+    let err = within(closed.ping()).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MasterError::Unavailable {
+                end: EndReason::Closed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.end_reason(), Some(&EndReason::Closed));
+    assert_eq!(
+        err.to_string(),
+        format!("slave #{} cannot be reached: it was closed", closed.id())
+    );
+
+    // Shut down: refused while it finishes.
+    let shut = spawn_ready(&master, slave_options()).await;
+    let pending = tokio::spawn(shut.exec("sleep", &500u64).into_future());
+    while shut.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shutting = tokio::spawn({
+        let shut = shut.clone();
+        async move { shut.shutdown().await }
+    });
+    while shut.is_connected() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = within(shut.exec("square", &1u64)).await.unwrap();
+    assert_eq!(refused.end_reason(), Some(&EndReason::ShutDown));
+    assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);
+    let finished = within(pending).await.unwrap().unwrap();
+    assert_eq!(finished.end_reason(), None, "it answered");
+    within(shutting).await.unwrap();
+
+    // Killed: refused at once; the request in flight also says so.
+    let killed = spawn_ready(&master, slave_options()).await;
+    let in_flight = tokio::spawn(killed.exec("sleep", &60_000u64).into_future());
+    while killed.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    killed.kill(Signal::KILL).unwrap();
+    let refused = within(killed.exec("square", &1u64)).await.unwrap();
+    assert_eq!(refused.end_reason(), Some(&EndReason::Killed(Signal::KILL)));
+    assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);
+    let in_flight = within(in_flight).await.unwrap().unwrap();
+    assert_eq!(
+        in_flight.end_reason(),
+        Some(&EndReason::Killed(Signal::KILL))
+    );
+    assert_eq!(in_flight.error().unwrap().kind, ErrorKind::SlaveExited);
+
+    // Broke the protocol.
+    let broken = within(master.spawn(slave_options().env(MODE_ENV, "garbage")))
+        .await
+        .unwrap();
+    let response = within(broken.exec("square", &2u64)).await.unwrap();
+    assert!(
+        matches!(response.end_reason(), Some(EndReason::ProtocolViolation(_))),
+        "{:?}",
+        response.end_reason()
+    );
+    within(broken.exited()).await;
+    assert!(matches!(
+        broken.end_reason(),
+        Some(EndReason::ProtocolViolation(_))
+    ));
+
+    // Exited on its own.
+    let exits = spawn_ready(&master, slave_options()).await;
+    let exit = within(exits.exec("exit", &3i32)).await.unwrap();
+    assert!(
+        matches!(exit.end_reason(), Some(EndReason::Exited(status)) if status.code() == Some(3)),
+        "{:?}",
+        exit.end_reason()
+    );
+
+    // Answers and the slave's own errors carry none.
+    let live = spawn_ready(&master, slave_options()).await;
+    let failed = within(live.exec("fail", &"no".to_owned())).await.unwrap();
+    assert!(failed.error().is_some() && failed.end_reason().is_none());
+    assert_eq!(live.end_reason(), None);
 }
