@@ -140,7 +140,17 @@ pub(crate) struct SlaveCore {
     /// Tells the reader to give up on the link.
     pub(crate) end_link: Notify,
     has_process: bool,
-    on_end: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// The master that lists the slave.
+    roster: Box<dyn Roster>,
+}
+
+/// The master's lists, as a slave's core reaches them.
+pub(crate) trait Roster: Send + Sync {
+    /// The slave takes no more requests: it leaves the lists and frees its alias at once
+    /// (it is kept, unlisted, until it ends). Called once or more.
+    fn unlist(&self, id: SlaveId);
+    /// The slave has ended: the master lets go of it (unlisting it first if need be).
+    fn release(&self, id: SlaveId);
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical
@@ -162,7 +172,7 @@ pub(crate) struct CoreParts {
     pub(crate) outbox: Outbox,
     pub(crate) room: Arc<Room>,
     pub(crate) max_in_flight: usize,
-    pub(crate) on_end: Box<dyn FnOnce() + Send>,
+    pub(crate) roster: Box<dyn Roster>,
 }
 
 impl SlaveCore {
@@ -198,7 +208,7 @@ impl SlaveCore {
             subscribers: Mutex::new(Vec::new()),
             end_link: Notify::new(),
             has_process: parts.pid.is_some(),
-            on_end: Mutex::new(Some(parts.on_end)),
+            roster: parts.roster,
         }
     }
 
@@ -292,10 +302,12 @@ impl SlaveCore {
         lock(&self.stop).is_some()
     }
 
-    /// Stops taking requests; the first reason given is kept.
+    /// Stops taking requests (the first reason given is kept) and leaves the master's
+    /// lists.
     pub(crate) fn stop(&self, why: Stop) {
         lock(&self.stop).get_or_insert(why);
         self.accepting.store(false, Ordering::Release);
+        self.roster.unlist(self.id);
     }
 
     /// Why the slave takes no more requests: how its link ended once it has, else why the
@@ -537,9 +549,10 @@ impl SlaveCore {
         waited.ok().and_then(|r| r.ok().and_then(|s| s.exit))
     }
 
-    /// The link is gone: fail every pending request, settle the process, mark the slave
-    /// ended and take it off its master's list.
+    /// The link is gone: take the slave off its master's lists, fail every pending
+    /// request, settle the process, mark the slave ended and let the master forget it.
     pub(crate) async fn link_ended(&self, end: LinkEnd) {
+        self.roster.unlist(self.id);
         let violation = match end {
             LinkEnd::Violation(violation) => {
                 tracing::warn!(slave = self.id, "closing the link to {self}: {violation}");
@@ -583,11 +596,8 @@ impl SlaveCore {
         wake_all(wake);
         self.room.clear();
         lock(&self.pings).clear();
-        // Off the master's list before anyone waiting for the end is told of it.
-        let on_end = lock(&self.on_end).take();
-        if let Some(on_end) = on_end {
-            on_end();
-        }
+        // The master lets go of it before anyone waiting for the end is told of it.
+        self.roster.release(self.id);
         self.status.send_modify(|s| s.state = SlaveState::Ended);
     }
 }

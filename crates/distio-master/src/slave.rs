@@ -48,9 +48,10 @@ impl fmt::Display for Location {
 
 /// The master's handle to one slave. Cheap to clone: every clone is the same slave.
 ///
-/// The slave lives while its master lists it or a handle to it exists; when the last one
-/// goes, its process is killed. Use [`close`](Self::close) or [`shutdown`](Self::shutdown)
-/// to end it gracefully.
+/// The slave lives while its master holds it or a handle to it exists; when the last one
+/// goes, its process is killed. The master lists a slave until it is closed, shut down or
+/// killed, or its link ends, and holds it, unlisted, until it has ended. Use
+/// [`close`](Self::close) or [`shutdown`](Self::shutdown) to end it gracefully.
 ///
 /// ```no_run
 /// use distio_master::{Master, SpawnOptions};
@@ -345,6 +346,9 @@ impl Slave {
     /// requests still pending fail with a `Closed` error ([`EndReason::Closed`]). If it has
     /// not exited within its close grace (default 5 s) it is killed. Returns how the process
     /// exited.
+    ///
+    /// The slave leaves its master's lists ([`Master::all`](crate::Master::all) and every
+    /// query) and frees its alias as soon as this is called, not when it has exited.
     pub async fn close(&self) -> Option<ExitStatus> {
         let core = self.core();
         core.stop(Stop::Closed);
@@ -375,6 +379,9 @@ impl Slave {
     /// Shuts the slave down gracefully: it takes no new requests, finishes the ones
     /// pending (their responses arrive as usual), then closes. Returns how it exited.
     ///
+    /// The slave leaves its master's lists and frees its alias as soon as this is called:
+    /// a new slave can take the alias while this one finishes its pending requests.
+    ///
     /// Bounded: if the slave has not ended within its shutdown grace (default
     /// [`DEFAULT_SHUTDOWN_GRACE`], see
     /// [`SpawnOptions::shutdown_grace`](crate::SpawnOptions::shutdown_grace)), it is
@@ -403,6 +410,23 @@ impl Slave {
     /// Sends `signal` to the slave process and takes no more requests for it (whatever the
     /// signal: it is refused with [`EndReason::Killed`]). Use [`exited`](Self::exited) to
     /// wait for the process to end.
+    ///
+    /// The slave leaves its master's lists and frees its alias at once: an immediate
+    /// [`Master::spawn`](crate::Master::spawn) can reuse the alias. This handle stays
+    /// usable ([`state`](Self::state), [`exit_status`](Self::exit_status),
+    /// [`exited`](Self::exited)), and the master keeps the slave, unlisted, until it has
+    /// ended.
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, Signal, SpawnOptions};
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// let slave = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
+    /// slave.kill(Signal::KILL)?;
+    /// assert!(master.all().is_empty());
+    /// let _again = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn kill(&self, signal: Signal) -> Result<(), MasterError> {
         let core = self.core();
         core.stop(Stop::Killed(signal));
