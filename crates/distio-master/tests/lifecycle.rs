@@ -369,7 +369,7 @@ async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
 async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
     let master = Master::new();
     let slave = spawn_ready(&master, slave_options().alias("s")).await;
-    let pending = tokio::spawn(slave.exec("sleep", &800u64).into_future());
+    let pending = tokio::spawn(slave.exec("sleep", &2000u64).into_future());
     while slave.pending() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -393,7 +393,7 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
             .unwrap()
             .value::<u64>()
             .unwrap(),
-        800
+        2000
     );
     assert_eq!(within(shutting).await.unwrap().unwrap().code(), Some(0));
     assert_eq!(master.by_alias("s").unwrap(), successor);
