@@ -1,7 +1,8 @@
 //! The state one slave's handle, link tasks and process watcher share.
 
 use distio_proto::{
-    ErrorKind, Event, Frame, FrameCodec, Ready, RequestId, Response, SlaveId, TaskError, Throttle,
+    ErrorKind, Event, Frame, FrameCodec, Payload, Ready, RequestId, Response, SlaveId, TaskError,
+    Throttle,
 };
 use std::fmt;
 use std::process::ExitStatus;
@@ -14,8 +15,9 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, Flush};
+use crate::end::{EndReason, Ended, ProtocolViolation};
 use crate::events::{SlaveEvent, Subscriber};
-use crate::pending::{IdMap, Outcome, PendingTable, Placed};
+use crate::pending::{Answer, IdMap, PendingTable, Placed};
 use crate::room::Room;
 use crate::{Location, Signal, process};
 
@@ -44,7 +46,7 @@ pub enum SlaveState {
 pub(crate) enum Stop {
     Closed,
     ShutDown,
-    Killed,
+    Killed(Signal),
 }
 
 impl Stop {
@@ -52,9 +54,33 @@ impl Stop {
         match self {
             Stop::Closed => "closed",
             Stop::ShutDown => "shut down",
-            Stop::Killed => "killed",
+            Stop::Killed(_) => "killed",
         }
     }
+
+    fn reason(self) -> EndReason {
+        match self {
+            Stop::Closed => EndReason::Closed,
+            Stop::ShutDown => EndReason::ShutDown,
+            Stop::Killed(signal) => EndReason::Killed(signal),
+        }
+    }
+}
+
+/// A request the master fails itself because the slave is stopped or gone: the error the
+/// request resolves with, and why.
+#[derive(Clone, Debug)]
+pub(crate) struct Gone {
+    pub(crate) error: TaskError,
+    pub(crate) reason: EndReason,
+}
+
+/// What became of a request: its outcome, when it came, and, if the master failed it
+/// because the slave ended, why.
+pub(crate) struct Answered {
+    pub(crate) outcome: Result<Payload, TaskError>,
+    pub(crate) at: Instant,
+    pub(crate) end: Option<EndReason>,
 }
 
 /// What the handle can observe changing.
@@ -64,8 +90,8 @@ pub(crate) struct Status {
     pub(crate) pid: Option<u32>,
     pub(crate) tasks: Arc<[String]>,
     pub(crate) exit: Option<ExitStatus>,
-    /// Why the link ended, once it has: the error kind pending requests get, and the reason.
-    pub(crate) end: Option<(ErrorKind, String)>,
+    /// Why the link ended, once it has.
+    pub(crate) end: Option<Ended>,
 }
 
 /// How frames reach the slave.
@@ -81,7 +107,7 @@ pub(crate) enum LinkEnd {
     /// The connection closed (or was told to close).
     Closed,
     /// The slave broke the protocol.
-    Violation(String),
+    Violation(ProtocolViolation),
 }
 
 pub(crate) struct SlaveCore {
@@ -114,7 +140,17 @@ pub(crate) struct SlaveCore {
     /// Tells the reader to give up on the link.
     pub(crate) end_link: Notify,
     has_process: bool,
-    on_end: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// The master that lists the slave.
+    roster: Box<dyn Roster>,
+}
+
+/// The master's lists, as a slave's core reaches them.
+pub(crate) trait Roster: Send + Sync {
+    /// The slave takes no more requests: it leaves the lists and frees its alias at once
+    /// (it is kept, unlisted, until it ends). Called once or more.
+    fn unlist(&self, id: SlaveId);
+    /// The slave has ended: the master lets go of it (unlisting it first if need be).
+    fn release(&self, id: SlaveId);
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical
@@ -136,7 +172,7 @@ pub(crate) struct CoreParts {
     pub(crate) outbox: Outbox,
     pub(crate) room: Arc<Room>,
     pub(crate) max_in_flight: usize,
-    pub(crate) on_end: Box<dyn FnOnce() + Send>,
+    pub(crate) roster: Box<dyn Roster>,
 }
 
 impl SlaveCore {
@@ -172,7 +208,7 @@ impl SlaveCore {
             subscribers: Mutex::new(Vec::new()),
             end_link: Notify::new(),
             has_process: parts.pid.is_some(),
-            on_end: Mutex::new(Some(parts.on_end)),
+            roster: parts.roster,
         }
     }
 
@@ -236,22 +272,25 @@ impl SlaveCore {
     }
 
     /// Why a new request is refused, if it is.
-    pub(crate) fn refusal(&self) -> Option<TaskError> {
+    pub(crate) fn refusal(&self) -> Option<Gone> {
         // The common case, without locks: stop() and link_ended() clear the flag first.
         if self.accepting.load(Ordering::Acquire) {
             return None;
         }
         let stop = *lock(&self.stop);
         Some(match stop {
-            Some(stop) => TaskError::new(
-                ErrorKind::Closed,
-                format!(
-                    "{self} has been {}; it takes no more requests",
-                    stop.as_str()
+            Some(stop) => Gone {
+                error: TaskError::new(
+                    ErrorKind::Closed,
+                    format!(
+                        "{self} has been {}; it takes no more requests",
+                        stop.as_str()
+                    ),
                 ),
-            ),
+                reason: stop.reason(),
+            },
             // Not stopped, so the link ended (which records why before clearing the flag).
-            None => self.gone_error(),
+            None => self.gone(),
         })
     }
 
@@ -259,47 +298,87 @@ impl SlaveCore {
         lock(&self.stop).is_some()
     }
 
-    /// Stops taking requests; the first reason given is kept.
+    /// Stops taking requests (the first reason given is kept) and leaves the master's
+    /// lists.
     pub(crate) fn stop(&self, why: Stop) {
         lock(&self.stop).get_or_insert(why);
         self.accepting.store(false, Ordering::Release);
+        self.roster.unlist(self.id);
     }
 
-    /// The error for requests to a slave whose link has ended.
-    pub(crate) fn gone_error(&self) -> TaskError {
-        let (kind, reason) = self
-            .status
-            .borrow()
-            .end
-            .clone()
-            .unwrap_or_else(|| (ErrorKind::Closed, "closed its connection".to_owned()));
-        TaskError::new(kind, format!("{self} {reason}"))
+    /// Why the slave takes no more requests: how its link ended once it has, else why the
+    /// master stopped it; `None` while it takes requests.
+    pub(crate) fn end_reason(&self) -> Option<EndReason> {
+        if let Some(ended) = &self.status.borrow().end {
+            return Some(ended.reason.clone());
+        }
+        lock(&self.stop).map(Stop::reason)
+    }
+
+    /// How the link ended (`Disconnected` if asked before it is recorded, which the
+    /// callers do not do).
+    fn end_record(&self) -> Ended {
+        self.status.borrow().end.clone().unwrap_or(Ended {
+            reason: EndReason::Disconnected,
+            exit: None,
+            has_process: self.has_process,
+        })
+    }
+
+    /// The failure of requests to a slave whose link has ended.
+    pub(crate) fn gone(&self) -> Gone {
+        let ended = self.end_record();
+        Gone {
+            error: TaskError::new(ended.kind(), format!("{self} {ended}")),
+            reason: ended.reason,
+        }
+    }
+
+    /// The failure of a request that was pending when the link ended.
+    fn gone_before_answering(&self) -> Gone {
+        let ended = self.end_record();
+        Gone {
+            error: TaskError::new(ended.kind(), format!("{self} {ended} before answering")),
+            reason: ended.reason,
+        }
     }
 
     /// Gives request `id` a place among the pending ones (or queues it for one), with
     /// `waker` to wake when that changes; fails if the link has ended.
-    pub(crate) fn place(&self, id: RequestId, waker: &Waker) -> Result<Placed, TaskError> {
+    pub(crate) fn place(&self, id: RequestId, waker: &Waker) -> Result<Placed, Gone> {
         let placed = lock(&self.pending).place(id, waker);
-        placed.ok_or_else(|| self.gone_error())
+        placed.ok_or_else(|| self.gone())
     }
 
     /// For a queued request: true once it has its place, false while it waits.
-    pub(crate) fn poll_placed(&self, id: RequestId, waker: &Waker) -> Result<bool, TaskError> {
+    pub(crate) fn poll_placed(&self, id: RequestId, waker: &Waker) -> Result<bool, Gone> {
         let placed = lock(&self.pending).poll_placed(id, waker);
-        placed.ok_or_else(|| self.gone_error())
+        placed.ok_or_else(|| self.gone())
     }
 
     /// The outcome of request `id` once it is there; until then, `cx` is woken when it
     /// arrives. Takes the outcome out: call it until it is ready, not after.
-    pub(crate) fn poll_answer(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Outcome> {
+    pub(crate) fn poll_answer(&self, id: RequestId, cx: &mut Context<'_>) -> Poll<Answered> {
         let mut wake = Vec::new();
         let answer = lock(&self.pending).poll_answer(id, cx.waker(), &mut wake);
         wake_all(wake);
+        let failed = |gone: Gone, at| Answered {
+            outcome: Err(gone.error),
+            at,
+            end: Some(gone.reason),
+        };
         match answer {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(outcome)) => Poll::Ready(outcome),
+            Poll::Ready(Some(Answer::Answered((outcome, at)))) => Poll::Ready(Answered {
+                outcome,
+                at,
+                end: None,
+            }),
+            Poll::Ready(Some(Answer::LinkEnded(at))) => {
+                Poll::Ready(failed(self.gone_before_answering(), at))
+            }
             // Never placed or already taken: nothing will come.
-            Poll::Ready(None) => Poll::Ready((Err(self.gone_error()), Instant::now())),
+            Poll::Ready(None) => Poll::Ready(failed(self.gone(), Instant::now())),
         }
     }
 
@@ -366,14 +445,16 @@ impl SlaveCore {
         }
     }
 
-    pub(crate) fn accept_ready(&self, ready: Ready) -> Result<(), String> {
-        ready.check().map_err(|err| err.to_string())?;
+    pub(crate) fn accept_ready(&self, ready: Ready) -> Result<(), ProtocolViolation> {
+        ready
+            .check()
+            .map_err(|err| ProtocolViolation::BadHandshake(Arc::new(err)))?;
         let alias = self.alias.as_deref().unwrap_or("");
         if ready.id != self.id || ready.alias != alias {
-            return Err(format!(
-                "it answered as slave #{} (\"{}\") instead of #{} (\"{alias}\")",
-                ready.id, ready.alias, self.id
-            ));
+            return Err(ProtocolViolation::WrongIdentity {
+                id: ready.id,
+                alias: ready.alias,
+            });
         }
         self.status.send_modify(|s| {
             s.state = SlaveState::Ready;
@@ -464,14 +545,15 @@ impl SlaveCore {
         waited.ok().and_then(|r| r.ok().and_then(|s| s.exit))
     }
 
-    /// The link is gone: fail every pending request, settle the process, mark the slave
-    /// ended and take it off its master's list.
+    /// The link is gone: take the slave off its master's lists, fail every pending
+    /// request, settle the process, mark the slave ended and let the master forget it.
     pub(crate) async fn link_ended(&self, end: LinkEnd) {
+        self.roster.unlist(self.id);
         let violation = match end {
-            LinkEnd::Violation(reason) => {
-                tracing::warn!(slave = self.id, "closing the link to {self}: {reason}");
+            LinkEnd::Violation(violation) => {
+                tracing::warn!(slave = self.id, "closing the link to {self}: {violation}");
                 self.force_end();
-                Some(reason)
+                Some(violation)
             }
             LinkEnd::Closed => None,
         };
@@ -491,37 +573,27 @@ impl SlaveCore {
             None
         };
         let stop = *lock(&self.stop);
-        let end = match (violation, exit, stop) {
-            (Some(reason), _, _) => (
-                ErrorKind::Closed,
-                format!("broke the protocol ({reason}); its connection was closed"),
-            ),
-            (None, _, Some(Stop::Closed)) => (ErrorKind::Closed, "was closed".to_owned()),
-            (None, Some(exit), _) => (
-                ErrorKind::SlaveExited,
-                format!("exited ({})", describe_exit(exit)),
-            ),
-            (None, None, _) if self.has_process => (
-                ErrorKind::Closed,
-                "closed its connection and did not exit".to_owned(),
-            ),
-            (None, None, _) => (ErrorKind::Closed, "closed its connection".to_owned()),
+        let reason = match (violation, exit, stop) {
+            (Some(violation), _, _) => EndReason::ProtocolViolation(violation),
+            (None, _, Some(stop)) => stop.reason(),
+            (None, Some(exit), None) => EndReason::Exited(exit),
+            (None, None, None) => EndReason::Disconnected,
         };
-        self.status.send_modify(|s| s.end = Some(end));
+        let ended = Ended {
+            reason,
+            exit,
+            has_process: self.has_process,
+        };
+        tracing::debug!(slave = self.id, "{self} {ended}");
+        self.status.send_modify(|s| s.end = Some(ended));
         self.accepting.store(false, Ordering::Release);
-        let error = self.gone_error();
-        let error = TaskError::new(error.kind, format!("{} before answering", error.message));
         let mut wake = Vec::new();
-        lock(&self.pending).close(&error, Instant::now(), &mut wake);
+        lock(&self.pending).close(Instant::now(), &mut wake);
         wake_all(wake);
         self.room.clear();
         lock(&self.pings).clear();
-        tracing::debug!(slave = self.id, "{error}");
-        // Off the master's list before anyone waiting for the end is told of it.
-        let on_end = lock(&self.on_end).take();
-        if let Some(on_end) = on_end {
-            on_end();
-        }
+        // The master lets go of it before anyone waiting for the end is told of it.
+        self.roster.release(self.id);
         self.status.send_modify(|s| s.state = SlaveState::Ended);
     }
 }
@@ -529,22 +601,6 @@ impl SlaveCore {
 fn wake_all(wakers: Vec<Waker>) {
     for waker in wakers {
         waker.wake();
-    }
-}
-
-/// "code 3" or "signal 9 (SIGKILL)".
-pub(crate) fn describe_exit(exit: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (exit.code(), exit.signal()) {
-        (Some(code), _) => format!("code {code}"),
-        (None, Some(sig)) => format!(
-            "signal {sig}{}",
-            Signal(sig)
-                .name()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        ),
-        (None, None) => exit.to_string(),
     }
 }
 

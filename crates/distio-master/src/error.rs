@@ -2,6 +2,9 @@
 
 use distio_proto::{ProtoError, SlaveId, TaskError};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::EndReason;
 
 /// What can go wrong while spawning, addressing or talking to slaves.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,10 @@ pub enum MasterError {
         task: String,
         /// What went wrong.
         error: TaskError,
+        /// Why, when the master failed the request because the slave was stopped or gone
+        /// (see [`Response::end_reason`](crate::Response::end_reason)); `None` for an error
+        /// the slave sent, or a timeout.
+        end: Option<EndReason>,
     },
 
     /// A request's frame is larger than the frame limit.
@@ -89,22 +96,26 @@ pub enum MasterError {
         source: ProtoError,
     },
 
-    /// The slave ended (or failed its handshake) before it became ready.
-    #[error("slave #{slave} never became ready: {reason}")]
+    /// The slave ended (or failed its handshake) before it became ready, or did not
+    /// finish its handshake in time.
+    #[error("slave #{slave} never became ready: {}", not_ready(.end, *.limit))]
     NotReady {
         /// The slave.
         slave: SlaveId,
-        /// What happened instead.
-        reason: String,
+        /// Why it ended first; `None` if it was still starting when the wait ran out (it is
+        /// left running: close or kill it if it should not stay).
+        end: Option<EndReason>,
+        /// How long the wait was.
+        limit: Duration,
     },
 
     /// The slave can no longer be reached.
-    #[error("slave #{slave} cannot be reached: {reason}")]
+    #[error("slave #{slave} cannot be reached: it {end}")]
     Unavailable {
         /// The slave.
         slave: SlaveId,
         /// Why.
-        reason: String,
+        end: EndReason,
     },
 
     /// A ping got no answer in time.
@@ -116,7 +127,7 @@ pub enum MasterError {
         /// The slave.
         slave: SlaveId,
         /// How long the ping waited.
-        limit: std::time::Duration,
+        limit: Duration,
     },
 
     /// Sending a signal to a slave process failed.
@@ -128,4 +139,40 @@ pub enum MasterError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl MasterError {
+    /// Why the slave is stopped or gone, for the errors that come from that: a request the
+    /// master failed ([`Task`](Self::Task)), an unreachable slave
+    /// ([`Unavailable`](Self::Unavailable)) or one that ended before its handshake
+    /// ([`NotReady`](Self::NotReady)).
+    ///
+    /// ```no_run
+    /// use distio_master::EndReason;
+    /// # async fn demo(slave: distio_master::Slave) {
+    /// if let Err(err) = slave.exec("square", &3u64).catch_all(true).await {
+    ///     if err.end_reason() == Some(&EndReason::Closed) {
+    ///         println!("we closed it ourselves");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn end_reason(&self) -> Option<&EndReason> {
+        match self {
+            MasterError::Task { end, .. } | MasterError::NotReady { end, .. } => end.as_ref(),
+            MasterError::Unavailable { end, .. } => Some(end),
+            _ => None,
+        }
+    }
+}
+
+/// Why a slave never became ready, as the end of a sentence.
+fn not_ready(end: &Option<EndReason>, limit: Duration) -> String {
+    match end {
+        Some(end) => format!("it {end}"),
+        None => format!(
+            "it did not finish its handshake within {limit:?}; it is left running, so close or \
+             kill it if it should not stay"
+        ),
+    }
 }

@@ -11,11 +11,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
-use crate::core::SlaveCore;
+use crate::core::{Answered, Gone, SlaveCore};
 use crate::defaults::Effective;
 use crate::direct::Flush;
 use crate::pending::Placed;
-use crate::{Exec, MasterError, Response, Slave};
+use crate::{EndReason, Exec, MasterError, Response, Slave};
 
 /// The future of an [`Exec`]: sends the request when first polled, then waits for the
 /// response, the request's timeout, or the end of the link, whichever comes first.
@@ -113,7 +113,7 @@ impl Future for ExecFuture {
                 Admit::Sent(flight) => this.sent(flight, cx),
             },
             State::InFlight(mut flight) => match flight.poll_outcome(cx) {
-                Poll::Ready((outcome, answered)) => Poll::Ready(flight.finish(outcome, answered)),
+                Poll::Ready(answered) => Poll::Ready(flight.finish(answered)),
                 Poll::Pending => {
                     this.state = State::InFlight(flight);
                     Poll::Pending
@@ -140,7 +140,11 @@ impl ExecFuture {
             let limit = *limit;
             flight.slave.core().forget(flight.id);
             let error = flight.timed_out(limit);
-            return Poll::Ready(flight.finish(Err(error), Instant::now()));
+            return Poll::Ready(flight.finish(Answered {
+                outcome: Err(error),
+                at: Instant::now(),
+                end: None,
+            }));
         }
         if flight.flush.is_some() {
             // Yield once so the requests this task sends meanwhile queue behind this one.
@@ -178,25 +182,21 @@ impl std::fmt::Debug for ExecFuture {
 
 impl InFlight {
     /// The outcome and when it came, once it has.
-    fn poll_outcome(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<(Result<Payload, TaskError>, Instant)> {
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Answered> {
         let core = self.slave.core();
         if let Some(flush) = self.flush.take()
             && let Err(err) = flush.finish()
         {
             core.write_failed(err);
         }
-        if let Poll::Ready((outcome, at)) = core.poll_answer(self.id, cx) {
-            let outcome = match (outcome, &self.timer) {
-                // The slave enforces the same limit and may report it first: same error.
-                (Err(error), Some((limit, _))) if error.kind == ErrorKind::TimedOut => {
-                    Err(timed_out(&self.slave, self.id, &self.task, *limit))
-                }
-                (outcome, _) => outcome,
-            };
-            return Poll::Ready((outcome, at));
+        if let Poll::Ready(mut answered) = core.poll_answer(self.id, cx) {
+            // The slave enforces the same limit and may report it first: same error.
+            if let (Err(error), Some((limit, _))) = (&answered.outcome, &self.timer)
+                && error.kind == ErrorKind::TimedOut
+            {
+                answered.outcome = Err(timed_out(&self.slave, self.id, &self.task, *limit));
+            }
+            return Poll::Ready(answered);
         }
         if let Some((limit, sleep)) = &mut self.timer
             && sleep.as_mut().poll(cx).is_ready()
@@ -204,7 +204,11 @@ impl InFlight {
             let limit = *limit;
             // Forget the entry now: a late answer finds nothing.
             core.forget(self.id);
-            return Poll::Ready((Err(self.timed_out(limit)), Instant::now()));
+            return Poll::Ready(Answered {
+                outcome: Err(self.timed_out(limit)),
+                at: Instant::now(),
+                end: None,
+            });
         }
         Poll::Pending
     }
@@ -213,20 +217,16 @@ impl InFlight {
         timed_out(&self.slave, self.id, &self.task, limit)
     }
 
-    /// The response for `outcome`, which came at `answered`.
-    fn finish(
-        mut self,
-        outcome: Result<Payload, TaskError>,
-        answered: Instant,
-    ) -> Result<Response, MasterError> {
+    /// The response for what became of the request.
+    fn finish(mut self, answered: Answered) -> Result<Response, MasterError> {
         // A flush this request claimed is not lost with it: its token hands it over.
         drop(self.flush.take());
         finish(
             self.slave,
             self.id,
             self.task,
-            outcome,
-            self.started..answered,
+            (answered.outcome, answered.end),
+            self.started..answered.at,
             self.catch_all,
         )
     }
@@ -277,7 +277,7 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
             slave,
             id,
             task,
-            Err(refusal),
+            (Err(refusal.error), Some(refusal.reason)),
             started..started,
             effective.catch_all,
         ));
@@ -329,7 +329,7 @@ impl Admitting {
         let core = self.slave.core();
         if let Some(refusal) = core.refusal() {
             core.forget(self.id);
-            return Admit::Finished(self.fail(refusal));
+            return Admit::Finished(self.fail(refusal.error, Some(refusal.reason)));
         }
         self.try_send(cx)
     }
@@ -345,21 +345,27 @@ impl Admitting {
         self.slave.core().forget(self.id);
         let task = &request_ref(&self.frame).task;
         let error = timed_out(&self.slave, self.id, task, limit);
-        Some(self.fail(error))
+        Some(self.fail(error, None))
     }
 
-    /// Ends the request unsent with `error`.
-    fn fail(&mut self, error: TaskError) -> Result<Response, MasterError> {
+    /// Ends the request unsent with `error` (the master's own: `end` says why, if the
+    /// slave is stopped or gone).
+    fn fail(&mut self, error: TaskError, end: Option<EndReason>) -> Result<Response, MasterError> {
         let task = std::mem::take(&mut request_mut(&mut self.frame).task);
         let now = Instant::now();
         finish(
             self.slave.clone(),
             self.id,
             task,
-            Err(error),
+            (Err(error), end),
             self.started..now,
             self.catch_all,
         )
+    }
+
+    /// Ends the request unsent: the slave is stopped or gone.
+    fn fail_gone(&mut self, gone: Gone) -> Result<Response, MasterError> {
+        self.fail(gone.error, Some(gone.reason))
     }
 
     /// Takes a place in the pending table (or the turn it was given), waits for room in
@@ -381,21 +387,23 @@ impl Admitting {
                     self.place = Place::Queued;
                     return Admit::Wait;
                 }
-                Err(gone) => return Admit::Finished(self.fail(gone)),
+                Err(gone) => return Admit::Finished(self.fail_gone(gone)),
             },
             Place::Queued => match core.poll_placed(self.id, waker) {
                 Ok(true) => self.place = Place::Placed,
                 Ok(false) => return Admit::Wait,
-                Err(gone) => return Admit::Finished(self.fail(gone)),
+                Err(gone) => return Admit::Finished(self.fail_gone(gone)),
             },
             Place::Placed => {}
         }
         if !core.room.admit(self.id, waker) {
             // Placed and waiting for room: the link may end meanwhile.
             let mut cx = Context::from_waker(waker);
-            if let Poll::Ready((outcome, _)) = core.poll_answer(self.id, &mut cx) {
-                let error = outcome.err().unwrap_or_else(|| core.gone_error());
-                return Admit::Finished(self.fail(error));
+            if let Poll::Ready(answered) = core.poll_answer(self.id, &mut cx) {
+                return Admit::Finished(match answered.outcome {
+                    Err(error) => self.fail(error, answered.end),
+                    Ok(_) => self.fail_gone(core.gone()),
+                });
             }
             return Admit::Wait;
         }
@@ -422,13 +430,14 @@ impl Admitting {
     }
 }
 
-/// The response for an outcome over `timing` (sent..answered); with catch-all an error
-/// outcome becomes `Err`.
+/// The response for an outcome (and, for a request the master failed because the slave is
+/// stopped or gone, why) over `timing` (sent..answered); with catch-all an error outcome
+/// becomes `Err`.
 fn finish(
     slave: Slave,
     id: RequestId,
     task: String,
-    outcome: Result<Payload, TaskError>,
+    (outcome, end): (Result<Payload, TaskError>, Option<EndReason>),
     timing: Range<Instant>,
     catch_all: bool,
 ) -> Result<Response, MasterError> {
@@ -437,12 +446,14 @@ fn finish(
             slave: slave.id(),
             task,
             error,
+            end,
         }),
         outcome => Ok(Response {
             slave,
             request_id: id,
             task,
             outcome,
+            end,
             started: timing.start,
             duration: timing.end.saturating_duration_since(timing.start),
         }),

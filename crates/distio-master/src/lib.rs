@@ -54,9 +54,12 @@
 //! ## Lifecycle
 //!
 //! [`Slave::close`] (now), [`Slave::shutdown`] (after pending requests), [`Slave::kill`]
-//! (a signal). Afterwards every request fails at once with an error naming the slave. When
-//! a slave exits or crashes, its pending requests complete at once with a `SlaveExited`
-//! error carrying the exit code or signal; a slave that sends garbage has its link closed.
+//! (a signal). Afterwards every request fails at once with an error naming the slave, and
+//! [`Response::end_reason`] says which of these it was. The slave leaves [`Master::all`]
+//! and every other query, and frees its alias, the moment one of these is called (or its
+//! link ends), not when its process has been reaped. When a slave exits or crashes, its
+//! pending requests complete at once with a `SlaveExited` error carrying the exit code or
+//! signal; a slave that sends garbage has its link closed.
 //! Dropping the master (and every handle) kills the slaves; a slave also exits when its
 //! master's end of the socket closes, and on Linux when the master process dies — the
 //! process, however it dies, not the thread that spawned the slave.
@@ -70,6 +73,7 @@ mod call;
 mod core;
 mod defaults;
 mod direct;
+mod end;
 mod error;
 mod events;
 mod exec_future;
@@ -90,6 +94,7 @@ mod target;
 pub use crate::core::SlaveState;
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
+pub use end::{EndReason, ProtocolViolation};
 pub use error::MasterError;
 pub use events::{EVENT_QUEUE_LIMIT, Events, SlaveEvent};
 pub use exec_future::ExecFuture;

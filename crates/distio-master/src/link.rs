@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::core::{LinkEnd, SlaveCore};
+use crate::end::ProtocolViolation;
 
 /// The sending half of a [`Link`].
 pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = ProtoError> + Send>>;
@@ -211,13 +212,10 @@ async fn read_frames<S: FrameSource>(core: &SlaveCore, stream: &mut S) -> LinkEn
 /// Checks the slave's first frame, which must be a `Ready` that matches the hello.
 fn handshake(core: &SlaveCore, first: Option<Result<Frame, ProtoError>>) -> Result<(), LinkEnd> {
     match first {
-        Some(Ok(Frame::Ready(ready))) => core
-            .accept_ready(ready)
-            .map_err(|reason| LinkEnd::Violation(format!("its handshake was refused: {reason}"))),
-        Some(Ok(other)) => Err(LinkEnd::Violation(format!(
-            "its first frame was {}, not ready",
-            other.kind()
-        ))),
+        Some(Ok(Frame::Ready(ready))) => core.accept_ready(ready).map_err(LinkEnd::Violation),
+        Some(Ok(other)) => Err(LinkEnd::Violation(ProtocolViolation::NoReady {
+            sent: other.kind(),
+        })),
         Some(Err(err)) => Err(classify(err)),
         None => Err(LinkEnd::Closed),
     }
@@ -274,10 +272,9 @@ impl Delivery {
                 }
                 Ok(())
             }
-            Some(Ok(other)) => Err(LinkEnd::Violation(format!(
-                "it sent a {} frame, which slaves never send",
-                other.kind()
-            ))),
+            Some(Ok(other)) => Err(LinkEnd::Violation(ProtocolViolation::UnexpectedFrame {
+                kind: other.kind(),
+            })),
             Some(Err(err)) => Err(classify(err)),
             None => Err(LinkEnd::Closed),
         }
@@ -297,6 +294,6 @@ const RESPONSE_BATCH: usize = 256;
 fn classify(err: ProtoError) -> LinkEnd {
     match err {
         ProtoError::Io(_) => LinkEnd::Closed,
-        other => LinkEnd::Violation(other.to_string()),
+        other => LinkEnd::Violation(ProtocolViolation::InvalidFrame(Arc::new(other))),
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::AbortHandle;
 use tokio_util::codec::FramedRead;
 
-use crate::core::{CoreParts, Outbox, SlaveCore, lock};
+use crate::core::{CoreParts, Outbox, Roster, SlaveCore, lock};
 use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, run_direct_writer};
 use crate::limits::Limits;
@@ -64,9 +64,57 @@ struct MasterShared {
 
 #[derive(Default)]
 struct Registry {
+    /// The slaves every list and query sees: started, and not stopped or ended.
     live: BTreeMap<SlaveId, Slave>,
-    /// Alias → the id that holds it (reserved from spawn until the slave ends).
+    /// Alias → the id that holds it (reserved from spawn until the slave is stopped or
+    /// ends).
     aliases: HashMap<String, SlaveId>,
+    /// Slaves closed, shut down or killed (or whose link is ending) that have not ended
+    /// yet: listed nowhere, but held so that dropping the caller's handles does not kill
+    /// them mid-close, and so that [`Master::exited_all`] waits for them.
+    stopping: HashMap<SlaveId, Slave>,
+}
+
+impl Registry {
+    /// Takes slave `id` off the lists and frees its alias (if it still holds it: a newer
+    /// slave may have taken it since); it stays held until it ends. Does nothing if it is
+    /// not listed.
+    fn unlist(&mut self, id: SlaveId) {
+        let Some(slave) = self.live.remove(&id) else {
+            return;
+        };
+        if let Some(alias) = slave.alias()
+            && self.aliases.get(alias) == Some(&id)
+        {
+            self.aliases.remove(alias);
+        }
+        self.stopping.insert(id, slave);
+    }
+
+    /// Slave `id` has ended: unlisted if it was not, and no longer held. Returns the
+    /// master's handle, to be dropped once the registry is unlocked.
+    fn release(&mut self, id: SlaveId) -> Option<Slave> {
+        self.unlist(id);
+        self.stopping.remove(&id)
+    }
+}
+
+/// A slave's way back to the registry of the master that started it.
+struct Listing(Weak<MasterShared>);
+
+impl Roster for Listing {
+    fn unlist(&self, id: SlaveId) {
+        if let Some(shared) = self.0.upgrade() {
+            lock(&shared.registry).unlist(id);
+        }
+    }
+
+    fn release(&self, id: SlaveId) {
+        if let Some(shared) = self.0.upgrade() {
+            let released = lock(&shared.registry).release(id);
+            drop(released);
+        }
+    }
 }
 
 /// The task that writes a link, before it is started.
@@ -179,7 +227,8 @@ impl Master {
     }
 
     /// Starts `count` local slaves. With an alias `a`, they are named `a`, `a-1`, `a-2`, ….
-    /// All or nothing: if one fails to start, the others are killed and the error returned.
+    /// All or nothing: if one fails to start, the others are killed and the error returned;
+    /// by then none of them is listed and their aliases are free again.
     pub async fn spawn_many(
         &self,
         count: usize,
@@ -277,22 +326,8 @@ impl Master {
                 )
             }
         };
-        let weak: Weak<MasterShared> = Arc::downgrade(&self.shared);
-        let (id, alias) = (new.id, new.alias.clone());
-        let on_end = Box::new(move || {
-            if let Some(shared) = weak.upgrade() {
-                let removed = {
-                    let mut registry = lock(&shared.registry);
-                    if let Some(alias) = &alias
-                        && registry.aliases.get(alias) == Some(&id)
-                    {
-                        registry.aliases.remove(alias);
-                    }
-                    registry.live.remove(&id)
-                };
-                drop(removed);
-            }
-        });
+        let id = new.id;
+        let roster = Box::new(Listing(Arc::downgrade(&self.shared)));
         let core = Arc::new(SlaveCore::new(CoreParts {
             id: new.id,
             alias: new.alias.clone(),
@@ -306,7 +341,7 @@ impl Master {
             outbox,
             room,
             max_in_flight: new.limits.max_in_flight,
-            on_end,
+            roster,
         }));
         core.defaults.set_timeout(new.default_timeout);
         core.defaults.set_catch_all(new.catch_all);
@@ -408,6 +443,10 @@ impl Master {
     }
 
     /// All live slaves (not closed, shut down, killed or exited), by id.
+    ///
+    /// A slave leaves this list, and every other query, the moment it is closed, shut down
+    /// or killed (when the call is made, not when the process has exited) or its link ends;
+    /// its alias is free again from then on.
     pub fn all(&self) -> SlaveArray {
         self.filter(|_| true)
     }
@@ -537,9 +576,19 @@ impl Master {
         self.all().kill(signal)
     }
 
-    /// Waits until every live slave has ended.
+    /// Waits until every slave of this master has ended: the live ones, and those closed,
+    /// shut down or killed (no longer listed) that have not ended yet.
     pub async fn exited_all(&self) {
-        join_all(self.all().iter().map(Slave::exited)).await;
+        let slaves: Vec<Slave> = {
+            let registry = lock(&self.shared.registry);
+            registry
+                .live
+                .values()
+                .chain(registry.stopping.values())
+                .cloned()
+                .collect()
+        };
+        join_all(slaves.iter().map(Slave::exited)).await;
     }
 }
 

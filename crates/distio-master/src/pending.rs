@@ -35,12 +35,21 @@ pub(crate) type IdMap<V> = HashMap<RequestId, V, std::hash::BuildHasherDefault<I
 /// An outcome and when it came.
 pub(crate) type Outcome = (Result<Payload, TaskError>, Instant);
 
+/// What a request's slot held when its future took it.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The slave's answer.
+    Answered(Outcome),
+    /// None: the link ended first, at this time (the slave's core says why).
+    LinkEnded(Instant),
+}
+
 /// Where a request's outcome meets its future.
 enum Slot {
     /// Not answered yet; the waker of the future's last poll.
     Waiting(Option<Waker>),
-    /// Answered (or failed with the link); the future takes it on its next poll.
-    Done(Outcome),
+    /// Answered, or failed with the link; the future takes it on its next poll.
+    Done(Answer),
 }
 
 /// What [`PendingTable::place`] did with a request.
@@ -128,7 +137,7 @@ impl PendingTable {
         id: RequestId,
         waker: &Waker,
         wake: &mut Vec<Waker>,
-    ) -> Poll<Option<Outcome>> {
+    ) -> Poll<Option<Answer>> {
         match self.slots.get_mut(&id) {
             Some(Slot::Waiting(known)) => {
                 match known {
@@ -187,7 +196,7 @@ impl PendingTable {
         match self.slots.get_mut(&response.request) {
             Some(slot @ Slot::Waiting(_)) => {
                 if let Slot::Waiting(waker) =
-                    std::mem::replace(slot, Slot::Done((response.outcome, at)))
+                    std::mem::replace(slot, Slot::Done(Answer::Answered((response.outcome, at))))
                 {
                     self.unanswered -= 1;
                     wake.extend(waker);
@@ -198,15 +207,15 @@ impl PendingTable {
         }
     }
 
-    /// The link ended: every unanswered request gets `error`, queued requests are woken to
-    /// find the table closed, and nothing new is placed.
-    pub(crate) fn close(&mut self, error: &TaskError, at: Instant, wake: &mut Vec<Waker>) {
+    /// The link ended at `at`: every unanswered request is told so, queued requests are
+    /// woken to find the table closed, and nothing new is placed.
+    pub(crate) fn close(&mut self, at: Instant, wake: &mut Vec<Waker>) {
         self.open = false;
         self.unanswered = 0;
         for slot in self.slots.values_mut() {
             if let Slot::Waiting(waker) = slot {
                 wake.extend(waker.take());
-                *slot = Slot::Done((Err(error.clone()), at));
+                *slot = Slot::Done(Answer::LinkEnded(at));
             }
         }
         self.queue.clear();
@@ -232,7 +241,6 @@ impl PendingTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use distio_proto::ErrorKind;
     use std::task::Waker;
 
     fn answer(request: RequestId) -> Response {
@@ -261,7 +269,7 @@ mod tests {
         wake.clear();
         assert!(matches!(
             t.poll_answer(1, w, &mut wake),
-            Poll::Ready(Some((Ok(_), _)))
+            Poll::Ready(Some(Answer::Answered((Ok(_), _))))
         ));
         assert_eq!(wake.len(), 1, "the oldest queued request is woken");
         assert_eq!(t.poll_placed(3, w), Some(true));
@@ -325,13 +333,12 @@ mod tests {
         let mut wake = Vec::new();
         t.place(1, w);
         t.place(2, w);
-        let error = TaskError::new(ErrorKind::Closed, "gone");
-        t.close(&error, Instant::now(), &mut wake);
+        t.close(Instant::now(), &mut wake);
         assert_eq!(wake.len(), 2);
         assert_eq!(t.poll_placed(2, w), None);
         assert!(matches!(
             t.poll_answer(1, w, &mut wake),
-            Poll::Ready(Some((Err(_), _)))
+            Poll::Ready(Some(Answer::LinkEnded(_)))
         ));
         assert_eq!(t.place(3, w), None);
         assert_eq!(t.pending(), 0);

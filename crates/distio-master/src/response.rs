@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::{Broadcast, Exec, MasterError, Slave, SlaveArray};
+use crate::{Broadcast, EndReason, Exec, MasterError, Slave, SlaveArray};
 
 /// What came back for one request: the value or error, who sent it, and when.
 ///
@@ -25,6 +25,8 @@ pub struct Response {
     pub(crate) request_id: RequestId,
     pub(crate) task: String,
     pub(crate) outcome: Result<Payload, TaskError>,
+    /// Why the slave was stopped or gone, when the master failed the request for that.
+    pub(crate) end: Option<EndReason>,
     /// When the request was sent (monotonic; wall-clock times are derived from it).
     pub(crate) started: Instant,
     pub(crate) duration: Duration,
@@ -85,15 +87,40 @@ impl Response {
         &self.outcome
     }
 
+    /// Why the request failed without an answer from the slave: the slave was closed,
+    /// shut down or killed, exited, broke the protocol or disconnected (see [`EndReason`]).
+    /// `None` for a value, an error the slave sent, or a timeout.
+    ///
+    /// The wire-level [`ErrorKind`](crate::ErrorKind) of such an error is only `Closed` or
+    /// `SlaveExited`; this tells the cases apart.
+    ///
+    /// ```no_run
+    /// use distio_master::EndReason;
+    /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+    /// let response = slave.exec("square", &9u64).await?;
+    /// match response.end_reason() {
+    ///     None => {}
+    ///     Some(EndReason::Killed(signal)) => println!("we killed it with {signal}"),
+    ///     Some(EndReason::ProtocolViolation(how)) => println!("a broken slave: {how}"),
+    ///     Some(other) => println!("the slave {other}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn end_reason(&self) -> Option<&EndReason> {
+        self.end.as_ref()
+    }
+
     /// Replaces the value (as a pipeline step may before passing it on).
     pub fn set_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), MasterError> {
         self.outcome = Ok(Payload::encode(value).map_err(MasterError::Encode)?);
+        self.end = None;
         Ok(())
     }
 
-    /// Replaces the value or error.
+    /// Replaces the value or error (an error set here has no [`end_reason`](Self::end_reason)).
     pub fn set_outcome(&mut self, outcome: Result<Payload, TaskError>) {
         self.outcome = outcome;
+        self.end = None;
     }
 
     /// When the request was sent.
@@ -138,6 +165,7 @@ impl Response {
             slave: self.slave.id(),
             task: self.task.clone(),
             error,
+            end: self.end.clone(),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 use crate::core::{SlaveCore, Stop, lock};
 use crate::events::Events;
 use crate::spawn::Captured;
-use crate::{CapturedOutput, Exec, MasterError, Signal, SlaveState};
+use crate::{CapturedOutput, EndReason, Exec, MasterError, Signal, SlaveState};
 
 /// Where a slave runs.
 ///
@@ -48,9 +48,10 @@ impl fmt::Display for Location {
 
 /// The master's handle to one slave. Cheap to clone: every clone is the same slave.
 ///
-/// The slave lives while its master lists it or a handle to it exists; when the last one
-/// goes, its process is killed. Use [`close`](Self::close) or [`shutdown`](Self::shutdown)
-/// to end it gracefully.
+/// The slave lives while its master holds it or a handle to it exists; when the last one
+/// goes, its process is killed. The master lists a slave until it is closed, shut down or
+/// killed, or its link ends, and holds it, unlisted, until it has ended. Use
+/// [`close`](Self::close) or [`shutdown`](Self::shutdown) to end it gracefully.
 ///
 /// ```no_run
 /// use distio_master::{Master, SpawnOptions};
@@ -220,6 +221,24 @@ impl Slave {
         self.state() == SlaveState::Ended
     }
 
+    /// Why the slave takes no more requests: `None` while it does; why the master stopped
+    /// it ([`close`](Self::close), [`shutdown`](Self::shutdown), [`kill`](Self::kill)) from
+    /// that moment; why its link ended once it has (the reason it was stopped, unless it
+    /// broke the protocol meanwhile).
+    ///
+    /// ```no_run
+    /// use distio_master::{EndReason, Signal};
+    /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+    /// assert_eq!(slave.end_reason(), None);
+    /// slave.kill(Signal::TERM)?;
+    /// slave.exited().await;
+    /// assert_eq!(slave.end_reason(), Some(EndReason::Killed(Signal::TERM)));
+    /// # Ok(()) }
+    /// ```
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.core().end_reason()
+    }
+
     /// How the process exited, once it has (local slaves only).
     pub fn exit_status(&self) -> Option<ExitStatus> {
         self.core().status.borrow().exit
@@ -247,16 +266,15 @@ impl Slave {
     /// [`MasterError::NotReady`] if it ends first or has not answered in time (it is left
     /// running: close or kill it if it should not stay).
     pub async fn ready_within(&self, limit: Duration) -> Result<(), MasterError> {
-        let not_ready = |reason: String| MasterError::NotReady {
+        let not_ready = |end: Option<EndReason>| MasterError::NotReady {
             slave: self.id(),
-            reason,
+            end,
+            limit,
         };
         match tokio::time::timeout(limit, self.core().handshake_done()).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err(not_ready(self.core().gone_error().message)),
-            Err(_) => Err(not_ready(format!(
-                "it did not finish its handshake within {limit:?}"
-            ))),
+            Ok(false) => Err(not_ready(Some(self.core().gone().reason))),
+            Err(_) => Err(not_ready(None)),
         }
     }
 
@@ -294,12 +312,12 @@ impl Slave {
     /// does not answer: the result is then [`MasterError::PingTimedOut`].
     pub async fn ping_within(&self, limit: Duration) -> Result<Duration, MasterError> {
         let core = self.core();
-        let unavailable = |reason: String| MasterError::Unavailable {
+        let unavailable = || MasterError::Unavailable {
             slave: self.id(),
-            reason,
+            end: core.gone().reason,
         };
         if self.state() == SlaveState::Ended {
-            return Err(unavailable(core.gone_error().message));
+            return Err(unavailable());
         }
         let nonce = core.next_request_id();
         let answer = core.ping_waiter(nonce);
@@ -316,7 +334,7 @@ impl Slave {
         let _ = core.send_frame(&Frame::Control(Control::Ping(nonce)));
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(())) => Ok(started.elapsed()),
-            Ok(Err(_)) => Err(unavailable(core.gone_error().message)),
+            Ok(Err(_)) => Err(unavailable()),
             Err(_) => Err(MasterError::PingTimedOut {
                 slave: self.id(),
                 limit,
@@ -325,8 +343,12 @@ impl Slave {
     }
 
     /// Closes the slave now: it takes no new requests, runs its close hook and exits;
-    /// requests still pending fail with a `Closed` error. If it has not exited within its
-    /// close grace (default 5 s) it is killed. Returns how the process exited.
+    /// requests still pending fail with a `Closed` error ([`EndReason::Closed`]). If it has
+    /// not exited within its close grace (default 5 s) it is killed. Returns how the process
+    /// exited.
+    ///
+    /// The slave leaves its master's lists ([`Master::all`](crate::Master::all) and every
+    /// query) and frees its alias as soon as this is called, not when it has exited.
     pub async fn close(&self) -> Option<ExitStatus> {
         let core = self.core();
         core.stop(Stop::Closed);
@@ -357,6 +379,9 @@ impl Slave {
     /// Shuts the slave down gracefully: it takes no new requests, finishes the ones
     /// pending (their responses arrive as usual), then closes. Returns how it exited.
     ///
+    /// The slave leaves its master's lists and frees its alias as soon as this is called:
+    /// a new slave can take the alias while this one finishes its pending requests.
+    ///
     /// Bounded: if the slave has not ended within its shutdown grace (default
     /// [`DEFAULT_SHUTDOWN_GRACE`], see
     /// [`SpawnOptions::shutdown_grace`](crate::SpawnOptions::shutdown_grace)), it is
@@ -382,11 +407,29 @@ impl Slave {
         self.close().await
     }
 
-    /// Sends `signal` to the slave process and takes no more requests for it. Use
-    /// [`exited`](Self::exited) to wait for the process to end.
+    /// Sends `signal` to the slave process and takes no more requests for it (whatever the
+    /// signal: it is refused with [`EndReason::Killed`]). Use [`exited`](Self::exited) to
+    /// wait for the process to end.
+    ///
+    /// The slave leaves its master's lists and frees its alias at once: an immediate
+    /// [`Master::spawn`](crate::Master::spawn) can reuse the alias. This handle stays
+    /// usable ([`state`](Self::state), [`exit_status`](Self::exit_status),
+    /// [`exited`](Self::exited)), and the master keeps the slave, unlisted, until it has
+    /// ended.
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, Signal, SpawnOptions};
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// let slave = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
+    /// slave.kill(Signal::KILL)?;
+    /// assert!(master.all().is_empty());
+    /// let _again = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
+    /// # Ok(()) }
+    /// ```
     pub fn kill(&self, signal: Signal) -> Result<(), MasterError> {
         let core = self.core();
-        core.stop(Stop::Killed);
+        core.stop(Stop::Killed(signal));
         match core.location {
             Location::Local { .. } => core.signal(signal).map_err(|source| MasterError::Signal {
                 slave: core.id,

@@ -4,7 +4,9 @@
 mod common;
 
 use common::{MODE_ENV, master_process, slave_options, spawn_ready, wait_gone, within};
-use distio_master::{ErrorKind, Master, MasterError, Output, Signal, SlaveState, SpawnOptions};
+use distio_master::{
+    EndReason, ErrorKind, Master, MasterError, Output, Signal, SlaveState, SpawnOptions, Target,
+};
 use std::io::BufRead;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -170,9 +172,7 @@ async fn master_lifecycle_calls_take_targets_and_groups() {
     let b = within(master.spawn_many(2, slave_options().group("b")))
         .await
         .unwrap();
-    within(master.close([distio_master::Target::group("a")]))
-        .await
-        .unwrap();
+    within(master.close([Target::group("a")])).await.unwrap();
     assert_eq!(master.all().ids(), b.ids());
     within(master.shutdown([b[0].id()])).await.unwrap();
     master.kill_all(Signal::TERM).unwrap();
@@ -313,4 +313,240 @@ async fn a_killed_master_process_takes_its_slaves_with_it() {
         wait_gone(slave_pid).await,
         "slave {slave_pid} outlived its killed master"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
+    let master = Master::new();
+    let old = spawn_ready(&master, slave_options().alias("k").group("g")).await;
+    let other = spawn_ready(&master, slave_options()).await;
+    old.kill(Signal::KILL).unwrap();
+    // Immediately: no waiting for the process to be reaped.
+    assert_eq!(master.all().ids(), vec![other.id()]);
+    assert!(master.by_alias("k").is_none());
+    assert!(master.by_id(old.id()).is_none());
+    assert!(master.slave(&old).is_none());
+    assert!(master.in_group("g").is_empty());
+    assert!(master.busy().is_empty() && master.idle().ids() == vec![other.id()]);
+    assert!(matches!(
+        master.kill([old.id()], Signal::KILL),
+        Err(MasterError::NoSuchSlave { .. })
+    ));
+    let new = within(master.spawn(slave_options().alias("k")))
+        .await
+        .expect("the alias is free at once");
+    assert_eq!(master.by_alias("k").unwrap(), new);
+    // The old handle stays usable.
+    assert_eq!(within(old.exited()).await.unwrap().signal(), Some(9));
+    assert_eq!(old.state(), SlaveState::Ended);
+    assert_eq!(old.exit_status().unwrap().signal(), Some(9));
+    assert_eq!(old.end_reason(), Some(EndReason::Killed(Signal::KILL)));
+    // The old slave's end did not free the alias the new one holds.
+    assert_eq!(master.by_alias("k").unwrap(), new);
+    let err = within(master.spawn(slave_options().alias("k")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MasterError::AliasTaken { owner, .. } if *owner == new.id()),
+        "{err}"
+    );
+    assert_eq!(
+        within(new.exec("whoami", &()))
+            .await
+            .unwrap()
+            .value::<(u64, String)>()
+            .unwrap(),
+        (new.id(), "k".to_owned())
+    );
+    // A slave killed with a signal it survives is unlisted all the same, and waited for.
+    master.kill_all(Signal::TERM).unwrap();
+    assert!(master.all().is_empty());
+    within(master.exited_all()).await;
+    assert!(new.has_exited() && other.has_exited());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options().alias("s")).await;
+    let pending = tokio::spawn(slave.exec("sleep", &2000u64).into_future());
+    while slave.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shutting = tokio::spawn({
+        let slave = slave.clone();
+        async move { slave.shutdown().await }
+    });
+    while slave.is_connected() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Still finishing its request, yet listed nowhere, and its alias taken by another.
+    assert!(!slave.has_exited());
+    assert!(master.all().is_empty() && master.by_alias("s").is_none());
+    let successor = within(master.spawn(slave_options().alias("s")))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .value::<u64>()
+            .unwrap(),
+        2000
+    );
+    assert_eq!(within(shutting).await.unwrap().unwrap().code(), Some(0));
+    assert_eq!(master.by_alias("s").unwrap(), successor);
+    assert_eq!(slave.end_reason(), Some(EndReason::ShutDown));
+    let closing = tokio::spawn({
+        let successor = successor.clone();
+        async move { successor.close().await }
+    });
+    while successor.is_connected() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(master.all().is_empty() && master.by_alias("s").is_none());
+    within(closing).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spawn_many_leaves_none_of_its_slaves_listed() {
+    let master = Master::new();
+    // The third slave's alias ("m-2") belongs to a live slave: the first two start, then
+    // the call fails and rolls them back.
+    let blocker = spawn_ready(&master, slave_options().alias("m-2")).await;
+    let err = within(master.spawn_many(3, slave_options().alias("m").group("m")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MasterError::AliasTaken { alias, owner } if alias == "m-2" && *owner == blocker.id()),
+        "{err}"
+    );
+    assert_eq!(master.all().ids(), vec![blocker.id()]);
+    assert!(master.in_group("m").is_empty());
+    assert!(master.by_alias("m").is_none() && master.by_alias("m-1").is_none());
+    // Their aliases are free at once.
+    let again = within(master.spawn_many(2, slave_options().alias("m")))
+        .await
+        .expect("the rolled-back aliases are free");
+    assert_eq!(again.len(), 2);
+    assert_eq!(master.by_alias("m").unwrap(), again[0]);
+    assert_eq!(master.by_alias("m-1").unwrap(), again[1]);
+    assert_eq!(master.all().len(), 3);
+    // The rolled-back slaves are still waited for until they end.
+    within(master.close_all()).await;
+    within(master.exited_all()).await;
+    assert!(master.all().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
+    let master = Master::new();
+
+    // Closed: the request pending at close, a later one, the handle, and with catch-all.
+    let closed = spawn_ready(&master, slave_options()).await;
+    let pending = tokio::spawn(closed.exec("sleep", &20_000u64).into_future());
+    while closed.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    within(closed.close()).await;
+    let at_close = within(pending).await.unwrap().unwrap();
+    assert_eq!(at_close.end_reason(), Some(&EndReason::Closed));
+    let after_close = within(closed.exec("square", &1u64)).await.unwrap();
+    assert_eq!(after_close.end_reason(), Some(&EndReason::Closed));
+    assert_eq!(closed.end_reason(), Some(EndReason::Closed));
+    let err = within(closed.exec("square", &1u64).catch_all(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MasterError::Task { end: Some(EndReason::Closed), error, .. } if error.kind == ErrorKind::Closed
+        ),
+        "{err}"
+    );
+    let err = within(closed.ping()).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            MasterError::Unavailable {
+                end: EndReason::Closed,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.end_reason(), Some(&EndReason::Closed));
+    assert_eq!(
+        err.to_string(),
+        format!("slave #{} cannot be reached: it was closed", closed.id())
+    );
+
+    // Shut down: refused while it finishes.
+    let shut = spawn_ready(&master, slave_options()).await;
+    let pending = tokio::spawn(shut.exec("sleep", &500u64).into_future());
+    while shut.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let shutting = tokio::spawn({
+        let shut = shut.clone();
+        async move { shut.shutdown().await }
+    });
+    while shut.is_connected() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = within(shut.exec("square", &1u64)).await.unwrap();
+    assert_eq!(refused.end_reason(), Some(&EndReason::ShutDown));
+    assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);
+    let finished = within(pending).await.unwrap().unwrap();
+    assert_eq!(finished.end_reason(), None, "it answered");
+    within(shutting).await.unwrap();
+
+    // Killed: refused at once; the request in flight also says so.
+    let killed = spawn_ready(&master, slave_options()).await;
+    let in_flight = tokio::spawn(killed.exec("sleep", &60_000u64).into_future());
+    while killed.pending() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    killed.kill(Signal::KILL).unwrap();
+    let refused = within(killed.exec("square", &1u64)).await.unwrap();
+    assert_eq!(refused.end_reason(), Some(&EndReason::Killed(Signal::KILL)));
+    assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);
+    let in_flight = within(in_flight).await.unwrap().unwrap();
+    assert_eq!(
+        in_flight.end_reason(),
+        Some(&EndReason::Killed(Signal::KILL))
+    );
+    assert_eq!(in_flight.error().unwrap().kind, ErrorKind::SlaveExited);
+
+    // Broke the protocol.
+    let broken = within(master.spawn(slave_options().env(MODE_ENV, "garbage")))
+        .await
+        .unwrap();
+    let response = within(broken.exec("square", &2u64)).await.unwrap();
+    assert!(
+        matches!(response.end_reason(), Some(EndReason::ProtocolViolation(_))),
+        "{:?}",
+        response.end_reason()
+    );
+    within(broken.exited()).await;
+    assert!(matches!(
+        broken.end_reason(),
+        Some(EndReason::ProtocolViolation(_))
+    ));
+
+    // Exited on its own.
+    let exits = spawn_ready(&master, slave_options()).await;
+    let exit = within(exits.exec("exit", &3i32)).await.unwrap();
+    assert!(
+        matches!(exit.end_reason(), Some(EndReason::Exited(status)) if status.code() == Some(3)),
+        "{:?}",
+        exit.end_reason()
+    );
+
+    // Answers and the slave's own errors carry none.
+    let live = spawn_ready(&master, slave_options()).await;
+    let failed = within(live.exec("fail", &"no".to_owned())).await.unwrap();
+    assert!(failed.error().is_some() && failed.end_reason().is_none());
+    assert_eq!(live.end_reason(), None);
 }
