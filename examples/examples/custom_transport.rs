@@ -8,7 +8,7 @@ use distio_patterns::{
     InProcess, IntoTransport, PatternError, Reply, SharedTransport, Transport, Workpool, shared,
 };
 use distio_proto::{Metadata, Payload};
-use distio_slave::TaskRegistry;
+use distio_slave::{TaskFailure, TaskRegistry};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut tasks = TaskRegistry::new();
     tasks.register("is prime", |n: u64, _| async move {
         if n < 2 {
-            return Err(format!("{n} is too small to ask about"));
+            return Err(TaskFailure::new(format!("{n} is too small to ask about")));
         }
         Ok((2..).take_while(|d| d * d <= n).all(|d| n % d != 0))
     })?;

@@ -10,7 +10,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("say hello", |_: (), ctx| async move {
-            Ok::<_, String>(format!("Hello from {}", ctx.slave().id()))
+            Ok(format!("Hello from {}", ctx.slave().id()))
         })?
         .serve()
         .await?;

@@ -44,7 +44,7 @@ fn crossed_tenth(p: Progress) -> Option<usize> {
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("sample", |job: (u64, u64), _ctx: TaskContext| async move {
-            Ok::<_, String>(sample(job))
+            Ok(sample(job))
         })?
         .serve()
         .await?;

@@ -11,10 +11,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("foo", |n: u64, ctx: TaskContext| async move {
-            Ok::<_, String>((ctx.slave().id(), n + 1))
+            Ok((ctx.slave().id(), n + 1))
         })?
         .task("bar", |n: u64, ctx: TaskContext| async move {
-            Ok::<_, String>((ctx.slave().id(), n * 2))
+            Ok((ctx.slave().id(), n * 2))
         })?
         .serve()
         .await?;

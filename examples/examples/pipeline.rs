@@ -23,15 +23,18 @@ impl std::error::Error for Forbidden {}
 
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
-        .task("task a", |s: String, _| async move {
-            Ok::<_, String>(format!("{s} -> a"))
-        })?
-        .task("task b", |s: String, _| async move {
-            Ok::<_, String>(format!("{s} -> b"))
-        })?
-        .task("task c", |s: String, _| async move {
-            Ok::<_, String>(format!("{s} -> c"))
-        })?
+        .task(
+            "task a",
+            |s: String, _| async move { Ok(format!("{s} -> a")) },
+        )?
+        .task(
+            "task b",
+            |s: String, _| async move { Ok(format!("{s} -> b")) },
+        )?
+        .task(
+            "task c",
+            |s: String, _| async move { Ok(format!("{s} -> c")) },
+        )?
         .serve()
         .await?;
     Ok(())

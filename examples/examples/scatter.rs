@@ -11,14 +11,14 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("double", |n: u64, ctx: TaskContext| async move {
-            Ok::<_, String>(format!(
+            Ok(format!(
                 "slave #{} doubled {n} to {}",
                 ctx.slave().id(),
                 n * 2
             ))
         })?
         .task("sum", |ns: Vec<u64>, ctx: TaskContext| async move {
-            Ok::<_, String>(format!(
+            Ok(format!(
                 "slave #{} summed {ns:?} to {}",
                 ctx.slave().id(),
                 ns.iter().sum::<u64>()

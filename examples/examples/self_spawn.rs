@@ -14,11 +14,9 @@ async fn slave() -> Result<(), Error> {
         .task("count to", |n: u32, ctx: TaskContext| async move {
             for i in 1..=n {
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                ctx.slave()
-                    .emit("progress", &(i, n))
-                    .map_err(|e| e.to_string())?;
+                ctx.slave().emit("progress", &(i, n))?;
             }
-            Ok::<_, String>(format!("slave #{} counted to {n}", ctx.slave().id()))
+            Ok(format!("slave #{} counted to {n}", ctx.slave().id()))
         })?
         .on_close(|slave| async move {
             // Stdout is prefixed with the slave's alias by the master.

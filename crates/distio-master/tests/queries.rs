@@ -66,7 +66,7 @@ async fn an_attached_in_memory_slave_behaves_like_a_process() {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let serving = tokio::spawn(
         distio_slave::SlaveProcess::new()
-            .task("square", |n: u64, _| async move { Ok::<_, String>(n * n) })
+            .task("square", |n: u64, _| async move { Ok(n * n) })
             .unwrap()
             .serve_on(theirs),
     );

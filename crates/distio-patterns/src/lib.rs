@@ -28,7 +28,7 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let mut tasks = TaskRegistry::new();
-//! tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+//! tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
 //! let workers = InProcess::many(4, tasks);
 //! let pool = Workpool::new(&workers)?;
 //! let squares = pool.run_all("square", &[1u64, 2, 3]).await?;

@@ -82,7 +82,7 @@ struct Job {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
 /// let workers = InProcess::many(2, tasks);
 ///
 /// let mut parallel = Parallel::new();

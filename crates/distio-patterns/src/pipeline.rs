@@ -23,7 +23,7 @@ use crate::{IntoTransport, PatternError, Reply, SharedTransport};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("add one", |n: u64, _| async move { Ok::<_, String>(n + 1) })?;
+/// tasks.register("add one", |n: u64, _| async move { Ok(n + 1) })?;
 /// let worker = InProcess::new(0, tasks);
 ///
 /// let pipeline = Pipeline::new()
@@ -136,8 +136,8 @@ struct Step {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("add one", |n: u64, _| async move { Ok::<_, String>(n + 1) })?;
-/// tasks.register("double", |n: u64, _| async move { Ok::<_, String>(n * 2) })?;
+/// tasks.register("add one", |n: u64, _| async move { Ok(n + 1) })?;
+/// tasks.register("double", |n: u64, _| async move { Ok(n * 2) })?;
 /// let worker = InProcess::new(0, tasks);
 ///
 /// let pipeline = Pipeline::new()

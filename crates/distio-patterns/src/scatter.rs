@@ -35,8 +35,8 @@ pub fn chunk_sizes(len: usize, parts: usize) -> Vec<usize> {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
-/// tasks.register("sum", |ns: Vec<u64>, _| async move { Ok::<_, String>(ns.iter().sum::<u64>()) })?;
+/// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
+/// tasks.register("sum", |ns: Vec<u64>, _| async move { Ok(ns.iter().sum::<u64>()) })?;
 /// let workers = InProcess::many(2, tasks);
 ///
 /// let squares = Scatter::new("square").data(&[1u64, 2, 3])?.gather(&workers).await?;

@@ -24,7 +24,7 @@ use crate::{PatternError, Reply};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("double", |n: u64, _| async move { Ok::<_, String>(n * 2) })?;
+/// tasks.register("double", |n: u64, _| async move { Ok(n * 2) })?;
 /// let local = InProcess::new(1, tasks);
 /// let reply = local.send("double", Payload::encode(&21u64)?, Metadata::new()).await?;
 /// assert_eq!(reply.value::<u64>()?, 42);

@@ -53,7 +53,7 @@ pub const DEFAULT_MAX_HOLD_BACK: Duration = Duration::from_secs(2);
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
 /// let pool = Workpool::new(InProcess::many(3, tasks))?;
 ///
 /// assert_eq!(pool.run("square", &7u64).await?.value::<u64>()?, 49);
@@ -137,7 +137,7 @@ impl Workpool {
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// let mut tasks = TaskRegistry::new();
-    /// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+    /// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
     /// // Transports of unequal speed: throughput over even counts.
     /// let pool = Workpool::new(InProcess::many(2, tasks))?.balance(Balance::FirstFree);
     /// assert_eq!(pool.run_all("square", &[3u64; 4]).await?.sum::<u64>()?, 36);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, distio_slave::TaskFailure>;
 
 /// Tasks shared by the tests; `calls` counts runs of "count", `log` records "record" data,
 /// `running`/`peak` track concurrency of "busy".
@@ -45,7 +45,7 @@ fn registry(probe: Arc<Probe>) -> TaskRegistry {
         .unwrap();
     tasks
         .register("fail", |_: (), _| async move {
-            R::<()>::Err("step failed".into())
+            R::<()>::Err(distio_slave::TaskFailure::new("step failed"))
         })
         .unwrap();
     tasks
@@ -58,7 +58,7 @@ fn registry(probe: Arc<Probe>) -> TaskRegistry {
         .unwrap();
     tasks
         .register("reject", |_: u64, _| async move {
-            R::<u64>::Err("step failed".into())
+            R::<u64>::Err(distio_slave::TaskFailure::new("step failed"))
         })
         .unwrap();
     let p = Arc::clone(&probe);

@@ -23,9 +23,9 @@ fn squares(gate: Option<Arc<Semaphore>>) -> TaskRegistry {
             let gate = gate.clone();
             async move {
                 if let Some(gate) = gate {
-                    gate.acquire().await.map_err(|e| e.to_string())?.forget();
+                    gate.acquire().await?.forget();
                 }
-                Ok::<_, String>(n * n)
+                Ok(n * n)
             }
         })
         .unwrap();
@@ -208,9 +208,9 @@ async fn a_run_queued_during_a_run_all_is_not_put_behind_the_whole_list() {
         .register("record", move |n: u64, _| {
             let (gate, log) = (Arc::clone(&g), Arc::clone(&l));
             async move {
-                gate.acquire().await.map_err(|e| e.to_string())?.forget();
+                gate.acquire().await?.forget();
                 log.lock().unwrap().push(n);
-                Ok::<_, String>(n)
+                Ok(n)
             }
         })
         .unwrap();

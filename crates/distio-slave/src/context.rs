@@ -194,12 +194,12 @@ impl SlaveHandle {
     /// has stopped serving.
     ///
     /// ```
-    /// use distio_slave::TaskContext;
+    /// use distio_slave::{TaskContext, TaskFailure};
     ///
-    /// async fn work(rows: Vec<String>, ctx: TaskContext) -> Result<usize, String> {
+    /// async fn work(rows: Vec<String>, ctx: TaskContext) -> Result<usize, TaskFailure> {
     ///     for row in &rows {
     ///         // Every row must reach the master: wait rather than drop.
-    ///         ctx.slave().emit_wait("row", row).await.map_err(|e| e.to_string())?;
+    ///         ctx.slave().emit_wait("row", row).await?;
     ///     }
     ///     Ok(rows.len())
     /// }

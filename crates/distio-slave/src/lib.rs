@@ -17,8 +17,8 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), distio_slave::SlaveError> {
 //!     SlaveProcess::new()
-//!         .task("say hello", |_: (), _ctx| async { Ok::<_, String>("Hello World!") })?
-//!         .task("square", |n: u64, _ctx| async move { Ok::<_, String>(n * n) })?
+//!         .task("say hello", |_: (), _ctx| async { Ok("Hello World!") })?
+//!         .task("square", |n: u64, _ctx| async move { Ok(n * n) })?
 //!         .serve()
 //!         .await
 //! }
@@ -46,6 +46,7 @@
 
 mod context;
 mod error;
+mod failure;
 mod inherited;
 mod limits;
 mod outgoing;
@@ -57,6 +58,7 @@ mod typed;
 pub use context::{SlaveHandle, TaskContext};
 pub use distio_proto::Task;
 pub use error::SlaveError;
+pub use failure::TaskFailure;
 pub use inherited::{launched_as_slave, take_connection};
 pub use limits::{DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING};
 pub use registry::{TaskRegistry, TaskRun};

@@ -6,7 +6,6 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Sleep;
 
-use crate::{SlaveError, SlaveHandle, TaskContext};
+use crate::{SlaveError, SlaveHandle, TaskContext, TaskFailure};
 
 /// A type-erased task handler: payload in, payload or task error out.
 type Handler =
@@ -35,7 +34,7 @@ type Handler =
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("square", |n: u64, _ctx| async move { Ok::<_, String>(n * n) })?;
+/// tasks.register("square", |n: u64, _ctx| async move { Ok(n * n) })?;
 ///
 /// let slave = SlaveHandle::detached(0, "local");
 /// let out = tasks.run("square", Payload::encode(&7u64)?, Metadata::new(), &slave).await;
@@ -84,11 +83,11 @@ impl TaskRegistry {
     /// Registers `handler` under `name`.
     ///
     /// The handler receives the request's data decoded as `T` and a [`TaskContext`]; it
-    /// returns the response value or an error whose text becomes the error response's
-    /// message. A slave runs requests concurrently on its serving task, so a handler that
+    /// returns the response value or a [`TaskFailure`] whose message becomes the error
+    /// response's (`?` turns any std error into one). A slave runs requests concurrently on its serving task, so a handler that
     /// awaits never holds up another; a handler that computes for long without awaiting
     /// does, so move such work to `tokio::task::spawn_blocking`.
-    pub fn register<T, R, E, F, Fut>(
+    pub fn register<T, R, F, Fut>(
         &mut self,
         name: impl Into<String>,
         handler: F,
@@ -96,9 +95,8 @@ impl TaskRegistry {
     where
         T: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
-        E: Display + Send + 'static,
         F: Fn(T, TaskContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        Fut: Future<Output = Result<R, TaskFailure>> + Send + 'static,
     {
         let name = name.into();
         if self.tasks.contains_key(&name) {
@@ -184,7 +182,7 @@ impl TaskRegistry {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("double", |n: u64, _| async move { Ok::<_, String>(n * 2) })?;
+/// tasks.register("double", |n: u64, _| async move { Ok(n * 2) })?;
 /// let run = tasks.run("double", Payload::encode(&21u64)?, Metadata::new(), &SlaveHandle::detached(0, "d"));
 /// assert_eq!(run.await?.decode::<u64>()?, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -309,15 +307,17 @@ mod tests {
 
     fn registry() -> TaskRegistry {
         let mut reg = TaskRegistry::new();
-        reg.register("fail", |_: (), _| async { Err::<(), _>("boom") })
-            .unwrap();
+        reg.register("fail", |_: (), _| async {
+            Err::<(), _>(TaskFailure::new("boom"))
+        })
+        .unwrap();
         reg.register("panic", |_: (), _| async {
-            panic!("kaboom") as Result<(), String>
+            panic!("kaboom") as Result<(), TaskFailure>
         })
         .unwrap();
         reg.register("sleep", |ms: u64, _| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, String>(ms)
+            Ok(ms)
         })
         .unwrap();
         reg
@@ -327,7 +327,7 @@ mod tests {
     async fn duplicate_names_are_refused() {
         let mut reg = registry();
         let err = reg
-            .register("fail", |_: (), _| async { Ok::<(), String>(()) })
+            .register("fail", |_: (), _| async { Ok(()) })
             .err()
             .unwrap();
         assert!(

@@ -5,7 +5,6 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::fmt::Display;
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -14,8 +13,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use crate::outgoing::{flush_last, while_forwarding};
 use crate::serving::{End, Serving, serve_requests};
 use crate::{
-    DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING, SlaveError, SlaveHandle, TaskContext, TaskRegistry,
-    inherited,
+    DEFAULT_EVENT_QUEUE, DEFAULT_MAX_RUNNING, SlaveError, SlaveHandle, TaskContext, TaskFailure,
+    TaskRegistry, inherited,
 };
 
 type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
@@ -30,9 +29,9 @@ type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 /// async fn main() -> Result<(), distio_slave::SlaveError> {
 ///     SlaveProcess::new()
 ///         .task("say hello", |_: (), ctx| async move {
-///             Ok::<_, String>(format!("Hello from {}", ctx.slave().id()))
+///             Ok(format!("Hello from {}", ctx.slave().id()))
 ///         })?
-///         .task("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?
+///         .task("square", |n: u64, _| async move { Ok(n * n) })?
 ///         .on_close(|_slave| async { eprintln!("bye") })
 ///         .serve()
 ///         .await
@@ -75,7 +74,7 @@ impl SlaveProcess {
     }
 
     /// Registers a task; see [`TaskRegistry::register`]. A name can be registered once.
-    pub fn task<T, R, E, F, Fut>(
+    pub fn task<T, R, F, Fut>(
         mut self,
         name: impl Into<String>,
         handler: F,
@@ -83,9 +82,8 @@ impl SlaveProcess {
     where
         T: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
-        E: Display + Send + 'static,
         F: Fn(T, TaskContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        Fut: Future<Output = Result<R, TaskFailure>> + Send + 'static,
     {
         self.tasks.register(name, handler)?;
         Ok(self)
@@ -123,9 +121,9 @@ impl SlaveProcess {
     ///     .event_queue(16)
     ///     .task("progress", |n: u32, ctx| async move {
     ///         for i in 0..n {
-    ///             ctx.slave().emit_wait("step", &i).await.map_err(|e| e.to_string())?;
+    ///             ctx.slave().emit_wait("step", &i).await?;
     ///         }
-    ///         Ok::<_, String>(n)
+    ///         Ok(n)
     ///     })?;
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())
@@ -150,7 +148,7 @@ impl SlaveProcess {
     ///     .max_running(8)
     ///     .task("fetch", |ms: u64, _| async move {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await;
-    ///         Ok::<_, String>(ms)
+    ///         Ok(ms)
     ///     })?;
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())

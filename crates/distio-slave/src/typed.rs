@@ -1,10 +1,9 @@
 //! Implementing typed task contracts ([`distio_proto::Task`]).
 
 use distio_proto::Task;
-use std::convert::Infallible;
 use std::future::Future;
 
-use crate::{SlaveError, SlaveProcess, TaskContext, TaskRegistry};
+use crate::{SlaveError, SlaveProcess, TaskContext, TaskFailure, TaskRegistry};
 
 impl TaskRegistry {
     /// Registers `handler` as the implementation of the typed task `T`, under `T::NAME`.
@@ -41,7 +40,7 @@ impl TaskRegistry {
         // The handler's own outcome, success or typed failure, is the response's value.
         self.register(T::NAME, move |input: T::Input, ctx| {
             let run = handler(input, ctx);
-            async move { Ok::<_, Infallible>(run.await) }
+            async move { Ok::<_, TaskFailure>(run.await) }
         })
     }
 }
@@ -76,7 +75,7 @@ impl SlaveProcess {
     {
         self.task(T::NAME, move |input: T::Input, ctx| {
             let run = handler(input, ctx);
-            async move { Ok::<_, Infallible>(run.await) }
+            async move { Ok::<_, TaskFailure>(run.await) }
         })
     }
 }

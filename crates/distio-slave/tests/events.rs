@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, distio_slave::TaskFailure>;
 
 /// What the emitter saw when the queue was full: the index of the event `emit` refused,
 /// and the error's details.
@@ -34,7 +34,8 @@ fn flooding_slave(capacity: usize, report: Report) -> SlaveProcess {
         .task("flood", move |limit: u64, ctx: TaskContext| {
             let report = report.lock().unwrap().take();
             async move {
-                let report = report.ok_or("flood runs once")?;
+                let report =
+                    report.ok_or_else(|| distio_slave::TaskFailure::new("flood runs once"))?;
                 let slave = ctx.slave().clone();
                 let emitter = tokio::spawn(async move {
                     for index in 0..limit {
@@ -46,22 +47,19 @@ fn flooding_slave(capacity: usize, report: Report) -> SlaveProcess {
                                     name,
                                     capacity,
                                 }));
-                                slave
-                                    .emit_wait("tick", &index)
-                                    .await
-                                    .map_err(|e| e.to_string())?;
+                                slave.emit_wait("tick", &index).await?;
                                 return R::Ok((index + 1, slave.dropped_events()));
                             }
                             Err(other) => {
                                 let _ = report.send(Err(other.to_string()));
-                                return Err(other.to_string());
+                                return Err(distio_slave::TaskFailure::new(other.to_string()));
                             }
                         }
                     }
                     let _ = report.send(Err(format!("{limit} events queued, never full")));
-                    Err("never full".to_owned())
+                    Err(distio_slave::TaskFailure::new("never full"))
                 });
-                emitter.await.map_err(|e| e.to_string())?
+                emitter.await?
             }
         })
         .unwrap()

@@ -12,7 +12,7 @@ use distio_slave::SlaveProcess;
 use std::future::IntoFuture;
 use std::time::Duration;
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, distio_slave::TaskFailure>;
 
 /// Fails the test instead of hanging if `fut` takes more than 30 s.
 async fn within<F: IntoFuture>(fut: F) -> F::Output {
@@ -78,8 +78,7 @@ fn __distio_slave() {
             .task("environment", |_: (), _| async move {
                 let child = std::process::Command::new("sh")
                     .args(["-c", &format!("echo ${{{SLAVE_FD_ENV}:-unset}}")])
-                    .output()
-                    .map_err(|err| err.to_string())?;
+                    .output()?;
                 let seen: Seen = (
                     std::env::var_os(SLAVE_FD_ENV).is_some(),
                     distio_slave::launched_as_slave(),

@@ -30,9 +30,9 @@ fn gated_slave(max_running: usize, gate: Arc<Semaphore>, counts: Arc<Counts>) ->
                 counts.started.fetch_add(1, Ordering::SeqCst);
                 let now = counts.running.fetch_add(1, Ordering::SeqCst) + 1;
                 counts.most.fetch_max(now, Ordering::SeqCst);
-                gate.acquire().await.map_err(|e| e.to_string())?.forget();
+                gate.acquire().await?.forget();
                 counts.running.fetch_sub(1, Ordering::SeqCst);
-                Ok::<_, String>(n)
+                Ok(n)
             }
         })
         .unwrap()

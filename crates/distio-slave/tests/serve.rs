@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, distio_slave::TaskFailure>;
 
 fn slave(closed: Arc<AtomicBool>) -> SlaveProcess {
     SlaveProcess::new()

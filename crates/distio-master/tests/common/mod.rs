@@ -68,7 +68,7 @@ pub async fn wait_gone(pid: u32) -> bool {
 static RECORDED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static BIG_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, distio_slave::TaskFailure>;
 
 fn tasks() -> SlaveProcess {
     SlaveProcess::new()
@@ -87,10 +87,9 @@ fn tasks() -> SlaveProcess {
             R::Ok(ms)
         })
         .unwrap()
-        .task(
-            "fail",
-            |message: String, _| async move { R::<()>::Err(message) },
-        )
+        .task("fail", |message: String, _| async move {
+            R::<()>::Err(distio_slave::TaskFailure::new(message))
+        })
         .unwrap()
         .task("panic", |_: (), _| async move {
             if std::env::var_os("NEVER_SET_DISTIO").is_none() {
@@ -122,7 +121,7 @@ fn tasks() -> SlaveProcess {
             "emit",
             |(name, count): (String, u32), ctx: TaskContext| async move {
                 for i in 0..count {
-                    ctx.slave().emit(&name, &i).map_err(|e| e.to_string())?;
+                    ctx.slave().emit(&name, &i)?;
                 }
                 R::Ok(count)
             },
@@ -144,7 +143,7 @@ fn tasks() -> SlaveProcess {
         .task("cwd", |_: (), _| async move {
             std::env::current_dir()
                 .map(|d| d.display().to_string())
-                .map_err(|e| e.to_string())
+                .map_err(Into::into)
         })
         .unwrap()
         .task("print", |line: String, _| async move {
@@ -472,10 +471,7 @@ fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            command
-                .spawn()
-                .map(|child| child.id())
-                .map_err(|e| e.to_string())
+            command.spawn().map(|child| child.id()).map_err(Into::into)
         })
         .unwrap()
         .task(
@@ -485,12 +481,12 @@ fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
                 let run = vec![b'x'; len];
                 let mut out = std::io::stdout().lock();
                 for _ in 0..count {
-                    out.write_all(&run).map_err(|e| e.to_string())?;
+                    out.write_all(&run)?;
                     if newline {
-                        out.write_all(b"\n").map_err(|e| e.to_string())?;
+                        out.write_all(b"\n")?;
                     }
                 }
-                out.flush().map_err(|e| e.to_string())
+                Ok(out.flush()?)
             },
         )
         .unwrap()

@@ -19,7 +19,7 @@
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut tasks = TaskRegistry::new();
-/// tasks.register("square", |n: u64, _| async move { Ok::<_, String>(n * n) })?;
+/// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
 /// let pool = Workpool::new(InProcess::many(3, tasks))?; // Balance::EvenCounts
 /// pool.run_all("square", &[2u64; 30]).await?;
 /// // Equal transports, one task in flight each: at most one apart, always.
