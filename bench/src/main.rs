@@ -30,8 +30,8 @@ fn serve_as_slave() -> ExitCode {
     };
     let served = runtime.block_on(async {
         SlaveProcess::new()
-            .task("echo", |data: ByteBuf, _| async move { Ok(data) })?
-            .task("noop", |_: (), _| async { Ok(()) })?
+            .task("echo", |data: ByteBuf, _| async move { Ok(data) })
+            .task("noop", |_: (), _| async { Ok(()) })
             .serve()
             .await
     });

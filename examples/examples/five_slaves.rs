@@ -11,7 +11,7 @@ async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("say hello", |_: (), ctx| async move {
             Ok(format!("Hello from {}", ctx.slave().id()))
-        })?
+        })
         .serve()
         .await?;
     Ok(())

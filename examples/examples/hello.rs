@@ -10,8 +10,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// The slave: two tasks.
 async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
-        .task("say hello", |_: (), _| async { Ok("Hello World!") })?
-        .task("say goodbye", |_: (), _| async { Ok("Goodbye World!") })?
+        .task("say hello", |_: (), _| async { Ok("Hello World!") })
+        .task("say goodbye", |_: (), _| async { Ok("Goodbye World!") })
         .serve()
         .await?;
     Ok(())

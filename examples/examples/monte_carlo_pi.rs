@@ -45,7 +45,7 @@ async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("sample", |job: (u64, u64), _ctx: TaskContext| async move {
             Ok(sample(job))
-        })?
+        })
         .serve()
         .await?;
     Ok(())

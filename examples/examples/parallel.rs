@@ -12,10 +12,10 @@ async fn slave() -> Result<(), Error> {
     SlaveProcess::new()
         .task("foo", |n: u64, ctx: TaskContext| async move {
             Ok((ctx.slave().id(), n + 1))
-        })?
+        })
         .task("bar", |n: u64, ctx: TaskContext| async move {
             Ok((ctx.slave().id(), n * 2))
-        })?
+        })
         .serve()
         .await?;
     Ok(())

@@ -26,15 +26,15 @@ async fn slave() -> Result<(), Error> {
         .task(
             "task a",
             |s: String, _| async move { Ok(format!("{s} -> a")) },
-        )?
+        )
         .task(
             "task b",
             |s: String, _| async move { Ok(format!("{s} -> b")) },
-        )?
+        )
         .task(
             "task c",
             |s: String, _| async move { Ok(format!("{s} -> c")) },
-        )?
+        )
         .serve()
         .await?;
     Ok(())

@@ -16,14 +16,14 @@ async fn slave() -> Result<(), Error> {
                 ctx.slave().id(),
                 n * 2
             ))
-        })?
+        })
         .task("sum", |ns: Vec<u64>, ctx: TaskContext| async move {
             Ok(format!(
                 "slave #{} summed {ns:?} to {}",
                 ctx.slave().id(),
                 ns.iter().sum::<u64>()
             ))
-        })?
+        })
         .serve()
         .await?;
     Ok(())

@@ -17,7 +17,7 @@ async fn slave() -> Result<(), Error> {
                 ctx.slave().emit("progress", &(i, n))?;
             }
             Ok(format!("slave #{} counted to {n}", ctx.slave().id()))
-        })?
+        })
         .on_close(|slave| async move {
             // Stdout is prefixed with the slave's alias by the master.
             println!("slave #{} closing, goodbye", slave.id());

@@ -67,7 +67,6 @@ async fn an_attached_in_memory_slave_behaves_like_a_process() {
     let serving = tokio::spawn(
         distio_slave::SlaveProcess::new()
             .task("square", |n: u64, _| async move { Ok(n * n) })
-            .unwrap()
             .serve_on(theirs),
     );
     let slave = master

@@ -84,7 +84,7 @@ pub fn launched_as_slave() -> bool {
 ///         .build()?;
 ///     if is_slave {
 ///         let slave = SlaveProcess::new()
-///             .task("square", |n: u64, _| async move { Ok(n * n) })?;
+///             .task("square", |n: u64, _| async move { Ok(n * n) });
 ///         runtime.block_on(slave.serve())?;
 ///     } else {
 ///         // The master's side: spawn slaves with distio-master.

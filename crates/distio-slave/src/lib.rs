@@ -17,8 +17,8 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), distio_slave::SlaveError> {
 //!     SlaveProcess::new()
-//!         .task("say hello", |_: (), _ctx| async { Ok("Hello World!") })?
-//!         .task("square", |n: u64, _ctx| async move { Ok(n * n) })?
+//!         .task("say hello", |_: (), _ctx| async { Ok("Hello World!") })
+//!         .task("square", |n: u64, _ctx| async move { Ok(n * n) })
 //!         .serve()
 //!         .await
 //! }

@@ -30,8 +30,8 @@ type CloseHook = Box<dyn FnOnce(SlaveHandle) -> BoxFuture<'static, ()> + Send>;
 ///     SlaveProcess::new()
 ///         .task("say hello", |_: (), ctx| async move {
 ///             Ok(format!("Hello from {}", ctx.slave().id()))
-///         })?
-///         .task("square", |n: u64, _| async move { Ok(n * n) })?
+///         })
+///         .task("square", |n: u64, _| async move { Ok(n * n) })
 ///         .on_close(|_slave| async { eprintln!("bye") })
 ///         .serve()
 ///         .await
@@ -45,6 +45,8 @@ pub struct SlaveProcess {
     event_queue: usize,
     /// Handlers that wait, run at once at most; at least 1.
     max_running: usize,
+    /// The first task that could not be registered: `serve` reports it.
+    refused: Option<SlaveError>,
 }
 
 impl Default for SlaveProcess {
@@ -55,6 +57,7 @@ impl Default for SlaveProcess {
             codec: FrameCodec::default(),
             event_queue: DEFAULT_EVENT_QUEUE,
             max_running: DEFAULT_MAX_RUNNING,
+            refused: None,
         }
     }
 }
@@ -73,20 +76,38 @@ impl SlaveProcess {
         }
     }
 
-    /// Registers a task; see [`TaskRegistry::register`]. A name can be registered once.
-    pub fn task<T, R, F, Fut>(
-        mut self,
-        name: impl Into<String>,
-        handler: F,
-    ) -> Result<Self, SlaveError>
+    /// Registers a task; see [`TaskRegistry::register`]. A name can be registered once: a
+    /// second registration is refused, and [`serve`](Self::serve) then fails at once with
+    /// [`SlaveError::DuplicateTask`] (so a builder chain needs no `?` per task; see
+    /// [`check`](Self::check) to find out earlier).
+    pub fn task<T, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
         F: Fn(T, TaskContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, TaskFailure>> + Send + 'static,
     {
-        self.tasks.register(name, handler)?;
-        Ok(self)
+        if let Err(refused) = self.tasks.register(name, handler) {
+            self.refused.get_or_insert(refused);
+        }
+        self
+    }
+
+    /// The slave, or the first registration it refused (a name given twice).
+    ///
+    /// ```
+    /// use distio_slave::{SlaveError, SlaveProcess};
+    ///
+    /// let twice = SlaveProcess::new()
+    ///     .task("ping", |_: (), _| async { Ok("pong") })
+    ///     .task("ping", |_: (), _| async { Ok("pong again") });
+    /// assert!(matches!(twice.check(), Err(SlaveError::DuplicateTask(name)) if name == "ping"));
+    /// ```
+    pub fn check(self) -> Result<Self, SlaveError> {
+        match self.refused {
+            Some(refused) => Err(refused),
+            None => Ok(self),
+        }
     }
 
     /// Sets the hook run when the master asks the slave to close, after it stops taking
@@ -124,7 +145,7 @@ impl SlaveProcess {
     ///             ctx.slave().emit_wait("step", &i).await?;
     ///         }
     ///         Ok(n)
-    ///     })?;
+    ///     });
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())
     /// ```
@@ -149,7 +170,7 @@ impl SlaveProcess {
     ///     .task("fetch", |ms: u64, _| async move {
     ///         tokio::time::sleep(Duration::from_millis(ms)).await;
     ///         Ok(ms)
-    ///     })?;
+    ///     });
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())
     /// ```
@@ -181,10 +202,11 @@ impl SlaveProcess {
     /// [`take_connection`](crate::take_connection) first thing in `main`, before building
     /// the runtime.
     pub async fn serve(self) -> Result<(), SlaveError> {
+        let this = self.check()?;
         let stream = inherited::connection_for_serve()?;
         let stream = tokio::net::UnixStream::from_std(stream).map_err(ProtoError::Io)?;
         let (reader, writer) = stream.into_split();
-        self.serve_split(reader, writer).await
+        this.serve_split(reader, writer).await
     }
 
     /// Serves a master over any byte stream (a socket, an in-memory pipe in tests).
@@ -192,8 +214,9 @@ impl SlaveProcess {
     where
         IO: AsyncRead + AsyncWrite + Send + 'static,
     {
+        let this = self.check()?;
         let (reader, writer) = tokio::io::split(io);
-        self.serve_split(reader, writer).await
+        this.serve_split(reader, writer).await
     }
 
     async fn serve_split<R, W>(self, reader: R, writer: W) -> Result<(), SlaveError>
@@ -207,6 +230,7 @@ impl SlaveProcess {
             codec,
             event_queue,
             max_running,
+            refused: _,
         } = self;
         let mut frames = FramedRead::new(reader, codec);
         let hello = match frames.next().await {

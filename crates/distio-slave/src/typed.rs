@@ -62,12 +62,12 @@ impl SlaveProcess {
     ///
     /// # async fn run() -> Result<(), distio_slave::SlaveError> {
     /// SlaveProcess::new()
-    ///     .implement::<Square, _, _>(|n, _ctx| async move { Ok(u64::from(n) * u64::from(n)) })?
+    ///     .implement::<Square, _, _>(|n, _ctx| async move { Ok(u64::from(n) * u64::from(n)) })
     ///     .serve()
     ///     .await
     /// # }
     /// ```
-    pub fn implement<T, F, Fut>(self, handler: F) -> Result<Self, SlaveError>
+    pub fn implement<T, F, Fut>(self, handler: F) -> Self
     where
         T: Task,
         F: Fn(T::Input, TaskContext) -> Fut + Send + Sync + 'static,

@@ -74,7 +74,6 @@ fn __distio_slave() {
     runtime.block_on(async {
         SlaveProcess::new()
             .task("early", move |_: (), _| async move { R::Ok(early) })
-            .unwrap()
             .task("environment", |_: (), _| async move {
                 let child = std::process::Command::new("sh")
                     .args(["-c", &format!("echo ${{{SLAVE_FD_ENV}:-unset}}")])
@@ -86,7 +85,6 @@ fn __distio_slave() {
                 );
                 R::Ok(seen)
             })
-            .unwrap()
             .serve()
             .await
             .expect("serve")

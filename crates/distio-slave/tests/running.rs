@@ -35,7 +35,6 @@ fn gated_slave(max_running: usize, gate: Arc<Semaphore>, counts: Arc<Counts>) ->
                 Ok(n)
             }
         })
-        .unwrap()
 }
 
 #[tokio::test]

@@ -15,17 +15,14 @@ type R<T> = Result<T, distio_slave::TaskFailure>;
 fn slave(closed: Arc<AtomicBool>) -> SlaveProcess {
     SlaveProcess::new()
         .task("square", |n: u64, _| async move { R::Ok(n * n) })
-        .unwrap()
         .task("sleep", |ms: u64, _| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             R::Ok(ms)
         })
-        .unwrap()
         .task("pause", |_: (), ctx: TaskContext| async move {
             ctx.slave().pause();
             R::Ok(())
         })
-        .unwrap()
         .on_close(move |_| async move { closed.store(true, Ordering::SeqCst) })
 }
 
@@ -174,8 +171,7 @@ async fn serve_outside_a_slave_process_says_so() {
 async fn a_result_too_large_for_a_frame_becomes_an_error_response() {
     let process = SlaveProcess::new()
         .max_frame_len(1024)
-        .task("big", |n: usize, _| async move { R::Ok("x".repeat(n)) })
-        .unwrap();
+        .task("big", |n: usize, _| async move { R::Ok("x".repeat(n)) });
     let mut m = start(process);
     m.send(Frame::Hello(Hello::new(SlaveIdentity::local(5, "five"))))
         .await;
@@ -198,5 +194,19 @@ async fn a_result_too_large_for_a_frame_becomes_an_error_response() {
             .decode::<String>()
             .unwrap(),
         "x".repeat(10)
+    );
+}
+
+#[tokio::test]
+async fn a_task_registered_twice_stops_serve_before_anything_is_read() {
+    let (_master, ours) = tokio::io::duplex(1024);
+    let result = SlaveProcess::new()
+        .task("twice", |_: (), _| async { R::Ok(1u8) })
+        .task("twice", |_: (), _| async { R::Ok(2u8) })
+        .serve_on(ours)
+        .await;
+    assert!(
+        matches!(&result, Err(distio_slave::SlaveError::DuplicateTask(name)) if name == "twice"),
+        "{result:?}"
     );
 }

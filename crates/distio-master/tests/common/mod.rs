@@ -73,40 +73,31 @@ type R<T> = Result<T, distio_slave::TaskFailure>;
 fn tasks() -> SlaveProcess {
     SlaveProcess::new()
         .task("echo", |s: String, _| async move { R::Ok(s) })
-        .unwrap()
         .task("square", |n: u64, _| async move { R::Ok(n * n) })
-        .unwrap()
         .task("add", |(a, b): (i64, i64), _| async move { R::Ok(a + b) })
-        .unwrap()
         .task("whoami", |_: (), ctx: TaskContext| async move {
             R::Ok((ctx.slave().id(), ctx.slave().alias().to_owned()))
         })
-        .unwrap()
         .task("sleep", |ms: u64, _| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             R::Ok(ms)
         })
-        .unwrap()
         .task("fail", |message: String, _| async move {
             R::<()>::Err(distio_slave::TaskFailure::new(message))
         })
-        .unwrap()
         .task("panic", |_: (), _| async move {
             if std::env::var_os("NEVER_SET_DISTIO").is_none() {
                 panic!("deliberate panic");
             }
             R::Ok(())
         })
-        .unwrap()
         .task("record", |n: u64, _| async move {
             RECORDED.lock().unwrap().push(n);
             R::Ok(())
         })
-        .unwrap()
         .task("recorded", |_: (), _| async move {
             R::Ok(RECORDED.lock().unwrap().clone())
         })
-        .unwrap()
         .task("pause_for", |ms: u64, ctx: TaskContext| async move {
             let slave = ctx.slave().clone();
             slave.pause();
@@ -116,7 +107,6 @@ fn tasks() -> SlaveProcess {
             });
             R::Ok(())
         })
-        .unwrap()
         .task(
             "emit",
             |(name, count): (String, u32), ctx: TaskContext| async move {
@@ -126,31 +116,26 @@ fn tasks() -> SlaveProcess {
                 R::Ok(count)
             },
         )
-        .unwrap()
         .task("exit", |code: i32, _| async move {
             std::process::exit(code);
             #[allow(unreachable_code)]
             R::Ok(())
         })
-        .unwrap()
         .task("meta", |_: (), ctx: TaskContext| async move {
             R::Ok((
                 ctx.meta().timeout.map(|t| t.as_millis() as u64),
                 ctx.meta().catch_all,
             ))
         })
-        .unwrap()
         .task("cwd", |_: (), _| async move {
             std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .map_err(Into::into)
         })
-        .unwrap()
         .task("print", |line: String, _| async move {
             println!("{line}");
             R::Ok(())
         })
-        .unwrap()
         .task("spin", |ms: u64, _| async move {
             // Never yields: the slave's one runtime thread is busy, so it neither reads
             // nor answers, nor enforces timeouts, until this ends.
@@ -160,22 +145,18 @@ fn tasks() -> SlaveProcess {
             }
             R::Ok(ms)
         })
-        .unwrap()
         .task("block", |ms: u64, _| async move {
             // Blocks the slave's one runtime thread: it stops reading its socket.
             std::thread::sleep(Duration::from_millis(ms));
             R::Ok(ms)
         })
-        .unwrap()
         .task("big", |data: Vec<u8>, _| async move {
             BIG_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             R::Ok(data.len())
         })
-        .unwrap()
         .task("big_seen", |_: (), _| async move {
             R::Ok(BIG_SEEN.load(std::sync::atomic::Ordering::SeqCst))
         })
-        .unwrap()
         .implement::<Sqrt, _, _>(|n, _| async move {
             if n < 0 {
                 Err(SqrtError::Negative(n))
@@ -183,7 +164,6 @@ fn tasks() -> SlaveProcess {
                 Ok((n as f64).sqrt() as u32)
             }
         })
-        .unwrap()
         .on_close(|_| async {
             println!("close hook ran");
         })
@@ -473,7 +453,6 @@ fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
                 .stderr(Stdio::null());
             command.spawn().map(|child| child.id()).map_err(Into::into)
         })
-        .unwrap()
         .task(
             "spew",
             |(len, count, newline): (usize, usize, bool), _| async move {
@@ -489,5 +468,4 @@ fn process_tasks(slave: SlaveProcess) -> SlaveProcess {
                 Ok(out.flush()?)
             },
         )
-        .unwrap()
 }
