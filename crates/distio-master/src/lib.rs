@@ -113,4 +113,4 @@ pub use slave_array::SlaveArray;
 pub use spawn::{
     CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
 };
-pub use target::Target;
+pub use target::{IntoTargets, Target};
