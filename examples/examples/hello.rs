@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
     let master = Master::new();
     let slave = master.spawn(SpawnOptions::current_exe()?).await?;
 
-    let hello = master.tell([&slave]).to("say hello", &()).await?;
+    let hello = master.tell(&slave).to("say hello", &()).await?;
     println!("{}", hello[0].value::<String>()?);
     let goodbye = slave.exec("say goodbye", &()).await?;
     println!("{}", goodbye.value::<String>()?);

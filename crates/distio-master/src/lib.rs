@@ -19,6 +19,13 @@
 //! }
 //! ```
 //!
+//! ## Finding slaves
+//!
+//! [`Master::all`] gives the live slaves as a [`SlaveArray`]; its filters narrow it and its
+//! picks choose one: `master.all().idle().in_group("x").least_busy()`. [`Master::slave`]
+//! finds one by handle, id or alias, and [`Master::slaves`] several. [`Master::tell`]
+//! takes one target (`&slave`, `"alias"`, an id, [`Target::group`]) or a collection.
+//!
 //! ## Requests
 //!
 //! - Every request resolves to a [`Response`]: value or error, sender, request id, task,
@@ -56,7 +63,7 @@
 //! [`Slave::close`] (now), [`Slave::shutdown`] (after pending requests), [`Slave::kill`]
 //! (a signal). Afterwards every request fails at once with an error naming the slave, and
 //! [`Response::end_reason`] says which of these it was. The slave leaves [`Master::all`]
-//! and every other query, and frees its alias, the moment one of these is called (or its
+//! (and so every query built on it) and [`Master::slave`], and frees its alias, the moment one of these is called (or its
 //! link ends), not when its process has been reaped. When a slave exits or crashes, its
 //! pending requests complete at once with a `SlaveExited` error carrying the exit code or
 //! signal; a slave that sends garbage has its link closed.
@@ -113,4 +120,4 @@ pub use slave_array::SlaveArray;
 pub use spawn::{
     CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
 };
-pub use target::Target;
+pub use target::{IntoTargets, Target};

@@ -4,7 +4,6 @@ use distio_proto::{FrameCodec, Hello, Payload, SlaveId, SlaveIdentity};
 use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -21,7 +20,8 @@ use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
 use crate::room::Room;
 use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, watch_process};
 use crate::{
-    Broadcast, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions, Target,
+    Broadcast, IntoTargets, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions,
+    Target,
 };
 
 /// Starts slaves, keeps the list of live ones, and sends them work.
@@ -39,7 +39,7 @@ use crate::{
 /// let slaves = master.spawn_many(5, SpawnOptions::new("./worker").group("squares")).await?;
 ///
 /// // Broadcast to a group; the data is encoded once.
-/// let all = master.tell([Target::group("squares")]).to("say hello", &()).await?;
+/// let all = master.tell(Target::group("squares")).to("say hello", &()).await?;
 /// println!("{}", all.join_values::<String>(", ")?);
 ///
 /// // One slave, by id.
@@ -373,24 +373,40 @@ impl Master {
 
     // ----- sending work -----
 
-    /// Addresses a request to `targets`: any mix of handles, ids, aliases and groups
-    /// (duplicates are sent to once). Finish with [`Tell::to`].
-    pub fn tell<I>(&self, targets: I) -> Tell
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
+    /// Addresses a request to `targets`: one target — a handle (`&slave`), an id, an alias
+    /// (`"worker"`) or a [`Target`] such as [`Target::group`] — or a collection of them
+    /// (`[&a, &b]`, `&slaves`, `vec![..]`); duplicates are sent to once. Finish with
+    /// [`Tell::to`]; awaiting gives a [`ResponseArray`](crate::ResponseArray) in target
+    /// order, also for one slave. A target that names no live slave fails the request with
+    /// [`MasterError::NoSuchSlave`], and no slave at all with [`MasterError::NoTargets`].
+    ///
+    /// For one slave whose handle you hold, [`Slave::exec`] is shorter and gives a single
+    /// [`Response`](crate::Response).
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, SpawnOptions, Target};
+    ///
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// let slave = master.spawn(SpawnOptions::new("./worker").alias("w").group("g")).await?;
+    /// let one = master.tell(&slave).to("square", &3u64).await?;
+    /// let by_alias = master.tell("w").to("square", &3u64).await?;
+    /// let group = master.tell(Target::group("g")).to("square", &3u64).await?;
+    /// let many = master.tell([0u64, 1]).to("square", &3u64).await?;
+    /// assert_eq!(one.len(), 1);
+    /// // The same, without the array:
+    /// let n: u64 = slave.exec("square", &3u64).await?.value()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tell(&self, targets: impl IntoTargets) -> Tell {
         Tell {
             slaves: self.resolve_all(targets),
         }
     }
 
     /// Resolves targets to live slaves, in order, without duplicates.
-    fn resolve_all<I>(&self, targets: I) -> Result<Vec<Slave>, MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
+    fn resolve_all(&self, targets: impl IntoTargets) -> Result<Vec<Slave>, MasterError> {
+        let targets = targets.into_targets();
         let registry = lock(&self.shared.registry);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -400,7 +416,7 @@ impl Master {
             }
         };
         for target in targets {
-            match target.into() {
+            match target {
                 Target::Slave(slave) => add(&slave),
                 Target::Group(group) => registry
                     .live
@@ -420,132 +436,80 @@ impl Master {
         Ok(out)
     }
 
-    // ----- queries -----
+    // ----- finding slaves -----
 
-    /// The live slave `target` names (a handle resolves to itself while live).
+    /// The live slave `target` names: a handle resolves to itself while live, an id or an
+    /// alias to the live slave holding it, a group to its first live slave.
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, SpawnOptions};
+    ///
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// let slave = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
+    /// assert_eq!(master.slave("w"), Some(slave.clone()));
+    /// assert_eq!(master.slave(slave.id()), Some(slave));
+    /// assert!(master.slave(999u64).is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn slave(&self, target: impl Into<Target>) -> Option<Slave> {
         lock(&self.shared.registry).find(&target.into()).cloned()
     }
 
-    /// The live slave with this id.
-    pub fn by_id(&self, id: SlaveId) -> Option<Slave> {
-        self.slave(id)
-    }
-
-    /// The live slave with this alias.
-    pub fn by_alias(&self, alias: &str) -> Option<Slave> {
-        self.slave(alias)
-    }
-
-    /// Live local slaves started from `path`.
-    pub fn with_path(&self, path: impl AsRef<Path>) -> SlaveArray {
-        self.filter(|s| s.path() == Some(path.as_ref()))
-    }
-
-    /// All live slaves (not closed, shut down, killed or exited), by id.
+    /// The live slaves `targets` names, in order and without duplicates (groups expand to
+    /// their live members), for filtering further: `master.slaves(targets)?.idle()`.
+    /// A target that names no live slave gives [`MasterError::NoSuchSlave`].
     ///
-    /// A slave leaves this list, and every other query, the moment it is closed, shut down
-    /// or killed (when the call is made, not when the process has exited) or its link ends;
-    /// its alias is free again from then on.
+    /// ```no_run
+    /// use distio_master::{Master, SpawnOptions};
+    ///
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// master.spawn_many(3, SpawnOptions::new("./worker").alias("w")).await?;
+    /// let quietest = master.slaves(["w", "w-2"])?.least_busy();
+    /// assert!(quietest.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn slaves(&self, targets: impl IntoTargets) -> Result<SlaveArray, MasterError> {
+        self.resolve_all(targets).map(SlaveArray::from)
+    }
+
+    /// All live slaves (not closed, shut down, killed or exited), by id: the collection
+    /// every query starts from, narrowed with [`SlaveArray`]'s filters
+    /// ([`idle`](SlaveArray::idle), [`in_group`](SlaveArray::in_group), …) and picks
+    /// ([`least_busy`](SlaveArray::least_busy), [`by_alias`](SlaveArray::by_alias), …).
+    ///
+    /// A slave leaves this list the moment it is closed, shut down or killed (when the call
+    /// is made, not when the process has exited) or its link ends; its alias is free again
+    /// from then on.
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, SpawnOptions};
+    ///
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// master.spawn_many(4, SpawnOptions::new("./worker").group("x")).await?;
+    /// assert_eq!(master.all().len(), 4);
+    /// if let Some(slave) = master.all().idle().in_group("x").least_busy() {
+    ///     slave.exec("square", &3u64).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn all(&self) -> SlaveArray {
-        self.filter(|_| true)
-    }
-
-    /// Live slaves with requests pending.
-    pub fn busy(&self) -> SlaveArray {
-        self.filter(Slave::is_busy)
-    }
-
-    /// Live slaves with no requests pending.
-    pub fn idle(&self) -> SlaveArray {
-        self.filter(Slave::is_idle)
-    }
-
-    /// Live local slaves.
-    pub fn local(&self) -> SlaveArray {
-        self.filter(Slave::is_local)
-    }
-
-    /// Live slaves that are not local processes.
-    pub fn remote(&self) -> SlaveArray {
-        self.filter(Slave::is_remote)
-    }
-
-    /// Live slaves in `group`.
-    pub fn in_group(&self, group: &str) -> SlaveArray {
-        self.filter(|s| s.in_group(group))
-    }
-
-    /// Live slaves not in `group`.
-    pub fn not_in_group(&self, group: &str) -> SlaveArray {
-        self.filter(|s| !s.in_group(group))
-    }
-
-    /// True if the live slave `target` names is in `group`.
-    pub fn belongs_to_group(&self, target: impl Into<Target>, group: &str) -> bool {
-        self.slave(target).is_some_and(|s| s.in_group(group))
-    }
-
-    /// The idle slaves among `targets`.
-    pub fn idle_in<I>(&self, targets: I) -> Result<SlaveArray, MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
-        Ok(self
-            .resolve_all(targets)?
-            .into_iter()
-            .filter(Slave::is_idle)
-            .collect())
-    }
-
-    /// The live slave with the fewest pending requests (the lowest id on a tie).
-    pub fn least_busy(&self) -> Option<Slave> {
-        least_busy(self.all().iter())
-    }
-
-    /// The least busy live slave in `group`.
-    pub fn least_busy_in_group(&self, group: &str) -> Option<Slave> {
-        least_busy(self.in_group(group).iter())
-    }
-
-    /// The least busy slave among `targets`.
-    pub fn least_busy_in<I>(&self, targets: I) -> Result<Option<Slave>, MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
-        Ok(least_busy(self.resolve_all(targets)?.iter()))
-    }
-
-    fn filter(&self, keep: impl Fn(&Slave) -> bool) -> SlaveArray {
-        lock(&self.shared.registry)
-            .live
-            .values()
-            .filter(|s| keep(s))
-            .cloned()
-            .collect()
+        lock(&self.shared.registry).live.values().cloned().collect()
     }
 
     // ----- lifecycle -----
 
     /// Closes the slaves `targets` names, now (see [`Slave::close`]).
-    pub async fn close<I>(&self, targets: I) -> Result<(), MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
+    pub async fn close(&self, targets: impl IntoTargets) -> Result<(), MasterError> {
         SlaveArray::from(self.resolve_all(targets)?).close().await;
         Ok(())
     }
 
     /// Shuts down the slaves `targets` names, after their pending requests (see
     /// [`Slave::shutdown`]).
-    pub async fn shutdown<I>(&self, targets: I) -> Result<(), MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
+    pub async fn shutdown(&self, targets: impl IntoTargets) -> Result<(), MasterError> {
         SlaveArray::from(self.resolve_all(targets)?)
             .shutdown()
             .await;
@@ -553,11 +517,7 @@ impl Master {
     }
 
     /// Sends `signal` to the slaves `targets` names (see [`Slave::kill`]).
-    pub fn kill<I>(&self, targets: I, signal: Signal) -> Result<(), MasterError>
-    where
-        I: IntoIterator,
-        I::Item: Into<Target>,
-    {
+    pub fn kill(&self, targets: impl IntoTargets, signal: Signal) -> Result<(), MasterError> {
         SlaveArray::from(self.resolve_all(targets)?).kill(signal)
     }
 
@@ -601,10 +561,6 @@ impl Registry {
             Target::Group(group) => self.live.values().find(|s| s.in_group(group)),
         }
     }
-}
-
-fn least_busy<'a>(slaves: impl Iterator<Item = &'a Slave>) -> Option<Slave> {
-    slaves.min_by_key(|s| s.pending()).cloned()
 }
 
 impl std::fmt::Debug for Master {

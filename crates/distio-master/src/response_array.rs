@@ -55,7 +55,7 @@ impl Order {
 ///
 /// ```no_run
 /// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
-/// let responses = master.tell(&master.all()).to("square", &3u64).await?;
+/// let responses = master.tell(master.all()).to("square", &3u64).await?;
 /// let total: u64 = responses.sum()?;
 /// println!("{} answers, total {total}, {} errors", responses.len(), responses.errors().len());
 /// println!("{}", responses.join_values::<u64>(", ")?);

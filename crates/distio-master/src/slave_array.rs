@@ -5,6 +5,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Deref;
+use std::path::Path;
 
 use crate::events::Events;
 use crate::{Broadcast, MasterError, Signal, Slave};
@@ -12,6 +13,16 @@ use crate::{Broadcast, MasterError, Signal, Slave};
 /// Several slaves, addressed together: broadcast a task, close or kill them all, or
 /// subscribe to their events. Derefs to `[Slave]`, so `slaves[0]`, `len` and iteration
 /// work as on a slice.
+///
+/// It is also how slaves are found: [`Master::all`](crate::Master::all) gives every live
+/// slave, the filters ([`idle`](Self::idle), [`busy`](Self::busy),
+/// [`in_group`](Self::in_group), [`not_in_group`](Self::not_in_group),
+/// [`local`](Self::local), [`remote`](Self::remote), [`with_path`](Self::with_path),
+/// [`filter`](Self::filter)) narrow it, keeping the order, and the picks
+/// ([`least_busy`](Self::least_busy), [`by_id`](Self::by_id), [`by_alias`](Self::by_alias),
+/// [`random`](Self::random)) choose one: `master.all().idle().in_group("x").least_busy()`.
+/// The filters look at each slave when they run; a slave can become busy, or be closed,
+/// right after.
 ///
 /// ```no_run
 /// use distio_master::{Master, SpawnOptions};
@@ -41,6 +52,141 @@ impl SlaveArray {
             task.into(),
             Payload::encode(data).map_err(MasterError::Encode),
         )
+    }
+
+    /// The slaves for which `keep` is true, in order.
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let chatty = master.all().filter(|s| s.sent() > 100);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn filter(mut self, mut keep: impl FnMut(&Slave) -> bool) -> Self {
+        self.0.retain(|s| keep(s));
+        self
+    }
+
+    /// The slaves with no requests pending (see [`Slave::is_idle`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let free = master.all().idle();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn idle(self) -> Self {
+        self.filter(Slave::is_idle)
+    }
+
+    /// The slaves with requests pending (see [`Slave::is_busy`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let working = master.all().busy();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn busy(self) -> Self {
+        self.filter(Slave::is_busy)
+    }
+
+    /// The slaves in `group` (see [`Slave::in_group`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let free_squarers = master.all().in_group("squares").idle();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn in_group(self, group: &str) -> Self {
+        self.filter(|s| s.in_group(group))
+    }
+
+    /// The slaves not in `group` (also those in no group).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let others = master.all().not_in_group("squares");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn not_in_group(self, group: &str) -> Self {
+        self.filter(|s| !s.in_group(group))
+    }
+
+    /// The local slave processes (see [`Slave::is_local`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let here = master.all().local();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn local(self) -> Self {
+        self.filter(Slave::is_local)
+    }
+
+    /// The slaves that are not local processes (see [`Slave::is_remote`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let elsewhere = master.all().remote();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn remote(self) -> Self {
+        self.filter(Slave::is_remote)
+    }
+
+    /// The local slaves started from `path`, compared exactly as it was given to
+    /// [`SpawnOptions::new`](crate::SpawnOptions::new).
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let workers = master.all().with_path("./worker");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_path(self, path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        self.filter(|s| s.path() == Some(path))
+    }
+
+    /// The slave with the fewest pending requests (the first in order on a tie, the lowest
+    /// id for [`Master::all`](crate::Master::all)), or `None` if the array is empty.
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
+    /// if let Some(slave) = master.all().in_group("squares").least_busy() {
+    ///     slave.exec("square", &3u64).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn least_busy(&self) -> Option<Slave> {
+        self.0.iter().min_by_key(|s| s.pending()).cloned()
+    }
+
+    /// The slave with this id, if it is in the array.
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let first = master.all().by_id(0);
+    /// # }
+    /// ```
+    pub fn by_id(&self, id: SlaveId) -> Option<Slave> {
+        self.0.iter().find(|s| s.id() == id).cloned()
+    }
+
+    /// The slave with this alias, if it is in the array.
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) {
+    /// let worker = master.all().idle().by_alias("worker");
+    /// # }
+    /// ```
+    pub fn by_alias(&self, alias: &str) -> Option<Slave> {
+        self.0.iter().find(|s| s.alias() == Some(alias)).cloned()
     }
 
     /// A slave picked at random, or `None` if the array is empty.

@@ -172,15 +172,15 @@ async fn master_lifecycle_calls_take_targets_and_groups() {
     let b = within(master.spawn_many(2, slave_options().group("b")))
         .await
         .unwrap();
-    within(master.close([Target::group("a")])).await.unwrap();
+    within(master.close(Target::group("a"))).await.unwrap();
     assert_eq!(master.all().ids(), b.ids());
-    within(master.shutdown([b[0].id()])).await.unwrap();
+    within(master.shutdown(b[0].id())).await.unwrap();
     master.kill_all(Signal::TERM).unwrap();
     within(master.exited_all()).await;
     within(b.exited()).await;
     assert!(master.all().is_empty());
     assert!(matches!(
-        master.kill([99u64], Signal::KILL),
+        master.kill(99u64, Signal::KILL),
         Err(MasterError::NoSuchSlave { .. })
     ));
 }
@@ -226,9 +226,9 @@ async fn aliases_are_unique_among_live_slaves_and_ids_are_never_reused() {
         matches!(&err, MasterError::AliasTaken { alias, owner } if alias == "solo" && *owner == first.id()),
         "{err}"
     );
-    assert_eq!(master.by_alias("solo").unwrap(), first);
+    assert_eq!(master.slave("solo").unwrap(), first);
     within(first.close()).await;
-    assert!(master.by_alias("solo").is_none());
+    assert!(master.slave("solo").is_none());
     let second = spawn_ready(&master, slave_options().alias("solo")).await;
     assert!(second.id() > first.id(), "ids only grow");
     let err = within(master.spawn_many(2, slave_options().alias("solo")))
@@ -323,26 +323,26 @@ async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
     old.kill(Signal::KILL).unwrap();
     // Immediately: no waiting for the process to be reaped.
     assert_eq!(master.all().ids(), vec![other.id()]);
-    assert!(master.by_alias("k").is_none());
-    assert!(master.by_id(old.id()).is_none());
+    assert!(master.slave("k").is_none());
+    assert!(master.slave(old.id()).is_none());
     assert!(master.slave(&old).is_none());
-    assert!(master.in_group("g").is_empty());
-    assert!(master.busy().is_empty() && master.idle().ids() == vec![other.id()]);
+    assert!(master.all().in_group("g").is_empty());
+    assert!(master.all().busy().is_empty() && master.all().idle().ids() == vec![other.id()]);
     assert!(matches!(
-        master.kill([old.id()], Signal::KILL),
+        master.kill(old.id(), Signal::KILL),
         Err(MasterError::NoSuchSlave { .. })
     ));
     let new = within(master.spawn(slave_options().alias("k")))
         .await
         .expect("the alias is free at once");
-    assert_eq!(master.by_alias("k").unwrap(), new);
+    assert_eq!(master.slave("k").unwrap(), new);
     // The old handle stays usable.
     assert_eq!(within(old.exited()).await.unwrap().signal(), Some(9));
     assert_eq!(old.state(), SlaveState::Ended);
     assert_eq!(old.exit_status().unwrap().signal(), Some(9));
     assert_eq!(old.end_reason(), Some(EndReason::Killed(Signal::KILL)));
     // The old slave's end did not free the alias the new one holds.
-    assert_eq!(master.by_alias("k").unwrap(), new);
+    assert_eq!(master.slave("k").unwrap(), new);
     let err = within(master.spawn(slave_options().alias("k")))
         .await
         .unwrap_err();
@@ -382,7 +382,7 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
     }
     // Still finishing its request, yet listed nowhere, and its alias taken by another.
     assert!(!slave.has_exited());
-    assert!(master.all().is_empty() && master.by_alias("s").is_none());
+    assert!(master.all().is_empty() && master.slave("s").is_none());
     let successor = within(master.spawn(slave_options().alias("s")))
         .await
         .unwrap();
@@ -396,7 +396,7 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
         2000
     );
     assert_eq!(within(shutting).await.unwrap().unwrap().code(), Some(0));
-    assert_eq!(master.by_alias("s").unwrap(), successor);
+    assert_eq!(master.slave("s").unwrap(), successor);
     assert_eq!(slave.end_reason(), Some(EndReason::ShutDown));
     let closing = tokio::spawn({
         let successor = successor.clone();
@@ -405,7 +405,7 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
     while successor.is_connected() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(master.all().is_empty() && master.by_alias("s").is_none());
+    assert!(master.all().is_empty() && master.slave("s").is_none());
     within(closing).await.unwrap();
 }
 
@@ -423,15 +423,15 @@ async fn a_failed_spawn_many_leaves_none_of_its_slaves_listed() {
         "{err}"
     );
     assert_eq!(master.all().ids(), vec![blocker.id()]);
-    assert!(master.in_group("m").is_empty());
-    assert!(master.by_alias("m").is_none() && master.by_alias("m-1").is_none());
+    assert!(master.all().in_group("m").is_empty());
+    assert!(master.slave("m").is_none() && master.slave("m-1").is_none());
     // Their aliases are free at once.
     let again = within(master.spawn_many(2, slave_options().alias("m")))
         .await
         .expect("the rolled-back aliases are free");
     assert_eq!(again.len(), 2);
-    assert_eq!(master.by_alias("m").unwrap(), again[0]);
-    assert_eq!(master.by_alias("m-1").unwrap(), again[1]);
+    assert_eq!(master.slave("m").unwrap(), again[0]);
+    assert_eq!(master.slave("m-1").unwrap(), again[1]);
     assert_eq!(master.all().len(), 3);
     // The rolled-back slaves are still waited for until they end.
     within(master.close_all()).await;

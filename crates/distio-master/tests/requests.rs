@@ -107,7 +107,7 @@ async fn broadcast_to_five_and_address_by_id_alias_and_group() {
         .collect();
     assert_eq!(ids, slaves.ids(), "responses come back in slave order");
 
-    let sums = within(master.tell([Target::group("g")]).to("add", &(2i64, 3i64)))
+    let sums = within(master.tell(Target::group("g")).to("add", &(2i64, 3i64)))
         .await
         .unwrap();
     assert_eq!(sums.sum::<i64>().unwrap(), 25);
@@ -138,14 +138,14 @@ async fn broadcast_to_five_and_address_by_id_alias_and_group() {
     );
 
     // Unknown targets are an error, not a silent no-op.
-    let missing = within(master.tell(["nobody"]).to("square", &1u64))
+    let missing = within(master.tell("nobody").to("square", &1u64))
         .await
         .unwrap_err();
     assert!(
         missing.to_string().contains("alias \"nobody\""),
         "{missing}"
     );
-    let none = within(master.tell([Target::group("empty")]).to("square", &1u64))
+    let none = within(master.tell(Target::group("empty")).to("square", &1u64))
         .await
         .unwrap_err();
     assert!(
