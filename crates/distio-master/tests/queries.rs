@@ -87,9 +87,8 @@ async fn composed_filters_intersect_and_picks_choose_among_what_is_left() {
         distio_slave::SlaveProcess::new()
             .task("sleep", |ms: u64, _| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, String>(ms)
+                Ok(ms)
             })
-            .unwrap()
             .serve_on(theirs),
     );
     let attached = master
