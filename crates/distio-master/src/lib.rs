@@ -70,7 +70,6 @@
 //! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
 mod call;
-mod core;
 mod defaults;
 mod direct;
 mod end;
@@ -88,10 +87,12 @@ mod response_array;
 mod room;
 mod slave;
 mod slave_array;
+mod slave_core;
 mod spawn;
+mod sync;
 mod target;
+mod writer_side;
 
-pub use crate::core::SlaveState;
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
 pub use end::{EndReason, ProtocolViolation};
@@ -110,6 +111,7 @@ pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
 pub use slave::{Location, Slave};
 pub use slave_array::SlaveArray;
+pub use slave_core::SlaveState;
 pub use spawn::{
     CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
 };

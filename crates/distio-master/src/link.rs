@@ -11,8 +11,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::core::{LinkEnd, SlaveCore};
 use crate::end::ProtocolViolation;
+use crate::slave_core::{LinkEnd, SlaveCore};
+use crate::writer_side::WriterSide;
 
 /// The sending half of a [`Link`].
 pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = ProtoError> + Send>>;
@@ -96,15 +97,15 @@ impl std::fmt::Debug for Link {
 
 /// Sends the hello, waits for the handshake, then writes queued frames in batches: every
 /// frame ready at once goes out with a single flush.
-pub(crate) async fn run_writer(
-    core: Arc<SlaveCore>,
+pub(crate) async fn run_writer<S: WriterSide>(
+    core: Arc<S>,
     mut sink: FrameSink,
     mut outbox: UnboundedReceiver<Frame>,
     hello: Hello,
 ) {
     if let Err(err) = sink.send(Frame::Hello(hello)).await {
-        tracing::debug!(slave = core.id, "could not send hello: {err}");
-        core.end_link.notify_one();
+        tracing::debug!(slave = core.slave_id(), "could not send hello: {err}");
+        core.end_link();
         return;
     }
     if !core.handshake_done().await {
@@ -122,8 +123,8 @@ pub(crate) async fn run_writer(
             core.with_live_check(|live| {
                 batch.retain(|frame| match frame {
                     Frame::Request(request) if !live(request.id) => {
-                        core.room
-                            .release(core.codec.encoded_len(frame).unwrap_or(0));
+                        core.room()
+                            .release(core.codec().encoded_len(frame).unwrap_or(0));
                         false
                     }
                     _ => true,
@@ -131,18 +132,18 @@ pub(crate) async fn run_writer(
             });
         }
         for frame in batch.drain(..) {
-            let len = core.codec.encoded_len(&frame).unwrap_or(0);
+            let len = core.codec().encoded_len(&frame).unwrap_or(0);
             let fed = sink.feed(frame).await;
-            core.room.release(len);
+            core.room().release(len);
             if let Err(err) = fed {
-                tracing::warn!(slave = core.id, "writing to slave failed: {err}");
-                core.end_link.notify_one();
+                tracing::warn!(slave = core.slave_id(), "writing to slave failed: {err}");
+                core.end_link();
                 return;
             }
         }
         if let Err(err) = sink.flush().await {
-            tracing::debug!(slave = core.id, "flushing to slave failed: {err}");
-            core.end_link.notify_one();
+            tracing::debug!(slave = core.slave_id(), "flushing to slave failed: {err}");
+            core.end_link();
             return;
         }
     }

@@ -10,9 +10,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 
-use crate::core::{SlaveCore, Stop, lock};
 use crate::events::Events;
+use crate::slave_core::{SlaveCore, Stop};
 use crate::spawn::Captured;
+use crate::sync::lock;
 use crate::{CapturedOutput, EndReason, Exec, MasterError, Signal, SlaveState};
 
 /// Where a slave runs.
@@ -323,7 +324,7 @@ impl Slave {
         let answer = core.ping_waiter(nonce);
         // However this ends (answered, timed out, or dropped by the caller), the nonce
         // leaves the table of pings waiting for an answer.
-        struct Forget<'a>(&'a crate::core::SlaveCore, u64);
+        struct Forget<'a>(&'a crate::slave_core::SlaveCore, u64);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
                 self.0.forget_ping(self.1);
@@ -365,7 +366,7 @@ impl Slave {
             core.force_end();
             // A kill is answered within moments; if even that fails (the process is not
             // ours to signal), give up waiting rather than hang.
-            let settle = crate::core::EXIT_GRACE * 3;
+            let settle = crate::slave_core::EXIT_GRACE * 3;
             if tokio::time::timeout(settle, core.ended()).await.is_err() {
                 tracing::warn!(
                     slave = core.id,

@@ -5,9 +5,10 @@ use distio_proto::{
     Throttle,
 };
 use std::fmt;
+use std::future::Future;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
@@ -19,6 +20,8 @@ use crate::end::{EndReason, Ended, ProtocolViolation};
 use crate::events::{SlaveEvent, Subscriber};
 use crate::pending::{Answer, IdMap, PendingTable, Placed};
 use crate::room::Room;
+use crate::sync::lock;
+use crate::writer_side::WriterSide;
 use crate::{Location, Signal, process};
 
 /// How long a link whose slave process is gone (or whose process is gone while the link
@@ -151,12 +154,6 @@ pub(crate) trait Roster: Send + Sync {
     fn unlist(&self, id: SlaveId);
     /// The slave has ended: the master lets go of it (unlisting it first if need be).
     fn release(&self, id: SlaveId);
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (every critical
-/// section here leaves the data consistent).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) struct CoreParts {
@@ -392,17 +389,6 @@ impl SlaveCore {
         self.room.forget(id);
     }
 
-    /// How many requests have been forgotten so far (see [`forget`](Self::forget)).
-    pub(crate) fn forgotten(&self) -> u64 {
-        self.forgotten.load(Ordering::Acquire)
-    }
-
-    /// Runs `f` with a check telling whether a request's frame is still worth sending.
-    pub(crate) fn with_live_check<R>(&self, f: impl FnOnce(&dyn Fn(RequestId) -> bool) -> R) -> R {
-        let table = lock(&self.pending);
-        f(&|id| id == 0 || table.is_waiting(id))
-    }
-
     /// Hands the responses in `batch` (emptied) to their requests, with one lock for all,
     /// then wakes the requests. `wakers` is scratch space, left empty.
     pub(crate) fn complete(&self, batch: &mut Vec<Response>, wakers: &mut Vec<Waker>) {
@@ -595,6 +581,38 @@ impl SlaveCore {
         // The master lets go of it before anyone waiting for the end is told of it.
         self.roster.release(self.id);
         self.status.send_modify(|s| s.state = SlaveState::Ended);
+    }
+}
+
+impl WriterSide for SlaveCore {
+    fn slave_id(&self) -> SlaveId {
+        self.id
+    }
+
+    fn codec(&self) -> FrameCodec {
+        self.codec
+    }
+
+    fn room(&self) -> &Room {
+        &self.room
+    }
+
+    fn handshake_done(&self) -> impl Future<Output = bool> + Send {
+        SlaveCore::handshake_done(self)
+    }
+
+    /// Counts the requests [`forget`](SlaveCore::forget) has forgotten.
+    fn forgotten(&self) -> u64 {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
+    fn with_live_check<R>(&self, f: impl FnOnce(&dyn Fn(RequestId) -> bool) -> R) -> R {
+        let table = lock(&self.pending);
+        f(&|id| id == 0 || table.is_waiting(id))
+    }
+
+    fn end_link(&self) {
+        self.end_link.notify_one();
     }
 }
 
