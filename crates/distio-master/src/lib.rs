@@ -78,6 +78,7 @@ mod events;
 mod exec_future;
 mod limits;
 mod link;
+mod location;
 mod master;
 mod pending;
 mod process;
@@ -104,12 +105,13 @@ pub use limits::{
     READY_TIMEOUT,
 };
 pub use link::{FrameSink, FrameStream, Link};
+pub use location::Location;
 pub use master::{Master, Tell};
 pub use process::Signal;
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
-pub use slave::{Location, Slave};
+pub use slave::Slave;
 pub use slave_array::SlaveArray;
 pub use slave_core::SlaveState;
 pub use spawn::{

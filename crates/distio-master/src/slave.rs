@@ -3,7 +3,7 @@
 use distio_proto::{Control, Frame, Payload, SlaveId};
 use serde::Serialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,38 +14,7 @@ use crate::events::Events;
 use crate::slave_core::{SlaveCore, Stop};
 use crate::spawn::Captured;
 use crate::sync::lock;
-use crate::{CapturedOutput, EndReason, Exec, MasterError, Signal, SlaveState};
-
-/// Where a slave runs.
-///
-/// ```
-/// use distio_master::Location;
-/// let here = Location::Local { path: "./worker".into() };
-/// assert_eq!(here.to_string(), "./worker");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// A process on this machine, started from `path`.
-    Local {
-        /// The executable.
-        path: PathBuf,
-    },
-    /// A slave reached over a link the caller provided (see
-    /// [`Master::attach`](crate::Master::attach)).
-    Attached {
-        /// What the caller said it is.
-        description: String,
-    },
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Local { path } => write!(f, "{}", path.display()),
-            Location::Attached { description } => f.write_str(description),
-        }
-    }
-}
+use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, SlaveState};
 
 /// The master's handle to one slave. Cheap to clone: every clone is the same slave.
 ///

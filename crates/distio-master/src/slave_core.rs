@@ -18,11 +18,12 @@ use crate::defaults::Defaults;
 use crate::direct::{DirectWriter, Flush};
 use crate::end::{EndReason, Ended, ProtocolViolation};
 use crate::events::{SlaveEvent, Subscriber};
+use crate::location::Location;
 use crate::pending::{Answer, IdMap, PendingTable, Placed};
 use crate::room::Room;
 use crate::sync::lock;
 use crate::writer_side::WriterSide;
-use crate::{Location, Signal, process};
+use crate::{Signal, process};
 
 /// How long a link whose slave process is gone (or whose process is gone while the link
 /// stays open) waits for the other half before giving up on it.
