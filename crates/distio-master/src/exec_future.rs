@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 use crate::defaults::Effective;
-use crate::direct::Flush;
+use crate::link::unix::Flush;
 use crate::pending::Placed;
 use crate::slave_core::{Answered, Gone, SlaveCore};
 use crate::{EndReason, Exec, MasterError, Response, Slave};

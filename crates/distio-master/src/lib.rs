@@ -71,7 +71,6 @@
 
 mod call;
 mod defaults;
-mod direct;
 mod end;
 mod error;
 mod events;
@@ -92,7 +91,6 @@ mod slave_core;
 mod spawn;
 mod sync;
 mod target;
-mod writer_side;
 
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};

@@ -11,18 +11,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::Defaults;
-use crate::direct::{DirectWriter, Flush};
 use crate::end::{EndReason, Ended, ProtocolViolation};
 use crate::events::{SlaveEvent, Subscriber};
+use crate::link::LinkEnd;
+use crate::link::outbox::Outbox;
+use crate::link::side::WriterSide;
+use crate::link::unix::Flush;
 use crate::location::Location;
 use crate::pending::{Answer, IdMap, PendingTable, Placed};
 use crate::room::Room;
 use crate::sync::lock;
-use crate::writer_side::WriterSide;
 use crate::{Signal, process};
 
 /// How long a link whose slave process is gone (or whose process is gone while the link
@@ -96,22 +97,6 @@ pub(crate) struct Status {
     pub(crate) exit: Option<ExitStatus>,
     /// Why the link ended, once it has.
     pub(crate) end: Option<Ended>,
-}
-
-/// How frames reach the slave.
-pub(crate) enum Outbox {
-    /// Through a channel to the link's writer task (any kind of link).
-    Channel(UnboundedSender<Frame>),
-    /// Written by the sender itself (Unix-socket links).
-    Direct(Arc<DirectWriter>),
-}
-
-/// Why a link ended.
-pub(crate) enum LinkEnd {
-    /// The connection closed (or was told to close).
-    Closed,
-    /// The slave broke the protocol.
-    Violation(ProtocolViolation),
 }
 
 pub(crate) struct SlaveCore {
@@ -229,25 +214,12 @@ impl SlaveCore {
         frame: &Frame,
         batch: bool,
     ) -> Result<Option<Flush>, distio_proto::ProtoError> {
-        match &self.outbox {
-            Outbox::Channel(tx) => {
-                // Counted as the bytes it will take on the wire; its writer releases them.
-                let len = self.codec.encoded_len(frame)?;
-                // Added before the writer task can release it.
-                self.room.add(len);
-                if tx.send(frame.clone()).is_err() {
-                    self.room.release(len);
-                }
+        match self.outbox.send(frame, batch, self.codec, &self.room) {
+            Err(distio_proto::ProtoError::Io(err)) => {
+                self.write_failed(err);
                 Ok(None)
             }
-            Outbox::Direct(writer) => match writer.send(frame, !batch) {
-                Ok(flush) => Ok(flush),
-                Err(distio_proto::ProtoError::Io(err)) => {
-                    self.write_failed(err);
-                    Ok(None)
-                }
-                Err(other) => Err(other),
-            },
+            sent => sent,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Writing to a Unix-socket link from the requesting task itself.
+//! The Unix-socket link kind: written to from the requesting task itself.
 //!
 //! A request encodes its frame into a shared buffer. If nobody is writing, the sender
 //! writes the buffer to the socket right away (no hand-off to another task, so no
@@ -17,9 +17,9 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 
+use super::side::WriterSide;
 use crate::room::Room;
 use crate::sync::lock;
-use crate::writer_side::WriterSide;
 
 pub(crate) struct DirectWriter {
     half: OwnedWriteHalf,
