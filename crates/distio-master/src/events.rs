@@ -9,7 +9,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use crate::MasterError;
-use crate::core::lock;
+use crate::sync::lock;
 
 /// Events a subscription holds that its owner has not received yet, at most. When it is
 /// full, newer events for it are dropped and counted ([`Events::dropped`]); the slave and

@@ -11,10 +11,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
-use crate::core::{Answered, Gone, SlaveCore};
 use crate::defaults::Effective;
-use crate::direct::Flush;
+use crate::link::unix::Flush;
 use crate::pending::Placed;
+use crate::slave_core::{Answered, Gone, SlaveCore};
 use crate::{EndReason, Exec, MasterError, Response, Slave};
 
 /// The future of an [`Exec`]: sends the request when first polled, then waits for the

@@ -77,15 +77,14 @@
 //! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
 mod call;
-mod core;
 mod defaults;
-mod direct;
 mod end;
 mod error;
 mod events;
 mod exec_future;
 mod limits;
 mod link;
+mod location;
 mod master;
 mod pending;
 mod process;
@@ -95,10 +94,11 @@ mod response_array;
 mod room;
 mod slave;
 mod slave_array;
+mod slave_core;
 mod spawn;
+mod sync;
 mod target;
 
-pub use crate::core::SlaveState;
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
 pub use end::{EndReason, ProtocolViolation};
@@ -110,13 +110,15 @@ pub use limits::{
     READY_TIMEOUT,
 };
 pub use link::{FrameSink, FrameStream, Link};
+pub use location::Location;
 pub use master::{Master, Tell};
 pub use process::Signal;
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response};
 pub use response_array::{Order, ResponseArray, ResponseField};
-pub use slave::{Location, Slave};
+pub use slave::Slave;
 pub use slave_array::SlaveArray;
+pub use slave_core::SlaveState;
 pub use spawn::{
     CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
 };

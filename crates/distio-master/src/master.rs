@@ -12,13 +12,17 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::AbortHandle;
 use tokio_util::codec::FramedRead;
 
-use crate::core::{CoreParts, Outbox, Roster, SlaveCore, lock};
 use crate::defaults::Defaults;
-use crate::direct::{DirectWriter, run_direct_writer};
 use crate::limits::Limits;
-use crate::link::{FrameSink, FrameStream, LinkKind, run_reader, run_writer};
+use crate::link::framed::run_writer;
+use crate::link::outbox::Outbox;
+use crate::link::reader::run_reader;
+use crate::link::unix::{DirectWriter, run_direct_writer};
+use crate::link::{FrameSink, FrameStream, LinkKind};
 use crate::room::Room;
+use crate::slave_core::{CoreParts, Roster, SlaveCore};
 use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, watch_process};
+use crate::sync::lock;
 use crate::{
     Broadcast, IntoTargets, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions,
     Target,

@@ -13,8 +13,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Waker;
 
-use crate::core::lock;
 use crate::pending::IdMap;
+use crate::sync::lock;
 
 /// Bytes queued for one link, and the requests waiting for room.
 #[derive(Debug)]

@@ -3,48 +3,18 @@
 use distio_proto::{Control, Frame, Payload, SlaveId};
 use serde::Serialize;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 
-use crate::core::{SlaveCore, Stop, lock};
 use crate::events::Events;
+use crate::slave_core::{SlaveCore, Stop};
 use crate::spawn::Captured;
-use crate::{CapturedOutput, EndReason, Exec, MasterError, Signal, SlaveState};
-
-/// Where a slave runs.
-///
-/// ```
-/// use distio_master::Location;
-/// let here = Location::Local { path: "./worker".into() };
-/// assert_eq!(here.to_string(), "./worker");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Location {
-    /// A process on this machine, started from `path`.
-    Local {
-        /// The executable.
-        path: PathBuf,
-    },
-    /// A slave reached over a link the caller provided (see
-    /// [`Master::attach`](crate::Master::attach)).
-    Attached {
-        /// What the caller said it is.
-        description: String,
-    },
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Local { path } => write!(f, "{}", path.display()),
-            Location::Attached { description } => f.write_str(description),
-        }
-    }
-}
+use crate::sync::lock;
+use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, SlaveState};
 
 /// The master's handle to one slave. Cheap to clone: every clone is the same slave.
 ///
@@ -323,7 +293,7 @@ impl Slave {
         let answer = core.ping_waiter(nonce);
         // However this ends (answered, timed out, or dropped by the caller), the nonce
         // leaves the table of pings waiting for an answer.
-        struct Forget<'a>(&'a crate::core::SlaveCore, u64);
+        struct Forget<'a>(&'a crate::slave_core::SlaveCore, u64);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
                 self.0.forget_ping(self.1);
@@ -365,7 +335,7 @@ impl Slave {
             core.force_end();
             // A kill is answered within moments; if even that fails (the process is not
             // ours to signal), give up waiting rather than hang.
-            let settle = crate::core::EXIT_GRACE * 3;
+            let settle = crate::slave_core::EXIT_GRACE * 3;
             if tokio::time::timeout(settle, core.ended()).await.is_err() {
                 tracing::warn!(
                     slave = core.id,

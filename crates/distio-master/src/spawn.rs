@@ -12,8 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::core::{SlaveCore, lock};
 use crate::limits::Limits;
+use crate::slave_core::SlaveCore;
+use crate::sync::lock;
 use crate::{Link, MasterError, process};
 
 /// How long [`Slave::close`](crate::Slave::close) waits for a slave to exit before killing it.
@@ -377,14 +378,14 @@ pub(crate) async fn spawn_local(
 /// A pump copying a slave's output stream.
 type Pump = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Runs `pump` until its stream ends, or until [`EXIT_GRACE`](crate::core::EXIT_GRACE)
+/// Runs `pump` until its stream ends, or until [`EXIT_GRACE`](crate::slave_core::EXIT_GRACE)
 /// after the slave's [`LocalProcess`] is dropped: the pump drains what the slave wrote
 /// before it ended, but a process that left the slave's group and kept the pipe open does
 /// not keep the pump forever.
 async fn until_stopped(pump: Pump, mut process_gone: watch::Receiver<()>) {
     let gone = async move {
         while process_gone.changed().await.is_ok() {}
-        tokio::time::sleep(crate::core::EXIT_GRACE).await;
+        tokio::time::sleep(crate::slave_core::EXIT_GRACE).await;
     };
     tokio::select! {
         () = pump => {}
@@ -440,6 +441,6 @@ pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProces
         }
         Err(err) => tracing::warn!(slave = core.id, "could not wait for slave process: {err}"),
     }
-    tokio::time::sleep(crate::core::EXIT_GRACE).await;
+    tokio::time::sleep(crate::slave_core::EXIT_GRACE).await;
     core.end_link.notify_one();
 }

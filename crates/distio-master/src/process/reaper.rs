@@ -29,7 +29,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::core::lock;
+use crate::sync::lock;
 
 /// One more than the largest process id Linux hands out (`PID_MAX_LIMIT` on 64-bit).
 const PID_LIMIT: usize = 1 << 22;

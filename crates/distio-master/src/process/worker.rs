@@ -4,7 +4,7 @@ use std::io;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 
-use crate::core::lock;
+use crate::sync::lock;
 
 /// A thread started on first use that takes jobs from a bounded channel for as long as the
 /// process lives. Its owner is the process: idle, it blocks in `recv`; it ends when the

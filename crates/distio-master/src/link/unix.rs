@@ -1,4 +1,4 @@
-//! Writing to a Unix-socket link from the requesting task itself.
+//! The Unix-socket link kind: written to from the requesting task itself.
 //!
 //! A request encodes its frame into a shared buffer. If nobody is writing, the sender
 //! writes the buffer to the socket right away (no hand-off to another task, so no
@@ -17,8 +17,9 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 
-use crate::core::{SlaveCore, lock};
+use super::side::WriterSide;
 use crate::room::Room;
+use crate::sync::lock;
 
 pub(crate) struct DirectWriter {
     half: OwnedWriteHalf,
@@ -276,8 +277,8 @@ fn write_nonblocking(half: &OwnedWriteHalf, chunk: &mut BytesMut) -> io::Result<
 
 /// The link's writer task for a direct writer: sends the hello, opens the link once the
 /// slave is ready, then finishes flushes that found the socket full.
-pub(crate) async fn run_direct_writer(
-    core: Arc<SlaveCore>,
+pub(crate) async fn run_direct_writer<S: WriterSide>(
+    core: Arc<S>,
     writer: Arc<DirectWriter>,
     hello: Hello,
 ) {
@@ -290,8 +291,8 @@ pub(crate) async fn run_direct_writer(
         Err(err) => Err(err),
     };
     if let Err(err) = sent {
-        tracing::debug!(slave = core.id, "could not send hello: {err}");
-        core.end_link.notify_one();
+        tracing::debug!(slave = core.slave_id(), "could not send hello: {err}");
+        core.end_link();
         return;
     }
     if !core.handshake_done().await {
@@ -307,8 +308,8 @@ pub(crate) async fn run_direct_writer(
         if !state.flushing {
             state.flushing = true;
             if let Err(err) = writer.flush_now(state) {
-                tracing::debug!(slave = core.id, "writing to slave failed: {err}");
-                core.end_link.notify_one();
+                tracing::debug!(slave = core.slave_id(), "writing to slave failed: {err}");
+                core.end_link();
                 return;
             }
         }
@@ -317,8 +318,8 @@ pub(crate) async fn run_direct_writer(
         writer.blocked.notified().await;
         loop {
             if let Err(err) = writer.half.writable().await {
-                tracing::debug!(slave = core.id, "slave socket failed: {err}");
-                core.end_link.notify_one();
+                tracing::debug!(slave = core.slave_id(), "slave socket failed: {err}");
+                core.end_link();
                 return;
             }
             // Requests forgotten while the socket was full: their frames need not go.
@@ -331,8 +332,8 @@ pub(crate) async fn run_direct_writer(
                 Flushed::All => break,
                 Flushed::Blocked => continue,
                 Flushed::Failed(err) => {
-                    tracing::debug!(slave = core.id, "writing to slave failed: {err}");
-                    core.end_link.notify_one();
+                    tracing::debug!(slave = core.slave_id(), "writing to slave failed: {err}");
+                    core.end_link();
                     return;
                 }
             }

@@ -1,152 +1,17 @@
-//! The duplex frame stream to one slave, and the two tasks that drive it.
+//! The link's reader task: takes the slave's frames, checks the handshake and hands what
+//! comes after to where it goes (any link kind).
 
-use distio_proto::{Control, Frame, FrameCodec, Hello, ProtoError, Response, Throttle};
-use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use std::pin::Pin;
+use distio_proto::{Control, Frame, FrameCodec, ProtoError, Response, Throttle};
+use futures_util::{FutureExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::net::unix::OwnedReadHalf;
+use tokio_util::codec::FramedRead;
 
-use crate::core::{LinkEnd, SlaveCore};
+use super::{FrameStream, LinkEnd};
 use crate::end::ProtocolViolation;
-
-/// The sending half of a [`Link`].
-pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = ProtoError> + Send>>;
-/// The receiving half of a [`Link`].
-pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, ProtoError>> + Send>>;
-
-/// The duplex frame stream to one slave, whatever carries it: the Unix socket a local
-/// child inherits, an in-memory pipe in tests, or (later) a WebSocket to `distio-serve`.
-///
-/// ```
-/// use distio_master::Link;
-/// use distio_proto::FrameCodec;
-///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let (ours, _theirs) = tokio::io::duplex(64 * 1024);
-/// let link = Link::from_io(ours, FrameCodec::new());
-/// # drop(link);
-/// # });
-/// ```
-pub struct Link {
-    pub(crate) kind: LinkKind,
-}
-
-/// What carries a link.
-pub(crate) enum LinkKind {
-    /// Any sink and stream of frames: written by the link's writer task.
-    Framed {
-        sink: FrameSink,
-        stream: FrameStream,
-    },
-    /// A Unix socket: senders write to it directly (see `direct.rs`).
-    Unix {
-        read: OwnedReadHalf,
-        write: OwnedWriteHalf,
-    },
-}
-
-impl Link {
-    /// A link from a sink and a stream of frames.
-    pub fn new(sink: FrameSink, stream: FrameStream) -> Self {
-        Link {
-            kind: LinkKind::Framed { sink, stream },
-        }
-    }
-
-    /// A link over any byte stream, framed with `codec`.
-    pub fn from_io<IO>(io: IO, codec: FrameCodec) -> Self
-    where
-        IO: AsyncRead + AsyncWrite + Send + 'static,
-    {
-        let (reader, writer) = tokio::io::split(io);
-        Link::from_halves(reader, writer, codec)
-    }
-
-    /// A link over a Unix socket. Requests are written by the task that sends them, so a
-    /// request reaches the socket without a hop through another task.
-    pub fn from_unix(stream: tokio::net::UnixStream) -> Self {
-        let (read, write) = stream.into_split();
-        Link {
-            kind: LinkKind::Unix { read, write },
-        }
-    }
-
-    fn from_halves<R, W>(reader: R, writer: W, codec: FrameCodec) -> Self
-    where
-        R: AsyncRead + Send + 'static,
-        W: AsyncWrite + Send + 'static,
-    {
-        Link::new(
-            Box::pin(FramedWrite::new(writer, codec)),
-            Box::pin(FramedRead::new(reader, codec)),
-        )
-    }
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Link")
-    }
-}
-
-/// Sends the hello, waits for the handshake, then writes queued frames in batches: every
-/// frame ready at once goes out with a single flush.
-pub(crate) async fn run_writer(
-    core: Arc<SlaveCore>,
-    mut sink: FrameSink,
-    mut outbox: UnboundedReceiver<Frame>,
-    hello: Hello,
-) {
-    if let Err(err) = sink.send(Frame::Hello(hello)).await {
-        tracing::debug!(slave = core.id, "could not send hello: {err}");
-        core.end_link.notify_one();
-        return;
-    }
-    if !core.handshake_done().await {
-        return;
-    }
-    let mut batch = Vec::with_capacity(64);
-    // The first batch is always checked: requests queued during the handshake may have
-    // timed out since.
-    let mut seen_forgotten = core.forgotten().wrapping_sub(1);
-    while outbox.recv_many(&mut batch, 256).await > 0 {
-        // Frames of requests forgotten since they were queued are not sent.
-        let forgotten = core.forgotten();
-        if forgotten != seen_forgotten {
-            seen_forgotten = forgotten;
-            core.with_live_check(|live| {
-                batch.retain(|frame| match frame {
-                    Frame::Request(request) if !live(request.id) => {
-                        core.room
-                            .release(core.codec.encoded_len(frame).unwrap_or(0));
-                        false
-                    }
-                    _ => true,
-                })
-            });
-        }
-        for frame in batch.drain(..) {
-            let len = core.codec.encoded_len(&frame).unwrap_or(0);
-            let fed = sink.feed(frame).await;
-            core.room.release(len);
-            if let Err(err) = fed {
-                tracing::warn!(slave = core.id, "writing to slave failed: {err}");
-                core.end_link.notify_one();
-                return;
-            }
-        }
-        if let Err(err) = sink.flush().await {
-            tracing::debug!(slave = core.id, "flushing to slave failed: {err}");
-            core.end_link.notify_one();
-            return;
-        }
-    }
-}
+use crate::slave_core::SlaveCore;
 
 /// Where a reader task takes frames from.
 pub(crate) trait FrameSource:
