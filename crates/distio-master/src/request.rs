@@ -44,6 +44,16 @@ pub struct Exec {
     pub(crate) meta: Metadata,
 }
 
+impl std::fmt::Debug for Exec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exec")
+            .field("slave", &self.slave.id())
+            .field("task", &self.task)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Exec {
     pub(crate) fn new(slave: Slave, task: String, payload: Result<Payload, MasterError>) -> Self {
         Exec {
@@ -82,6 +92,20 @@ pub struct Broadcast {
     task: String,
     payload: Result<Payload, MasterError>,
     meta: Metadata,
+}
+
+impl std::fmt::Debug for Broadcast {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slaves = self
+            .slaves
+            .as_ref()
+            .map(|s| s.iter().map(Slave::id).collect::<Vec<_>>());
+        f.debug_struct("Broadcast")
+            .field("slaves", &slaves)
+            .field("task", &self.task)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Broadcast {

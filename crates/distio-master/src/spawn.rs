@@ -138,24 +138,28 @@ impl SpawnOptions {
     /// The slave's alias, unique among live slaves. With
     /// [`Master::spawn_many`](crate::Master::spawn_many), later slaves get `alias-1`,
     /// `alias-2`, ….
+    #[must_use]
     pub fn alias(mut self, alias: impl Into<String>) -> Self {
         self.alias = Some(alias.into());
         self
     }
 
     /// The slave's group.
+    #[must_use]
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.group = Some(group.into());
         self
     }
 
     /// Adds a command-line argument.
+    #[must_use]
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
     /// Adds command-line arguments.
+    #[must_use]
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -166,36 +170,42 @@ impl SpawnOptions {
     }
 
     /// Sets an environment variable for the slave (on top of the master's environment).
+    #[must_use]
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
     /// The slave's working directory (default: the master's).
+    #[must_use]
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.current_dir = Some(dir.into());
         self
     }
 
     /// What to do with the slave's stdout and stderr (default [`Output::Prefixed`]).
+    #[must_use]
     pub fn output(mut self, output: Output) -> Self {
         self.output = output;
         self
     }
 
     /// The slave's default request timeout (overrides the master's; a request's own wins).
+    #[must_use]
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
         self
     }
 
     /// The slave's default catch-all setting (overrides the master's; a request's own wins).
+    #[must_use]
     pub fn catch_all(mut self, catch_all: bool) -> Self {
         self.catch_all = Some(catch_all);
         self
     }
 
     /// How long `close` waits for the slave to exit before killing it (default 5 s).
+    #[must_use]
     pub fn close_grace(mut self, grace: Duration) -> Self {
         self.close_grace = grace;
         self
@@ -204,6 +214,7 @@ impl SpawnOptions {
     /// How many requests the slave may have unanswered at once (default
     /// [`DEFAULT_MAX_IN_FLIGHT`](crate::DEFAULT_MAX_IN_FLIGHT); at least 1). Requests beyond
     /// it wait in order for a place, their timeouts running.
+    #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.limits.max_in_flight = max.max(1);
         self
@@ -212,6 +223,7 @@ impl SpawnOptions {
     /// How many bytes of frames may wait for the slave to read them (default
     /// [`DEFAULT_OUTBOX_LIMIT`](crate::DEFAULT_OUTBOX_LIMIT)). Beyond it, new requests wait
     /// in order, unencoded, until the slave has read enough of them.
+    #[must_use]
     pub fn outbox_limit(mut self, bytes: usize) -> Self {
         self.limits.outbox_limit = bytes.max(1);
         self
@@ -220,6 +232,7 @@ impl SpawnOptions {
     /// How long `shutdown` waits for the slave to finish its pending requests and exit
     /// before falling back to `close` (default
     /// [`DEFAULT_SHUTDOWN_GRACE`](crate::DEFAULT_SHUTDOWN_GRACE)).
+    #[must_use]
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.limits.shutdown_grace = grace;
         self

@@ -29,6 +29,18 @@ pub enum Pick {
     LeastBusy(Vec<SharedTransport>),
 }
 
+impl std::fmt::Debug for Pick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pick::One(t) => f.debug_tuple("One").field(&t.id()).finish(),
+            Pick::LeastBusy(ts) => f
+                .debug_tuple("LeastBusy")
+                .field(&ts.iter().map(|t| t.id()).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
 impl Pick {
     /// Always `transport` (owned, or a borrowed handle such as `&Slave`).
     pub fn one(transport: impl IntoTransport) -> Self {
@@ -102,6 +114,14 @@ pub struct Parallel {
     jobs: Vec<Job>,
     next_id: u64,
     progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for Parallel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parallel")
+            .field("jobs", &self.jobs.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Parallel {

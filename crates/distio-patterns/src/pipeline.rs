@@ -158,6 +158,15 @@ pub struct Pipeline {
     misuse: Option<&'static str>,
 }
 
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("steps", &self.steps.len())
+            .field("misuse", &self.misuse)
+            .finish()
+    }
+}
+
 impl Pipeline {
     /// A pipeline with no steps.
     pub fn new() -> Self {
@@ -166,6 +175,7 @@ impl Pipeline {
 
     /// Appends a step running `task` on `target`: a transport, or a borrowed handle such as
     /// `&slave` or `&slaves[1]`.
+    #[must_use]
     pub fn step(self, task: impl Into<String>, target: impl IntoTransport) -> Self {
         self.step_with_meta(task, target, Metadata::new())
     }
@@ -183,6 +193,7 @@ impl Pipeline {
     /// let pipeline = Pipeline::new().step_with_meta("slow", &worker, meta);
     /// assert_eq!(pipeline.len(), 1);
     /// ```
+    #[must_use]
     pub fn step_with_meta(
         mut self,
         task: impl Into<String>,
@@ -201,6 +212,7 @@ impl Pipeline {
     /// Sets the intercept run after the last step added so far (replacing one set before).
     /// It runs once per execution of that step, on its successful reply, and returns an
     /// [`Intercept`] saying what happens next; see there for an example.
+    #[must_use]
     pub fn intercept(
         mut self,
         intercept: impl Fn(Reply) -> Intercept + Send + Sync + 'static,

@@ -57,6 +57,17 @@ pub struct Scatter {
     progress: Option<ProgressFn>,
 }
 
+impl std::fmt::Debug for Scatter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scatter")
+            .field("task", &self.task)
+            .field("items", &self.items.len())
+            .field("chunk", &self.chunk)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Scatter {
     /// A scatter of `task` with no data yet.
     pub fn new(task: impl Into<String>) -> Self {
@@ -79,18 +90,21 @@ impl Scatter {
     }
 
     /// Chunk mode: each transport gets one contiguous part of the list, as a list.
+    #[must_use]
     pub fn chunk(mut self, chunk: bool) -> Self {
         self.chunk = chunk;
         self
     }
 
     /// Metadata for every request.
+    #[must_use]
     pub fn meta(mut self, meta: Metadata) -> Self {
         self.meta = meta;
         self
     }
 
     /// Calls `report` after every finished request of a gather.
+    #[must_use]
     pub fn on_progress(mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
         self

@@ -76,6 +76,18 @@ pub struct Workpool {
     slots: Arc<Mutex<Slots>>,
 }
 
+impl std::fmt::Debug for Workpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workpool")
+            .field("transports", &self.transports.len())
+            .field("max_in_flight", &self.max_in_flight)
+            .field("balance", &self.balance)
+            .field("max_hold_back", &self.max_hold_back)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Workpool {
     /// A pool over `transports` (at least one): `&slaves` for a `SlaveArray` (the cheap
     /// handles are cloned), `&slaves[1..]`, `slaves.iter().filter(..)`, a `Vec` of owned
@@ -144,6 +156,7 @@ impl Workpool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// # }).unwrap();
     /// ```
+    #[must_use]
     pub fn balance(mut self, balance: Balance) -> Self {
         self.balance = balance;
         self
@@ -164,12 +177,14 @@ impl Workpool {
     /// # let _ = pool;
     /// # Ok::<(), distio_patterns::PatternError>(())
     /// ```
+    #[must_use]
     pub fn max_hold_back(mut self, limit: Duration) -> Self {
         self.max_hold_back = limit;
         self
     }
 
     /// When on, a task whose slave exits under it is sent again to another slave.
+    #[must_use]
     pub fn retry_on_exit(mut self, retry: bool) -> Self {
         self.retry = retry;
         self
@@ -177,6 +192,7 @@ impl Workpool {
 
     /// Calls `report` after every finished task of [`run_all`](Self::run_all) and
     /// [`run_while`](Self::run_while).
+    #[must_use]
     pub fn on_progress(mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
         self

@@ -253,18 +253,21 @@ impl Metadata {
     }
 
     /// Sets the timeout (`Duration::ZERO` means explicitly none).
+    #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Sets the catch-all flag.
+    #[must_use]
     pub fn with_catch_all(mut self, catch_all: bool) -> Self {
         self.catch_all = Some(catch_all);
         self
     }
 
     /// Adds a named value.
+    #[must_use]
     pub fn with_extra(mut self, key: impl Into<String>, value: Payload) -> Self {
         self.extra.insert(key.into(), value);
         self

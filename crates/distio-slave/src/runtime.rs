@@ -49,6 +49,18 @@ pub struct SlaveProcess {
     refused: Option<SlaveError>,
 }
 
+impl std::fmt::Debug for SlaveProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlaveProcess")
+            .field("tasks", &self.tasks.names())
+            .field("on_close", &self.on_close.is_some())
+            .field("event_queue", &self.event_queue)
+            .field("max_running", &self.max_running)
+            .field("refused", &self.refused)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SlaveProcess {
     fn default() -> Self {
         SlaveProcess {
@@ -80,6 +92,7 @@ impl SlaveProcess {
     /// second registration is refused, and [`serve`](Self::serve) then fails at once with
     /// [`SlaveError::DuplicateTask`] (so a builder chain needs no `?` per task; see
     /// [`check`](Self::check) to find out earlier).
+    #[must_use]
     pub fn task<T, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
@@ -112,6 +125,7 @@ impl SlaveProcess {
 
     /// Sets the hook run when the master asks the slave to close, after it stops taking
     /// requests and before [`serve`](Self::serve) returns.
+    #[must_use]
     pub fn on_close<F, Fut>(mut self, hook: F) -> Self
     where
         F: FnOnce(SlaveHandle) -> Fut + Send + 'static,
@@ -123,6 +137,7 @@ impl SlaveProcess {
 
     /// Sets the frame-size limit (default [`distio_proto::DEFAULT_MAX_FRAME_LEN`]); it must
     /// match the master's.
+    #[must_use]
     pub fn max_frame_len(mut self, max: usize) -> Self {
         self.codec = FrameCodec::with_max_frame_len(max);
         self
@@ -149,6 +164,7 @@ impl SlaveProcess {
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())
     /// ```
+    #[must_use]
     pub fn event_queue(mut self, capacity: usize) -> Self {
         self.event_queue = capacity.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         self
@@ -174,6 +190,7 @@ impl SlaveProcess {
     /// # drop(slave);
     /// # Ok::<(), distio_slave::SlaveError>(())
     /// ```
+    #[must_use]
     pub fn max_running(mut self, max: usize) -> Self {
         self.max_running = max.max(1);
         self

@@ -67,6 +67,7 @@ impl SlaveProcess {
     ///     .await
     /// # }
     /// ```
+    #[must_use]
     pub fn implement<T, F, Fut>(self, handler: F) -> Self
     where
         T: Task,
