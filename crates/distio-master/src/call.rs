@@ -5,7 +5,6 @@ use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use crate::{Exec, ExecFuture, MasterError, Slave};
 
@@ -72,8 +71,9 @@ impl Slave {
 }
 
 impl<T: Task> Call<T> {
-    /// Sets this call's timeout (overrides the slave's and the master's defaults).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// Sets this call's timeout (overrides the slave's and the master's defaults); see
+    /// [`Exec::timeout`](crate::Exec::timeout).
+    pub fn timeout(mut self, timeout: impl Into<crate::Timeout>) -> Self {
         self.exec = self.exec.timeout(timeout);
         self
     }

@@ -263,13 +263,14 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
         task,
         payload,
         mut meta,
+        timeout,
     } = exec;
     let payload = match payload {
         Ok(payload) => payload,
         Err(err) => return Started::Finished(Err(err)),
     };
     let core = slave.core();
-    let effective = Effective::resolve(&meta, &core.defaults, &core.master_defaults);
+    let effective = Effective::resolve(timeout, &meta, &core.defaults, &core.master_defaults);
     let started = Instant::now();
     let id = core.next_request_id();
     if let Some(refusal) = core.refusal() {
@@ -278,6 +279,18 @@ fn start(exec: Exec, cx: &Context<'_>) -> Started {
             id,
             task,
             (Err(refusal.error), Some(refusal.reason)),
+            started..started,
+            effective.catch_all,
+        ));
+    }
+    if effective.timeout == Some(Duration::ZERO) {
+        // A zero timeout: timed out before it could be sent.
+        let error = timed_out(&slave, id, &task, Duration::ZERO);
+        return Started::Finished(finish(
+            slave,
+            id,
+            task,
+            (Err(error), None),
             started..started,
             effective.catch_all,
         ));

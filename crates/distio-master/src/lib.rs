@@ -32,8 +32,10 @@
 //!   sent and received times, duration.
 //! - Timeouts and catch-all come from three levels: [`Master::set_default_timeout`],
 //!   [`Slave::set_default_timeout`], and the request's own ([`Exec::timeout`]). The most
-//!   specific level that sets one wins; no timeout, or zero, means none. A timed-out
-//!   request resolves with a `TimedOut` error; its late reply is dropped.
+//!   specific level that sets one ([`Timeout::After`] or [`Timeout::Never`], not
+//!   [`Timeout::Inherit`]) wins; with none set there is no timeout. A zero timeout times
+//!   out at once, unsent. A timed-out request resolves with a `TimedOut` error; its late
+//!   reply is dropped.
 //! - With catch-all on, an error response comes back as `Err(MasterError::Task)`; without,
 //!   as `Ok(response)` with [`Response::error`] set.
 //! - A timeout runs on the master's clock alone: it fires whether the slave answers late,
@@ -98,6 +100,7 @@ mod slave_core;
 mod spawn;
 mod sync;
 mod target;
+mod timeout;
 
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
@@ -123,3 +126,4 @@ pub use spawn::{
     CAPTURE_LIMIT, CapturedOutput, DEFAULT_CLOSE_GRACE, LINE_LIMIT, Output, SpawnOptions,
 };
 pub use target::{IntoTargets, Target};
+pub use timeout::Timeout;

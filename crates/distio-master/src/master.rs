@@ -25,7 +25,7 @@ use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, wat
 use crate::sync::lock;
 use crate::{
     Broadcast, IntoTargets, Link, Location, MasterError, Signal, Slave, SlaveArray, SpawnOptions,
-    Target,
+    Target, Timeout,
 };
 
 /// Starts slaves, keeps the list of live ones, and sends them work.
@@ -39,7 +39,7 @@ use crate::{
 ///
 /// # async fn demo() -> Result<(), distio_master::MasterError> {
 /// let master = Master::new();
-/// master.set_default_timeout(Some(Duration::from_secs(30)));
+/// master.set_default_timeout(Duration::from_secs(30));
 /// let slaves = master.spawn_many(5, SpawnOptions::new("./worker").group("squares")).await?;
 ///
 /// // Broadcast to a group; the data is encoded once.
@@ -141,7 +141,7 @@ struct NewSlave {
     location: Location,
     pid: Option<u32>,
     link: Link,
-    default_timeout: Option<Duration>,
+    default_timeout: Timeout,
     catch_all: Option<bool>,
     close_grace: Duration,
     limits: Limits,
@@ -169,26 +169,46 @@ impl Master {
 
     // ----- defaults -----
 
-    /// The default request timeout for all slaves (`None`: no timeout).
-    pub fn default_timeout(&self) -> Option<Duration> {
+    /// The default request timeout for all slaves ([`Timeout::Inherit`], the default, and
+    /// [`Timeout::Never`]: no timeout).
+    ///
+    /// ```
+    /// use distio_master::{Master, Timeout};
+    /// assert_eq!(Master::new().default_timeout(), Timeout::Inherit);
+    /// ```
+    pub fn default_timeout(&self) -> Timeout {
         self.shared.defaults.timeout()
     }
 
-    /// Sets the default request timeout for all slaves; a slave's default or a request's
-    /// own timeout overrides it. `None` or zero: no timeout.
-    pub fn set_default_timeout(&self, timeout: Option<Duration>) {
-        self.shared.defaults.set_timeout(timeout);
+    /// Sets the default request timeout for all slaves: a [`Duration`] or
+    /// [`Timeout::Never`]. A slave's default or a request's own timeout overrides it.
+    ///
+    /// ```
+    /// use distio_master::{Master, Timeout};
+    /// use std::time::Duration;
+    /// let master = Master::new();
+    /// master.set_default_timeout(Duration::from_secs(30));
+    /// assert_eq!(master.default_timeout(), Timeout::After(Duration::from_secs(30)));
+    /// ```
+    pub fn set_default_timeout(&self, timeout: impl Into<Timeout>) {
+        self.shared.defaults.set_timeout(timeout.into());
     }
 
     /// The default catch-all setting for all slaves (`None`: off).
-    pub fn catch_all(&self) -> Option<bool> {
+    pub fn default_catch_all(&self) -> Option<bool> {
         self.shared.defaults.catch_all()
     }
 
-    /// Sets the default catch-all setting for all slaves; a slave's default or a request's
-    /// own setting overrides it.
-    pub fn set_catch_all(&self, catch_all: Option<bool>) {
-        self.shared.defaults.set_catch_all(catch_all);
+    /// Sets the default catch-all setting for all slaves (`None`: off); a slave's default
+    /// or a request's own setting overrides it.
+    ///
+    /// ```
+    /// let master = distio_master::Master::new();
+    /// master.set_default_catch_all(true);
+    /// assert_eq!(master.default_catch_all(), Some(true));
+    /// ```
+    pub fn set_default_catch_all(&self, catch_all: impl Into<Option<bool>>) {
+        self.shared.defaults.set_catch_all(catch_all.into());
     }
 
     // ----- starting slaves -----
@@ -277,7 +297,7 @@ impl Master {
             },
             pid: None,
             link,
-            default_timeout: None,
+            default_timeout: Timeout::Inherit,
             catch_all: None,
             close_grace: DEFAULT_CLOSE_GRACE,
             limits: Limits::default(),

@@ -3,28 +3,32 @@
 use distio_proto::{Metadata, Payload};
 use futures_util::future::{BoxFuture, join_all};
 use std::future::IntoFuture;
-use std::time::Duration;
 
-use crate::{ExecFuture, MasterError, Response, ResponseArray, Slave};
+use crate::{ExecFuture, MasterError, Response, ResponseArray, Slave, Timeout};
 
 macro_rules! metadata_setters {
     () => {
-        /// Sets this request's timeout (`Duration::ZERO`: explicitly none). Overrides the
-        /// slave's and the master's defaults.
-        pub fn timeout(mut self, timeout: Duration) -> Self {
-            self.meta.timeout = Some(timeout);
+        /// Sets this request's timeout: a [`Duration`](std::time::Duration) (zero: times
+        /// out at once, unsent), [`Timeout::Never`] (none, whatever the defaults) or
+        /// [`Timeout::Inherit`] (the slave's, else the master's default: the default).
+        pub fn timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+            self.timeout = timeout.into();
             self
         }
 
         /// Sets this request's catch-all flag: when on, an error response is returned as
-        /// `Err(MasterError::Task)`. Overrides the slave's and the master's defaults.
-        pub fn catch_all(mut self, catch_all: bool) -> Self {
-            self.meta.catch_all = Some(catch_all);
+        /// `Err(MasterError::Task)`. `None` inherits the slave's, else the master's default
+        /// (the default).
+        pub fn catch_all(mut self, catch_all: impl Into<Option<bool>>) -> Self {
+            self.meta.catch_all = catch_all.into();
             self
         }
 
         /// Replaces this request's metadata with `meta` (the caller's copy is untouched).
+        /// Its `timeout` becomes the request's: `Some(limit)` is [`Timeout::After`], `None`
+        /// [`Timeout::Inherit`].
         pub fn meta(mut self, meta: Metadata) -> Self {
+            self.timeout = meta.timeout.map_or(Timeout::Inherit, Timeout::After);
             self.meta = meta;
             self
         }
@@ -42,6 +46,7 @@ pub struct Exec {
     pub(crate) task: String,
     pub(crate) payload: Result<Payload, MasterError>,
     pub(crate) meta: Metadata,
+    pub(crate) timeout: Timeout,
 }
 
 impl std::fmt::Debug for Exec {
@@ -50,6 +55,7 @@ impl std::fmt::Debug for Exec {
             .field("slave", &self.slave.id())
             .field("task", &self.task)
             .field("meta", &self.meta)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +67,7 @@ impl Exec {
             task,
             payload,
             meta: Metadata::new(),
+            timeout: Timeout::Inherit,
         }
     }
 
@@ -92,6 +99,7 @@ pub struct Broadcast {
     task: String,
     payload: Result<Payload, MasterError>,
     meta: Metadata,
+    timeout: Timeout,
 }
 
 impl std::fmt::Debug for Broadcast {
@@ -104,6 +112,7 @@ impl std::fmt::Debug for Broadcast {
             .field("slaves", &slaves)
             .field("task", &self.task)
             .field("meta", &self.meta)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +128,7 @@ impl Broadcast {
             task,
             payload,
             meta: Metadata::new(),
+            timeout: Timeout::Inherit,
         }
     }
 
@@ -136,6 +146,7 @@ impl Broadcast {
         let sends = slaves.into_iter().map(|slave| {
             Exec::new(slave, self.task.clone(), Ok(payload.clone()))
                 .meta(self.meta.clone())
+                .timeout(self.timeout)
                 .send()
         });
         join_all(sends)

@@ -14,7 +14,7 @@ use crate::events::Events;
 use crate::slave_core::{SlaveCore, Stop};
 use crate::spawn::Captured;
 use crate::sync::lock;
-use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, SlaveState};
+use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, SlaveState, Timeout};
 
 /// The master's handle to one slave. Cheap to clone: every clone is the same slave.
 ///
@@ -130,25 +130,50 @@ impl Slave {
         !self.is_local()
     }
 
-    /// The slave's default request timeout (`None`: the master's applies).
-    pub fn default_timeout(&self) -> Option<Duration> {
+    /// The slave's default request timeout ([`Timeout::Inherit`]: the master's applies).
+    ///
+    /// ```no_run
+    /// use distio_master::Timeout;
+    /// # fn demo(slave: distio_master::Slave) {
+    /// assert_eq!(slave.default_timeout(), Timeout::Inherit);
+    /// # }
+    /// ```
+    pub fn default_timeout(&self) -> Timeout {
         self.core().defaults.timeout()
     }
 
-    /// Sets the slave's default request timeout; `Some(Duration::ZERO)` means no timeout
-    /// even if the master has one, `None` defers to the master.
-    pub fn set_default_timeout(&self, timeout: Option<Duration>) {
-        self.core().defaults.set_timeout(timeout);
+    /// Sets the slave's default request timeout: a [`Duration`], [`Timeout::Never`] (no
+    /// timeout even if the master has one) or [`Timeout::Inherit`] (the master's). A
+    /// request's own timeout overrides it.
+    ///
+    /// ```no_run
+    /// use distio_master::Timeout;
+    /// use std::time::Duration;
+    /// # fn demo(slave: distio_master::Slave) {
+    /// slave.set_default_timeout(Duration::from_secs(5));
+    /// slave.set_default_timeout(Timeout::Never);
+    /// # }
+    /// ```
+    pub fn set_default_timeout(&self, timeout: impl Into<Timeout>) {
+        self.core().defaults.set_timeout(timeout.into());
     }
 
     /// The slave's default catch-all setting (`None`: the master's applies).
-    pub fn catch_all(&self) -> Option<bool> {
+    pub fn default_catch_all(&self) -> Option<bool> {
         self.core().defaults.catch_all()
     }
 
-    /// Sets the slave's default catch-all setting; `None` defers to the master.
-    pub fn set_catch_all(&self, catch_all: Option<bool>) {
-        self.core().defaults.set_catch_all(catch_all);
+    /// Sets the slave's default catch-all setting (`true`, `false`, or `None` to defer to
+    /// the master). A request's own setting overrides it.
+    ///
+    /// ```no_run
+    /// # fn demo(slave: distio_master::Slave) {
+    /// slave.set_default_catch_all(true);
+    /// slave.set_default_catch_all(None);
+    /// # }
+    /// ```
+    pub fn set_default_catch_all(&self, catch_all: impl Into<Option<bool>>) {
+        self.core().defaults.set_catch_all(catch_all.into());
     }
 
     /// Requests sent to the slave.

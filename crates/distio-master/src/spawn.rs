@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::limits::Limits;
 use crate::slave_core::SlaveCore;
 use crate::sync::lock;
-use crate::{Link, MasterError, process};
+use crate::{Link, MasterError, Timeout, process};
 
 /// How long [`Slave::close`](crate::Slave::close) waits for a slave to exit before killing it.
 pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ pub struct SpawnOptions {
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) current_dir: Option<PathBuf>,
     pub(crate) output: Output,
-    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) default_timeout: Timeout,
     pub(crate) catch_all: Option<bool>,
     pub(crate) close_grace: Duration,
     pub(crate) limits: Limits,
@@ -113,7 +113,7 @@ impl SpawnOptions {
             env: Vec::new(),
             current_dir: None,
             output: Output::default(),
-            default_timeout: None,
+            default_timeout: Timeout::Inherit,
             catch_all: None,
             close_grace: DEFAULT_CLOSE_GRACE,
             limits: Limits::default(),
@@ -190,17 +190,34 @@ impl SpawnOptions {
         self
     }
 
-    /// The slave's default request timeout (overrides the master's; a request's own wins).
+    /// The slave's default request timeout: a [`Duration`], [`Timeout::Never`] or
+    /// [`Timeout::Inherit`] (the master's; the default). A request's own wins. Same as
+    /// [`Slave::set_default_timeout`](crate::Slave::set_default_timeout) once started.
+    ///
+    /// ```
+    /// use distio_master::{SpawnOptions, Timeout};
+    /// use std::time::Duration;
+    /// let opts = SpawnOptions::new("./worker").default_timeout(Duration::from_secs(3));
+    /// let none = SpawnOptions::new("./worker").default_timeout(Timeout::Never);
+    /// # drop((opts, none));
+    /// ```
     #[must_use]
-    pub fn default_timeout(mut self, timeout: Duration) -> Self {
-        self.default_timeout = Some(timeout);
+    pub fn default_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.default_timeout = timeout.into();
         self
     }
 
-    /// The slave's default catch-all setting (overrides the master's; a request's own wins).
+    /// The slave's default catch-all setting (`None`: the master's; the default). A
+    /// request's own wins. Same as
+    /// [`Slave::set_default_catch_all`](crate::Slave::set_default_catch_all) once started.
+    ///
+    /// ```
+    /// let opts = distio_master::SpawnOptions::new("./worker").default_catch_all(true);
+    /// # drop(opts);
+    /// ```
     #[must_use]
-    pub fn catch_all(mut self, catch_all: bool) -> Self {
-        self.catch_all = Some(catch_all);
+    pub fn default_catch_all(mut self, catch_all: impl Into<Option<bool>>) -> Self {
+        self.catch_all = catch_all.into();
         self
     }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{slave_options, spawn_ready, within};
-use distio_master::{ErrorKind, Master, MasterError, Metadata};
+use distio_master::{ErrorKind, Master, MasterError, Metadata, Timeout};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_millis(300);
@@ -51,10 +51,11 @@ async fn a_request_timeout_resolves_with_a_timeout_error_and_leaves_nothing_behi
 async fn slave_default_timeout_applies_and_a_request_can_override_it() {
     let master = Master::new();
     let slave = spawn_ready(&master, slave_options()).await;
-    slave.set_default_timeout(Some(SHORT));
+    slave.set_default_timeout(SHORT);
+    assert_eq!(slave.default_timeout(), Timeout::After(SHORT));
     assert_timed_out(&within(slave.exec("sleep", &SLOW_MS)).await.unwrap());
-    // Request level wins; zero means no timeout at all.
-    let done = within(slave.exec("sleep", &1200u64).timeout(Duration::ZERO))
+    // Request level wins; `Never` means no timeout at all.
+    let done = within(slave.exec("sleep", &1200u64).timeout(Timeout::Never))
         .await
         .unwrap();
     assert_eq!(done.value::<u64>().unwrap(), 1200);
@@ -75,10 +76,10 @@ async fn master_default_timeout_applies_below_slave_and_request() {
     for slave in &slaves {
         within(slave.ready()).await.unwrap();
     }
-    master.set_default_timeout(Some(SHORT));
+    master.set_default_timeout(SHORT);
     assert_timed_out(&within(slaves[0].exec("sleep", &SLOW_MS)).await.unwrap());
-    // A slave default of zero switches it off for that slave only.
-    slaves[1].set_default_timeout(Some(Duration::ZERO));
+    // A slave default of `Never` switches it off for that slave only.
+    slaves[1].set_default_timeout(Timeout::Never);
     assert!(
         within(slaves[1].exec("sleep", &1200u64))
             .await
@@ -87,7 +88,7 @@ async fn master_default_timeout_applies_below_slave_and_request() {
     );
     assert_timed_out(&within(slaves[0].exec("sleep", &SLOW_MS)).await.unwrap());
     // Removing the master default removes the timeout.
-    master.set_default_timeout(None);
+    master.set_default_timeout(Timeout::Inherit);
     assert!(
         within(slaves[0].exec("sleep", &1200u64))
             .await
@@ -100,7 +101,7 @@ async fn master_default_timeout_applies_below_slave_and_request() {
 async fn the_slave_sees_the_settings_in_force() {
     let master = Master::new();
     let slave = spawn_ready(&master, slave_options()).await;
-    master.set_default_timeout(Some(Duration::from_secs(7)));
+    master.set_default_timeout(Duration::from_secs(7));
     let (timeout, catch_all): (Option<u64>, Option<bool>) = within(slave.exec("meta", &()))
         .await
         .unwrap()
@@ -134,14 +135,14 @@ async fn catch_all_at_each_level_turns_error_responses_into_errors() {
             .is_some()
     );
     // Master level.
-    master.set_catch_all(Some(true));
+    master.set_default_catch_all(true);
     let err = within(slave.exec("fail", "x")).await.unwrap_err();
     assert!(
         matches!(&err, MasterError::Task { error, .. } if error.kind == ErrorKind::HandlerFailed),
         "{err}"
     );
     // Slave level overrides master.
-    slave.set_catch_all(Some(false));
+    slave.set_default_catch_all(false);
     assert!(
         within(slave.exec("fail", "x"))
             .await
@@ -186,4 +187,27 @@ async fn a_broadcast_with_catch_all_fails_on_the_first_error() {
         .await
         .unwrap();
     assert_eq!(ok.errors().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_timeout_times_out_at_once_unsent_and_never_is_sent_as_none() {
+    let master = Master::new();
+    let slave = spawn_ready(&master, slave_options()).await;
+    let sent = slave.sent();
+    let response = within(slave.exec("sleep", &SLOW_MS).timeout(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_timed_out(&response);
+    assert_eq!(slave.sent(), sent, "a zero timeout sends nothing");
+    assert_eq!(slave.pending(), 0);
+    // `Never` overrides every default and reaches the slave as the wire's "none".
+    master.set_default_timeout(Duration::from_secs(7));
+    slave.set_default_timeout(Duration::from_secs(8));
+    let (timeout, _): (Option<u64>, Option<bool>) =
+        within(slave.exec("meta", &()).timeout(Timeout::Never))
+            .await
+            .unwrap()
+            .value()
+            .unwrap();
+    assert_eq!(timeout, None);
 }

@@ -30,7 +30,7 @@ async fn a_typed_call_returns_the_tasks_own_result_typed() {
 async fn failures_around_a_typed_call_are_master_errors() {
     let master = Master::new();
     // Catch-all off everywhere: a typed call still reports failures as `Err`.
-    master.set_catch_all(Some(false));
+    master.set_default_catch_all(false);
     let slave = spawn_ready(&master, slave_options()).await;
     let missing = within(slave.call::<Missing>(&())).await;
     assert!(
