@@ -68,7 +68,7 @@ async fn distio_load(load_for: Duration) -> Result<u64, String> {
         .filter_map(|pid| peak_rss_kib(&pid.to_string()))
         .max()
         .unwrap_or(0);
-    slaves.close().await;
+    slaves.close().await.map_err(|e| e.to_string())?;
     Ok(peak)
 }
 

@@ -117,7 +117,7 @@ pub(crate) async fn sequential(config: &Config, programs: &Programs) -> Result<V
             Target::None,
         ),
     ];
-    slave.close().await;
+    slave.close().await.map_err(|e| e.to_string())?;
     Ok(outcomes)
 }
 
@@ -182,7 +182,7 @@ pub(crate) async fn pipelined(config: &Config, programs: &Programs) -> Result<Ve
     }
     let total = per * config.rounds;
     let per_request = |ns: u64| ns as f64 / 1e3 / total as f64;
-    slave.close().await;
+    slave.close().await.map_err(|e| e.to_string())?;
     Ok(vec![
         Outcome::new(
             "2. pipelined, 1 slave",
@@ -248,7 +248,7 @@ pub(crate) async fn broadcast(config: &Config, programs: &Programs) -> Result<Ve
         .await?;
     }
     let total = per * config.rounds;
-    slaves.close().await;
+    slaves.close().await.map_err(|e| e.to_string())?;
     Ok(vec![Outcome::new(
         "3. broadcast to 8 slaves",
         "broadcasts/s",
@@ -333,7 +333,7 @@ pub(crate) async fn workpool(config: &Config, programs: &Programs) -> Result<Vec
         .await?;
     }
     let total = per * config.rounds;
-    slaves.close().await;
+    slaves.close().await.map_err(|e| e.to_string())?;
     Ok(vec![
         Outcome::new(
             "4a. workpool, 2 slaves, 1 in flight each",
@@ -392,7 +392,7 @@ pub(crate) async fn large(config: &Config, programs: &Programs) -> Result<Vec<Ou
     let mb = |elapsed: Duration| {
         (per * config.rounds * MIB) as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
     };
-    slave.close().await;
+    slave.close().await.map_err(|e| e.to_string())?;
     Ok(vec![Outcome::new(
         "5. 1 MiB echo",
         "MB/s",
@@ -419,7 +419,7 @@ pub(crate) async fn spawn(config: &Config, programs: &Programs) -> Result<Vec<Ou
                     return Err("spawned slaves failed".to_owned());
                 }
                 let elapsed = started.elapsed();
-                slaves.close().await;
+                slaves.close().await.map_err(|e| e.to_string())?;
                 Ok(elapsed)
             })
             .await?,

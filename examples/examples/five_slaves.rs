@@ -38,6 +38,6 @@ async fn main() -> Result<(), Error> {
     let first = master.slave(0).ok_or("slave 0 is not live")?;
     println!("{}", first.exec("say hello", &()).await?.value::<String>()?);
 
-    slaves.close().await;
+    slaves.close().await?;
     Ok(())
 }

@@ -32,6 +32,6 @@ async fn main() -> Result<(), Error> {
     println!("{}", goodbye.value::<String>()?);
     println!("(error: {:?})", goodbye.error());
 
-    slave.close().await;
+    slave.close().await?;
     Ok(())
 }

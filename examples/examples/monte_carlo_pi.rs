@@ -97,6 +97,6 @@ async fn main() -> Result<(), Error> {
     for (id, sent) in pool.sent_counts() {
         println!("slave #{id} ran {sent} tasks");
     }
-    slaves.close().await;
+    slaves.close().await?;
     Ok(())
 }

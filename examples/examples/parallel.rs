@@ -47,6 +47,6 @@ async fn main() -> Result<(), Error> {
         "without foo: {:?}",
         parallel.execute().await?.values::<(u64, u64)>()?
     );
-    slaves.close().await;
+    slaves.close().await?;
     Ok(())
 }

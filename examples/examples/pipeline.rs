@@ -88,6 +88,6 @@ async fn main() -> Result<(), Error> {
         other => println!("unexpected: {other:?}"),
     }
 
-    s.close().await;
+    s.close().await?;
     Ok(())
 }

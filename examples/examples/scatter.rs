@@ -58,6 +58,6 @@ async fn main() -> Result<(), Error> {
     {
         println!("  {line}");
     }
-    slaves.close().await;
+    slaves.close().await?;
     Ok(())
 }

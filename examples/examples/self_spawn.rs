@@ -64,7 +64,7 @@ async fn main() -> Result<(), Error> {
         }
     }
     println!("{}", counting.await??.value::<String>()?);
-    let status = worker.close().await;
+    let status = worker.close().await?;
     println!(
         "slave exited: {}",
         status.map_or("unknown".into(), |s| s.to_string())

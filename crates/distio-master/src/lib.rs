@@ -14,7 +14,7 @@
 //!     let slave = master.spawn(SpawnOptions::new("./target/debug/examples/hello-slave")).await?;
 //!     let hello: String = slave.exec("say hello", &()).await?.value()?;
 //!     println!("{hello}");
-//!     slave.close().await;
+//!     slave.close().await?;
 //!     Ok(())
 //! }
 //! ```

@@ -4,6 +4,7 @@ use distio_proto::{FrameCodec, Hello, Payload, SlaveId, SlaveIdentity};
 use futures_util::future::join_all;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -50,7 +51,7 @@ use crate::{
 /// let first = master.slave(slaves[0].id()).expect("live");
 /// println!("{:?}", first.exec("say hello", &()).await?.value::<String>());
 ///
-/// master.close_all().await;
+/// master.close_all().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Default)]
@@ -267,9 +268,8 @@ impl Master {
             match self.spawn(each).await {
                 Ok(slave) => slaves.push(slave),
                 Err(err) => {
-                    for slave in &slaves {
-                        let _ = slave.kill(Signal::KILL);
-                    }
+                    // Unlisted at once; waited for (briefly: SIGKILL) so none outlives the error.
+                    let _ = slaves.kill(Signal::KILL).await;
                     return Err(err);
                 }
             }
@@ -525,39 +525,68 @@ impl Master {
 
     // ----- lifecycle -----
 
-    /// Closes the slaves `targets` names, now (see [`Slave::close`]).
-    pub async fn close(&self, targets: impl IntoTargets) -> Result<(), MasterError> {
-        SlaveArray::from(self.resolve_all(targets)?).close().await;
-        Ok(())
+    /// Closes the slaves `targets` names, now (see [`SlaveArray::close`]): how each exited,
+    /// in target order.
+    ///
+    /// ```no_run
+    /// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
+    /// let statuses = master.close("worker").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(
+        &self,
+        targets: impl IntoTargets,
+    ) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.slaves(targets)?.close().await
     }
 
     /// Shuts down the slaves `targets` names, after their pending requests (see
-    /// [`Slave::shutdown`]).
-    pub async fn shutdown(&self, targets: impl IntoTargets) -> Result<(), MasterError> {
-        SlaveArray::from(self.resolve_all(targets)?)
-            .shutdown()
-            .await;
-        Ok(())
+    /// [`SlaveArray::shutdown`]).
+    ///
+    /// ```no_run
+    /// use distio_master::Target;
+    /// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
+    /// master.shutdown(Target::group("g")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(
+        &self,
+        targets: impl IntoTargets,
+    ) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.slaves(targets)?.shutdown().await
     }
 
-    /// Sends `signal` to the slaves `targets` names (see [`Slave::kill`]).
-    pub fn kill(&self, targets: impl IntoTargets, signal: Signal) -> Result<(), MasterError> {
-        SlaveArray::from(self.resolve_all(targets)?).kill(signal)
+    /// Sends `signal` to the slaves `targets` names and waits for them (see
+    /// [`SlaveArray::kill`]).
+    ///
+    /// ```no_run
+    /// use distio_master::Signal;
+    /// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
+    /// master.kill("worker", Signal::KILL).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn kill(
+        &self,
+        targets: impl IntoTargets,
+        signal: Signal,
+    ) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.slaves(targets)?.kill(signal).await
     }
 
-    /// Closes every live slave.
-    pub async fn close_all(&self) {
-        self.all().close().await;
+    /// Closes every live slave (see [`close`](Self::close)).
+    pub async fn close_all(&self) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.all().close().await
     }
 
-    /// Shuts down every live slave after its pending requests.
-    pub async fn shutdown_all(&self) {
-        self.all().shutdown().await;
+    /// Shuts down every live slave after its pending requests (see
+    /// [`shutdown`](Self::shutdown)).
+    pub async fn shutdown_all(&self) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.all().shutdown().await
     }
 
-    /// Sends `signal` to every live slave.
-    pub fn kill_all(&self, signal: Signal) -> Result<(), MasterError> {
-        self.all().kill(signal)
+    /// Sends `signal` to every live slave and waits for them (see [`kill`](Self::kill)).
+    pub async fn kill_all(&self, signal: Signal) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        self.all().kill(signal).await
     }
 
     /// Waits until every slave of this master has ended: the live ones, and those closed,

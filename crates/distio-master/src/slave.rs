@@ -34,7 +34,7 @@ use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, Slav
 /// assert_eq!(squared, 144);
 /// let late = slave.exec("slow", &()).timeout(Duration::from_secs(1)).await?;
 /// println!("{:?}", late.error());
-/// slave.close().await;
+/// slave.close().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -225,8 +225,7 @@ impl Slave {
     /// use distio_master::{EndReason, Signal};
     /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
     /// assert_eq!(slave.end_reason(), None);
-    /// slave.kill(Signal::TERM)?;
-    /// slave.exited().await;
+    /// slave.kill(Signal::TERM).await?;
     /// assert_eq!(slave.end_reason(), Some(EndReason::Killed(Signal::TERM)));
     /// # Ok(()) }
     /// ```
@@ -340,11 +339,21 @@ impl Slave {
     /// Closes the slave now: it takes no new requests, runs its close hook and exits;
     /// requests still pending fail with a `Closed` error ([`EndReason::Closed`]). If it has
     /// not exited within its close grace (default 5 s) it is killed. Returns how the process
-    /// exited.
+    /// exited (`None` for a slave that is not a local process, or one that did not end
+    /// even after the kill). Never fails today; it returns a `Result` like every ending
+    /// ([`shutdown`](Self::shutdown), [`kill`](Self::kill), and the array and master
+    /// versions).
     ///
     /// The slave leaves its master's lists ([`Master::all`](crate::Master::all) and every
     /// query) and frees its alias as soon as this is called, not when it has exited.
-    pub async fn close(&self) -> Option<ExitStatus> {
+    ///
+    /// ```no_run
+    /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+    /// let status = slave.close().await?;
+    /// println!("exited: {status:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<Option<ExitStatus>, MasterError> {
         let core = self.core();
         core.stop(Stop::Closed);
         let _ = core.send_frame(&Frame::Control(Control::Close));
@@ -368,11 +377,12 @@ impl Slave {
                 );
             }
         }
-        self.exit_status()
+        Ok(self.exit_status())
     }
 
     /// Shuts the slave down gracefully: it takes no new requests, finishes the ones
-    /// pending (their responses arrive as usual), then closes. Returns how it exited.
+    /// pending (their responses arrive as usual), then closes. Returns how it exited, as
+    /// [`close`](Self::close) does.
     ///
     /// The slave leaves its master's lists and frees its alias as soon as this is called:
     /// a new slave can take the alias while this one finishes its pending requests.
@@ -384,7 +394,13 @@ impl Slave {
     /// it does not exit within its close grace.
     ///
     /// [`DEFAULT_SHUTDOWN_GRACE`]: crate::DEFAULT_SHUTDOWN_GRACE
-    pub async fn shutdown(&self) -> Option<ExitStatus> {
+    ///
+    /// ```no_run
+    /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
+    /// let status = slave.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(&self) -> Result<Option<ExitStatus>, MasterError> {
         let core = self.core();
         core.stop(Stop::ShutDown);
         let _ = core.send_frame(&Frame::Control(Control::Shutdown));
@@ -392,7 +408,7 @@ impl Slave {
             .await
             .is_ok()
         {
-            return self.exit_status();
+            return Ok(self.exit_status());
         }
         tracing::warn!(
             slave = core.id,
@@ -403,8 +419,12 @@ impl Slave {
     }
 
     /// Sends `signal` to the slave process and takes no more requests for it (whatever the
-    /// signal: it is refused with [`EndReason::Killed`]). Use [`exited`](Self::exited) to
-    /// wait for the process to end.
+    /// signal: it is refused with [`EndReason::Killed`]), then waits, at most its close
+    /// grace (see [`SpawnOptions::close_grace`](crate::SpawnOptions::close_grace)), for it
+    /// to end. Returns how it exited, as [`close`](Self::close) does: `None` if it has not
+    /// ended by then (a signal it ignores or survives; it is not escalated — use
+    /// [`Signal::KILL`] for a sure end) or is not a local process. Fails with
+    /// [`MasterError::Signal`] if the signal could not be sent.
     ///
     /// The slave leaves its master's lists and frees its alias at once: an immediate
     /// [`Master::spawn`](crate::Master::spawn) can reuse the alias. This handle stays
@@ -417,12 +437,21 @@ impl Slave {
     /// # async fn demo() -> Result<(), distio_master::MasterError> {
     /// let master = Master::new();
     /// let slave = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
-    /// slave.kill(Signal::KILL)?;
+    /// let status = slave.kill(Signal::KILL).await?;
+    /// assert!(status.is_some());
     /// assert!(master.all().is_empty());
     /// let _again = master.spawn(SpawnOptions::new("./worker").alias("w")).await?;
     /// # Ok(()) }
     /// ```
-    pub fn kill(&self, signal: Signal) -> Result<(), MasterError> {
+    pub async fn kill(&self, signal: Signal) -> Result<Option<ExitStatus>, MasterError> {
+        self.send_kill(signal)?;
+        let core = self.core();
+        let _ = tokio::time::timeout(core.close_grace, core.ended()).await;
+        Ok(self.exit_status())
+    }
+
+    /// Stops the slave and sends `signal`, without waiting.
+    pub(crate) fn send_kill(&self, signal: Signal) -> Result<(), MasterError> {
         let core = self.core();
         core.stop(Stop::Killed(signal));
         match core.location {

@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Deref;
 use std::path::Path;
+use std::process::ExitStatus;
 
 use crate::events::Events;
 use crate::{Broadcast, MasterError, Signal, Slave};
@@ -32,7 +33,7 @@ use crate::{Broadcast, MasterError, Signal, Slave};
 /// let slaves = master.spawn_many(3, SpawnOptions::new("./worker").alias("w")).await?;
 /// let answers = slaves.exec("say hello", &()).await?;
 /// println!("{}", answers.join_values::<String>(", ")?);
-/// slaves.close().await;
+/// slaves.close().await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,21 +204,42 @@ impl SlaveArray {
         self.0.iter().map(Slave::id).collect()
     }
 
-    /// Closes every slave (see [`Slave::close`]); returns when all have ended.
-    pub async fn close(&self) {
-        join_all(self.0.iter().map(Slave::close)).await;
+    /// Closes every slave at once (see [`Slave::close`]); returns when all have ended, with
+    /// how each exited, in order.
+    ///
+    /// ```no_run
+    /// # async fn demo(slaves: distio_master::SlaveArray) -> Result<(), distio_master::MasterError> {
+    /// let statuses = slaves.close().await?;
+    /// assert_eq!(statuses.len(), slaves.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        gather(join_all(self.0.iter().map(Slave::close)).await)
     }
 
-    /// Shuts every slave down gracefully (see [`Slave::shutdown`]); returns when all have
-    /// ended.
-    pub async fn shutdown(&self) {
-        join_all(self.0.iter().map(Slave::shutdown)).await;
+    /// Shuts every slave down gracefully, at once (see [`Slave::shutdown`]); returns when
+    /// all have ended, with how each exited, in order.
+    ///
+    /// ```no_run
+    /// # async fn demo(slaves: distio_master::SlaveArray) -> Result<(), distio_master::MasterError> {
+    /// slaves.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown(&self) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        gather(join_all(self.0.iter().map(Slave::shutdown)).await)
     }
 
-    /// Sends `signal` to every slave; the first failure is returned after all were tried.
-    pub fn kill(&self, signal: Signal) -> Result<(), MasterError> {
-        let results: Vec<_> = self.0.iter().map(|s| s.kill(signal)).collect();
-        results.into_iter().collect()
+    /// Sends `signal` to every slave and waits for them as [`Slave::kill`] does; returns
+    /// how each exited, in order, or the first failure once all were tried.
+    ///
+    /// ```no_run
+    /// use distio_master::Signal;
+    /// # async fn demo(slaves: distio_master::SlaveArray) -> Result<(), distio_master::MasterError> {
+    /// slaves.kill(Signal::KILL).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn kill(&self, signal: Signal) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+        gather(join_all(self.0.iter().map(|s| s.kill(signal))).await)
     }
 
     /// Waits until every slave has ended.
@@ -287,4 +309,11 @@ impl<'a> IntoIterator for &'a SlaveArray {
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
+}
+
+/// The statuses of an ending applied to many slaves, or its first failure.
+fn gather(
+    results: Vec<Result<Option<ExitStatus>, MasterError>>,
+) -> Result<Vec<Option<ExitStatus>>, MasterError> {
+    results.into_iter().collect()
 }

@@ -91,7 +91,7 @@ async fn requests_beyond_the_in_flight_cap_wait_unsent() {
     assert_eq!(slave.sent(), 8, "only the first 8 are written");
     // Closing fails them all, written or waiting.
     let slave_for_close = slave.clone();
-    slave_for_close.close().await;
+    slave_for_close.close().await.unwrap();
     for call in calls {
         let result = within(call).await.expect("task");
         assert!(
@@ -126,7 +126,9 @@ async fn the_default_cap_holds_with_more_requests_than_it() {
     .await;
     assert_eq!(slave.sent(), distio_master::DEFAULT_MAX_IN_FLIGHT as u64);
     // Killing the slave fails them all at once, written or waiting.
-    slave.kill(distio_master::Signal::KILL).expect("kill");
+    within(slave.kill(distio_master::Signal::KILL))
+        .await
+        .expect("kill");
     for call in calls {
         let result = within(call).await.expect("task");
         assert!(
@@ -244,7 +246,7 @@ async fn shutdown_of_a_slave_whose_handler_never_finishes_ends_it_anyway() {
     let pid = slave.pid().expect("pid");
     let forever = tokio::spawn(slave.exec("sleep", &3_600_000u64).into_future());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    within(slave.shutdown()).await;
+    within(slave.shutdown()).await.unwrap();
     assert!(slave.has_exited());
     let result = within(forever).await.expect("task");
     assert!(

@@ -27,7 +27,10 @@ async fn close_fails_pending_requests_runs_the_hook_and_refuses_new_ones() {
     while slave.pending() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let status = within(slave.close()).await.expect("an exit status");
+    let status = within(slave.close())
+        .await
+        .unwrap()
+        .expect("an exit status");
     assert_eq!(status.code(), Some(0));
     let response = within(pending).await.unwrap().unwrap();
     let error = response.error().unwrap();
@@ -86,7 +89,7 @@ async fn shutdown_finishes_pending_requests_first() {
         1500,
         "pending work completed"
     );
-    let status = within(closing).await.unwrap().unwrap();
+    let status = within(closing).await.unwrap().unwrap().unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -147,7 +150,7 @@ async fn kill_through_the_api_refuses_requests_at_once() {
     while slave.pending() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    slave.kill(Signal::KILL).unwrap();
+    within(slave.kill(Signal::KILL)).await.unwrap();
     let refused = within(slave.exec("square", &1u64)).await.unwrap();
     assert!(
         refused
@@ -175,12 +178,12 @@ async fn master_lifecycle_calls_take_targets_and_groups() {
     within(master.close(Target::group("a"))).await.unwrap();
     assert_eq!(master.all().ids(), b.ids());
     within(master.shutdown(b[0].id())).await.unwrap();
-    master.kill_all(Signal::TERM).unwrap();
+    within(master.kill_all(Signal::TERM)).await.unwrap();
     within(master.exited_all()).await;
     within(b.exited()).await;
     assert!(master.all().is_empty());
     assert!(matches!(
-        master.kill(99u64, Signal::KILL),
+        within(master.kill(99u64, Signal::KILL)).await,
         Err(MasterError::NoSuchSlave { .. })
     ));
 }
@@ -227,7 +230,7 @@ async fn aliases_are_unique_among_live_slaves_and_ids_are_never_reused() {
         "{err}"
     );
     assert_eq!(master.slave("solo").unwrap(), first);
-    within(first.close()).await;
+    within(first.close()).await.unwrap();
     assert!(master.slave("solo").is_none());
     let second = spawn_ready(&master, slave_options().alias("solo")).await;
     assert!(second.id() > first.id(), "ids only grow");
@@ -320,7 +323,7 @@ async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
     let master = Master::new();
     let old = spawn_ready(&master, slave_options().alias("k").group("g")).await;
     let other = spawn_ready(&master, slave_options()).await;
-    old.kill(Signal::KILL).unwrap();
+    within(old.kill(Signal::KILL)).await.unwrap();
     // Immediately: no waiting for the process to be reaped.
     assert_eq!(master.all().ids(), vec![other.id()]);
     assert!(master.slave("k").is_none());
@@ -329,7 +332,7 @@ async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
     assert!(master.all().in_group("g").is_empty());
     assert!(master.all().busy().is_empty() && master.all().idle().ids() == vec![other.id()]);
     assert!(matches!(
-        master.kill(old.id(), Signal::KILL),
+        within(master.kill(old.id(), Signal::KILL)).await,
         Err(MasterError::NoSuchSlave { .. })
     ));
     let new = within(master.spawn(slave_options().alias("k")))
@@ -359,7 +362,7 @@ async fn a_killed_slave_leaves_the_lists_and_frees_its_alias_at_once() {
         (new.id(), "k".to_owned())
     );
     // A slave killed with a signal it survives is unlisted all the same, and waited for.
-    master.kill_all(Signal::TERM).unwrap();
+    within(master.kill_all(Signal::TERM)).await.unwrap();
     assert!(master.all().is_empty());
     within(master.exited_all()).await;
     assert!(new.has_exited() && other.has_exited());
@@ -395,7 +398,10 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
             .unwrap(),
         2000
     );
-    assert_eq!(within(shutting).await.unwrap().unwrap().code(), Some(0));
+    assert_eq!(
+        within(shutting).await.unwrap().unwrap().unwrap().code(),
+        Some(0)
+    );
     assert_eq!(master.slave("s").unwrap(), successor);
     assert_eq!(slave.end_reason(), Some(EndReason::ShutDown));
     let closing = tokio::spawn({
@@ -406,7 +412,7 @@ async fn a_slave_being_closed_or_shut_down_is_unlisted_when_that_is_asked() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(master.all().is_empty() && master.slave("s").is_none());
-    within(closing).await.unwrap();
+    within(closing).await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,7 +440,7 @@ async fn a_failed_spawn_many_leaves_none_of_its_slaves_listed() {
     assert_eq!(master.slave("m-1").unwrap(), again[1]);
     assert_eq!(master.all().len(), 3);
     // The rolled-back slaves are still waited for until they end.
-    within(master.close_all()).await;
+    within(master.close_all()).await.unwrap();
     within(master.exited_all()).await;
     assert!(master.all().is_empty());
 }
@@ -449,7 +455,7 @@ async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
     while closed.pending() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    within(closed.close()).await;
+    within(closed.close()).await.unwrap();
     let at_close = within(pending).await.unwrap().unwrap();
     assert_eq!(at_close.end_reason(), Some(&EndReason::Closed));
     let after_close = within(closed.exec("square", &1u64)).await.unwrap();
@@ -500,7 +506,7 @@ async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
     assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);
     let finished = within(pending).await.unwrap().unwrap();
     assert_eq!(finished.end_reason(), None, "it answered");
-    within(shutting).await.unwrap();
+    within(shutting).await.unwrap().unwrap();
 
     // Killed: refused at once; the request in flight also says so.
     let killed = spawn_ready(&master, slave_options()).await;
@@ -508,7 +514,7 @@ async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
     while killed.pending() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    killed.kill(Signal::KILL).unwrap();
+    within(killed.kill(Signal::KILL)).await.unwrap();
     let refused = within(killed.exec("square", &1u64)).await.unwrap();
     assert_eq!(refused.end_reason(), Some(&EndReason::Killed(Signal::KILL)));
     assert_eq!(refused.error().unwrap().kind, ErrorKind::Closed);

@@ -101,7 +101,7 @@ fn a_slave_outlives_the_thread_that_spawned_it() {
             .value()
             .unwrap();
         assert_eq!(nine, 9);
-        within(slave.close()).await;
+        within(slave.close()).await.unwrap();
     });
     drop(master);
 }
@@ -137,7 +137,7 @@ fn a_slave_outlives_the_blocking_thread_that_spawned_it() {
             .value()
             .unwrap();
         assert_eq!(four, 4);
-        within(slave.close()).await;
+        within(slave.close()).await.unwrap();
     });
 }
 
@@ -176,7 +176,7 @@ async fn closing_a_slave_ends_the_processes_it_started() {
     let master = Master::new();
     let slave = spawn_ready(&master, slave_options()).await;
     let (plain, _reap) = start_sleeps(&slave).await;
-    within(slave.close()).await;
+    within(slave.close()).await.unwrap();
     assert!(wait_gone(plain).await, "{plain} outlived its closed slave");
 }
 
@@ -185,7 +185,7 @@ async fn shutting_down_a_slave_ends_the_processes_it_started() {
     let master = Master::new();
     let slave = spawn_ready(&master, slave_options()).await;
     let (plain, _reap) = start_sleeps(&slave).await;
-    within(slave.shutdown()).await;
+    within(slave.shutdown()).await.unwrap();
     assert!(
         wait_gone(plain).await,
         "{plain} outlived its shut-down slave"
@@ -198,7 +198,7 @@ async fn killing_a_slave_ends_the_processes_it_started() {
     for signal in [Signal::KILL, Signal::TERM] {
         let slave = spawn_ready(&master, slave_options()).await;
         let (plain, _reap) = start_sleeps(&slave).await;
-        slave.kill(signal).unwrap();
+        within(slave.kill(signal)).await.unwrap();
         within(slave.exited()).await;
         assert!(
             wait_gone(plain).await,
@@ -402,8 +402,8 @@ fn __master_losing_its_reaper() {
             std::fs::metadata(format!("/proc/{reaper}")).is_err(),
             "the dead reaper {reaper} was left a zombie"
         );
-        within(second.close()).await;
-        within(first.close()).await;
+        within(second.close()).await.unwrap();
+        within(first.close()).await.unwrap();
     });
     println!("SURVIVED");
     for warning in warnings.0.lock().unwrap().iter() {

@@ -156,7 +156,7 @@ async fn composed_filters_intersect_and_picks_choose_among_what_is_left() {
         within(s).await.unwrap().unwrap();
     }
     assert_eq!(master.all().idle().len(), 5);
-    within(attached.close()).await;
+    within(attached.close()).await.unwrap();
     within(serving).await.unwrap().unwrap();
     assert!(master.all().remote().is_empty());
 }
@@ -242,7 +242,7 @@ async fn tell_takes_one_target_without_an_array() {
         matches!(missing, MasterError::NoSuchSlave { .. }),
         "{missing}"
     );
-    within(master.close_all()).await;
+    within(master.close_all()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +273,7 @@ async fn an_attached_in_memory_slave_behaves_like_a_process() {
     assert!(slave.is_remote());
     assert_eq!(slave.location().to_string(), "in-memory");
     assert_eq!(slave.exit_status(), None);
-    within(slave.close()).await;
+    within(slave.close()).await.unwrap();
     assert_eq!(slave.state(), SlaveState::Ended);
     within(serving).await.unwrap().unwrap();
 }

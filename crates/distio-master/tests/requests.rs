@@ -294,7 +294,7 @@ async fn captured_output_keeps_what_the_slave_printed() {
     within(slave.exec("print", "hello from the slave"))
         .await
         .unwrap();
-    within(slave.close()).await;
+    within(slave.close()).await.unwrap();
     let out = String::from_utf8(slave.captured_output().unwrap().stdout).unwrap();
     assert!(out.contains("hello from the slave"), "{out}");
     assert!(out.contains("close hook ran"), "{out}");

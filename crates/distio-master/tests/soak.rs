@@ -108,14 +108,14 @@ async fn round(master: &Master, slaves: &mut [Slave], n: u64) {
     let ended = &slaves[victim];
     match n % 3 {
         0 => {
-            ended.kill(Signal::KILL).expect("kill");
+            ended.kill(Signal::KILL).await.expect("kill");
             within(ended.exited()).await;
         }
         1 => {
-            within(ended.close()).await;
+            within(ended.close()).await.unwrap();
         }
         _ => {
-            within(ended.shutdown()).await;
+            within(ended.shutdown()).await.unwrap();
         }
     }
     slaves[victim] = spawn_ready(master, slave_options()).await;
@@ -155,7 +155,7 @@ async fn soak() {
         }
     }
     for slave in &slaves {
-        within(slave.close()).await;
+        within(slave.close()).await.unwrap();
     }
     // Compare the end with the state after warm-up (the first quarter of the samples).
     let warm = &samples[samples.len() / 4..samples.len() / 2 + 1];

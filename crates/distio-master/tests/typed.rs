@@ -37,7 +37,9 @@ async fn failures_around_a_typed_call_are_master_errors() {
         matches!(&missing, Err(MasterError::Task { error, .. }) if error.kind == ErrorKind::UnknownTask),
         "{missing:?}"
     );
-    slave.kill(distio_master::Signal::KILL).unwrap();
+    within(slave.kill(distio_master::Signal::KILL))
+        .await
+        .unwrap();
     within(slave.exited()).await;
     let gone = within(slave.call::<Sqrt>(&4).timeout(Duration::from_secs(5))).await;
     assert!(matches!(gone, Err(MasterError::Task { .. })), "{gone:?}");

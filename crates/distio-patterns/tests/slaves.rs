@@ -216,7 +216,7 @@ async fn with_retry_a_killed_slaves_task_runs_elsewhere() {
     assert!(replies.iter().any(|r| r.source() == slaves[1].id()));
 
     // With every slave gone, queued work fails clearly instead of hanging.
-    slaves[1].kill(distio_master::Signal::KILL).unwrap();
+    slaves[1].kill(distio_master::Signal::KILL).await.unwrap();
     within(slaves[1].exited()).await;
     let err = within(pool.run("sleep", &1u64)).await;
     match err {

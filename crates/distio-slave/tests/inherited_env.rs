@@ -101,7 +101,7 @@ async fn the_slave_fd_variable_is_gone_once_serve_has_taken_the_connection() {
         .unwrap()
         .value()
         .unwrap();
-    within(slave.close()).await;
+    within(slave.close()).await.unwrap();
     assert_eq!(seen, (false, false, "unset".to_owned()));
 }
 
@@ -122,7 +122,7 @@ async fn a_connection_taken_before_the_runtime_starts_is_the_one_served() {
         .unwrap()
         .value()
         .unwrap();
-    within(slave.close()).await;
+    within(slave.close()).await.unwrap();
     // Taken at once (the variable gone, the connection held for serve), idempotent.
     assert_eq!(early, Some((true, false, true, true)));
     assert_eq!(seen, (false, false, "unset".to_owned()));

@@ -407,7 +407,7 @@ fn master_role(role: &str) {
                     .exec("spew", &(LONG_LINE, 1usize, false))
                     .await
                     .unwrap();
-                slave.close().await;
+                slave.close().await.unwrap();
             }
             "stalled" => {
                 let slave = spawn_ready(&master, relayed).await;
