@@ -214,10 +214,22 @@ impl Master {
 
     // ----- starting slaves -----
 
-    /// Starts a local slave process. Returns once the process has started; requests sent
-    /// before its handshake finishes are queued and delivered in order. Use
-    /// [`Slave::ready`] to wait for the handshake.
+    /// Starts a local slave process and returns once it has finished its handshake (at most
+    /// [`READY_TIMEOUT`](crate::READY_TIMEOUT); a slave that fails it is killed and the
+    /// error returned). With [`SpawnOptions::wait_ready`]`(false)` it returns as soon as
+    /// the process has started: requests sent before the handshake finishes are queued and
+    /// delivered in order, and [`Slave::ready`] waits for it.
     pub async fn spawn(&self, options: SpawnOptions) -> Result<Slave, MasterError> {
+        let wait = options.wait_ready;
+        let slave = self.start_process(options).await?;
+        if wait {
+            ready_or_kill(&slave).await?;
+        }
+        Ok(slave)
+    }
+
+    /// Starts the process of a local slave and wires it up, without waiting for it.
+    async fn start_process(&self, options: SpawnOptions) -> Result<Slave, MasterError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.reserve_alias(options.alias.as_deref(), id)?;
         let label = options
@@ -265,13 +277,21 @@ impl Master {
             if let (Some(alias), true) = (&options.alias, n > 0) {
                 each.alias = Some(format!("{alias}-{n}"));
             }
-            match self.spawn(each).await {
+            match self.start_process(each).await {
                 Ok(slave) => slaves.push(slave),
                 Err(err) => {
                     // Unlisted at once; waited for (briefly: SIGKILL) so none outlives the error.
                     let _ = slaves.kill(Signal::KILL).await;
                     return Err(err);
                 }
+            }
+        }
+        if options.wait_ready {
+            // All handshakes at once: starting N slaves costs one handshake's wait, not N.
+            let ready = join_all(slaves.iter().map(|slave| slave.ready())).await;
+            if let Some(err) = ready.into_iter().find_map(Result::err) {
+                let _ = slaves.kill(Signal::KILL).await;
+                return Err(err);
             }
         }
         Ok(slaves)
@@ -641,4 +661,13 @@ impl Tell {
             Payload::encode(data).map_err(MasterError::Encode),
         )
     }
+}
+
+/// Waits for `slave`'s handshake; a slave that does not make it is killed (and unlisted).
+async fn ready_or_kill(slave: &Slave) -> Result<(), MasterError> {
+    if let Err(err) = slave.ready().await {
+        let _ = slave.kill(Signal::KILL).await;
+        return Err(err);
+    }
+    Ok(())
 }

@@ -100,6 +100,7 @@ pub struct SpawnOptions {
     pub(crate) catch_all: Option<bool>,
     pub(crate) close_grace: Duration,
     pub(crate) limits: Limits,
+    pub(crate) wait_ready: bool,
 }
 
 impl SpawnOptions {
@@ -117,6 +118,7 @@ impl SpawnOptions {
             catch_all: None,
             close_grace: DEFAULT_CLOSE_GRACE,
             limits: Limits::default(),
+            wait_ready: true,
         }
     }
 
@@ -225,6 +227,25 @@ impl SpawnOptions {
     #[must_use]
     pub fn close_grace(mut self, grace: Duration) -> Self {
         self.close_grace = grace;
+        self
+    }
+
+    /// Whether [`Master::spawn`](crate::Master::spawn) returns only once the slave has
+    /// finished its handshake (default `true`, bounded by
+    /// [`READY_TIMEOUT`](crate::READY_TIMEOUT): a slave that does not answer in time, or
+    /// breaks the handshake, is killed and `spawn` fails with
+    /// [`MasterError::NotReady`](crate::MasterError::NotReady)). With `false`, `spawn`
+    /// returns as soon as the process has started; requests sent meanwhile are queued and
+    /// [`Slave::ready`](crate::Slave::ready) waits for the handshake.
+    ///
+    /// ```
+    /// use distio_master::SpawnOptions;
+    /// let opts = SpawnOptions::new("./worker").wait_ready(false);
+    /// # drop(opts);
+    /// ```
+    #[must_use]
+    pub fn wait_ready(mut self, wait: bool) -> Self {
+        self.wait_ready = wait;
         self
     }
 

@@ -19,7 +19,7 @@ fn timed_out(result: &Result<Response, MasterError>) -> bool {
 
 /// A slave that never answers: no ready ("silent"), or ready but deaf to requests ("mute").
 async fn quiet_slave(master: &Master, mode: &str) -> Slave {
-    within(master.spawn(slave_options().env(MODE_ENV, mode)))
+    within(master.spawn(slave_options().env(MODE_ENV, mode).wait_ready(false)))
         .await
         .expect("spawn")
 }
@@ -75,9 +75,16 @@ use std::future::IntoFuture;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_beyond_the_in_flight_cap_wait_unsent() {
     let master = Master::new();
-    let slave = within(master.spawn(slave_options().env(MODE_ENV, "mute").max_in_flight(8)))
-        .await
-        .expect("spawn");
+    let slave = within(
+        master.spawn(
+            slave_options()
+                .env(MODE_ENV, "mute")
+                .max_in_flight(8)
+                .wait_ready(false),
+        ),
+    )
+    .await
+    .expect("spawn");
     within(slave.ready()).await.expect("ready");
     let calls: Vec<_> = (0..1000u64)
         .map(|n| tokio::spawn(slave.exec("echo", &n).into_future()))

@@ -192,7 +192,7 @@ async fn master_lifecycle_calls_take_targets_and_groups() {
 async fn garbage_from_a_slave_closes_its_link_and_the_master_carries_on() {
     for mode in ["garbage", "oversize"] {
         let master = Master::new();
-        let bad = within(master.spawn(slave_options().env(MODE_ENV, mode)))
+        let bad = within(master.spawn(slave_options().env(MODE_ENV, mode).wait_ready(false)))
             .await
             .unwrap();
         let response = within(bad.exec("square", &2u64)).await.unwrap();
@@ -270,8 +270,15 @@ async fn spawn_errors_are_clear() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    // A program that is not a distio slave never becomes ready, and says why.
-    let not_slave = within(master.spawn(SpawnOptions::new("/bin/true")))
+    // A program that is not a distio slave never becomes ready, and says why: spawn
+    // waits for the handshake and fails...
+    let err = within(master.spawn(SpawnOptions::new("/bin/true")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MasterError::NotReady { .. }), "{err}");
+    assert!(master.all().is_empty());
+    // ...or, not waiting, `ready` does.
+    let not_slave = within(master.spawn(SpawnOptions::new("/bin/true").wait_ready(false)))
         .await
         .unwrap();
     let err = within(not_slave.ready()).await.unwrap_err();
@@ -526,7 +533,7 @@ async fn each_way_a_slave_ends_is_a_reason_to_match_on() {
     assert_eq!(in_flight.error().unwrap().kind, ErrorKind::SlaveExited);
 
     // Broke the protocol.
-    let broken = within(master.spawn(slave_options().env(MODE_ENV, "garbage")))
+    let broken = within(master.spawn(slave_options().env(MODE_ENV, "garbage").wait_ready(false)))
         .await
         .unwrap();
     let response = within(broken.exec("square", &2u64)).await.unwrap();
