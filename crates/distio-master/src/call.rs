@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::{Exec, ExecFuture, MasterError, Slave};
+use crate::{Answer, Exec, ExecFuture, MasterError, Slave};
 
 /// A call of the typed task `T` on one slave; `.await` it for the task's own
 /// `Result<T::Output, T::Error>`, inside the `Result` of everything around it (the slave

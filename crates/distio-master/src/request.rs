@@ -5,6 +5,8 @@ use futures_util::future::{BoxFuture, join_all};
 use std::future::IntoFuture;
 use std::time::Duration;
 
+#[cfg(doc)]
+use crate::Answer; // for the doc link to `Response::error`
 use crate::{ExecFuture, MasterError, Response, ResponseArray, Slave};
 
 macro_rules! metadata_setters {
