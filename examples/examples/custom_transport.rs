@@ -4,6 +4,7 @@
 //! Run with `cargo run -p distio-examples --example custom_transport`.
 
 use async_trait::async_trait;
+use distio_patterns::prelude::*;
 use distio_patterns::{
     InProcess, IntoTransport, PatternError, Reply, SharedTransport, Transport, Workpool, shared,
 };

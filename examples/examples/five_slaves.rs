@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run -p distio-examples --example five_slaves`.
 
+use distio_master::prelude::*;
 use distio_master::{Master, SpawnOptions};
 use distio_slave::SlaveProcess;
 
@@ -28,7 +29,7 @@ async fn main() -> Result<(), Error> {
 
     // One request to every slave; the data is encoded once.
     let responses = master.tell(&slaves).to("say hello", &()).await?;
-    println!("{}", responses.join_values::<String>(", ")?);
+    println!("{}", responses.join_strings(", ")?);
     println!(
         "average response time: {:?}",
         responses.average_response_time().unwrap_or_default()

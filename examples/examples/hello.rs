@@ -2,6 +2,7 @@
 //!
 //! Run with `cargo run -p distio-examples --example hello`.
 
+use distio_master::prelude::*;
 use distio_master::{Master, SpawnOptions};
 use distio_slave::SlaveProcess;
 

@@ -4,6 +4,7 @@
 //! Run with `cargo run -p distio-examples --example pipeline`.
 
 use distio_master::{Master, SpawnOptions};
+use distio_patterns::prelude::*;
 use distio_patterns::{Intercept, PatternError, Pipeline};
 use distio_slave::SlaveProcess;
 

@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo run -p distio-examples --example self_spawn`.
 
+use distio_master::prelude::*;
 use distio_master::{Master, Output, SpawnOptions};
 use distio_slave::{SlaveProcess, TaskContext};
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::{Exec, ExecFuture, MasterError, Slave};
+use crate::{Answer, Exec, ExecFuture, MasterError, Slave};
 
 /// A call of the typed task `T` on one slave; `.await` it for the task's own
 /// `Result<T::Output, T::Error>`, inside the `Result` of everything around it (the slave

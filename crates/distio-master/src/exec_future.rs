@@ -24,6 +24,7 @@ use crate::{EndReason, Exec, MasterError, Response, Slave};
 /// discarded.
 ///
 /// ```no_run
+/// use distio_master::prelude::*;
 /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
 /// use std::future::IntoFuture;
 /// let pending: distio_master::ExecFuture = slave.exec("square", &4u64).into_future();

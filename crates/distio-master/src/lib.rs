@@ -6,7 +6,7 @@
 //! [`Master::tell`] and [`SlaveArray::exec`] broadcast one, encoding its data once.
 //!
 //! ```no_run
-//! use distio_master::{Master, SpawnOptions};
+//! use distio_master::prelude::*;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), distio_master::MasterError> {
@@ -29,7 +29,8 @@
 //! ## Requests
 //!
 //! - Every request resolves to a [`Response`]: value or error, sender, request id, task,
-//!   sent and received times, duration.
+//!   sent and received times, duration. Its helpers, and those of a [`ResponseArray`],
+//!   come from the [`Answer`] and [`Answers`] traits: `use distio_master::prelude::*;`.
 //! - Timeouts and catch-all come from three levels: [`Master::set_default_timeout`],
 //!   [`Slave::set_default_timeout`], and the request's own ([`Exec::timeout`]). The most
 //!   specific level that sets one ([`Timeout::After`] or [`Timeout::Never`], not
@@ -78,6 +79,7 @@
 //! helper process, the group reaper, sees to that). A process that left the group
 //! (`setsid`, its own `setpgid`) survives; see [`SpawnOptions`].
 
+mod answer;
 mod call;
 mod defaults;
 mod end;
@@ -102,6 +104,7 @@ mod sync;
 mod target;
 mod timeout;
 
+pub use answer::{Answer, Answers, Order};
 pub use call::{Call, CallFuture};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
 pub use end::{EndReason, ProtocolViolation};
@@ -118,7 +121,7 @@ pub use master::{Master, Tell};
 pub use process::Signal;
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response};
-pub use response_array::{Order, ResponseArray, ResponseField};
+pub use response_array::{ResponseArray, ResponseField};
 pub use slave::Slave;
 pub use slave_array::SlaveArray;
 pub use slave_core::SlaveState;
@@ -127,3 +130,22 @@ pub use spawn::{
 };
 pub use target::{IntoTargets, Target};
 pub use timeout::Timeout;
+
+/// The traits and types most programs use: `use distio_master::prelude::*;`.
+///
+/// The response helpers ([`Answer::value`], [`Answers::sum`], …) are trait methods, shared
+/// with `distio_patterns`; this brings them into scope along with the types.
+///
+/// ```no_run
+/// use distio_master::prelude::*;
+/// # async fn demo(master: Master) -> Result<(), MasterError> {
+/// let slave = master.spawn(SpawnOptions::new("./worker")).await?;
+/// let n: u64 = slave.exec("square", &3u64).await?.value()?;
+/// # Ok(()) }
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Answer, Answers, Master, MasterError, Order, Response, ResponseArray, ResponseField, Slave,
+        SlaveArray, SpawnOptions, Target, Timeout,
+    };
+}

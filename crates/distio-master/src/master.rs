@@ -35,7 +35,7 @@ use crate::{
 /// slaves no other handle refers to are killed, so a master never leaves orphan processes.
 ///
 /// ```no_run
-/// use distio_master::{Master, SpawnOptions, Target};
+/// use distio_master::{Answer, Answers, Master, SpawnOptions, Target};
 /// use std::time::Duration;
 ///
 /// # async fn demo() -> Result<(), distio_master::MasterError> {
@@ -428,7 +428,7 @@ impl Master {
     /// [`Response`](crate::Response).
     ///
     /// ```no_run
-    /// use distio_master::{Master, SpawnOptions, Target};
+    /// use distio_master::{Answer, Master, SpawnOptions, Target};
     ///
     /// # async fn demo() -> Result<(), distio_master::MasterError> {
     /// let master = Master::new();

@@ -4,6 +4,8 @@ use distio_proto::{Metadata, Payload};
 use futures_util::future::{BoxFuture, join_all};
 use std::future::IntoFuture;
 
+#[cfg(doc)]
+use crate::Answer; // for the doc link to `Response::error`
 use crate::{ExecFuture, MasterError, Response, ResponseArray, Slave, Timeout};
 
 macro_rules! metadata_setters {

@@ -1,16 +1,20 @@
 //! The outcome of one request.
 
-use distio_proto::{Payload, RequestId, SlaveId, TaskError};
+use distio_proto::{Payload, ProtoError, RequestId, SlaveId, TaskError};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::{Broadcast, EndReason, Exec, MasterError, Slave, SlaveArray};
+use crate::{Answer, Broadcast, EndReason, Exec, MasterError, Slave, SlaveArray};
 
 /// What came back for one request: the value or error, who sent it, and when.
 ///
+/// The value helpers ([`value`](Answer::value), [`error`](Answer::error),
+/// [`is_ok`](Answer::is_ok), [`duration`](Answer::duration), …) come from the [`Answer`]
+/// trait, shared with `distio_patterns::Reply`.
+///
 /// ```no_run
+/// use distio_master::prelude::*;
 /// # async fn demo(slave: distio_master::Slave) -> Result<(), distio_master::MasterError> {
 /// let response = slave.exec("square", &9u64).await?;
 /// match response.error() {
@@ -51,40 +55,6 @@ impl Response {
     /// The task that was run.
     pub fn task(&self) -> &str {
         &self.task
-    }
-
-    /// The value, decoded as `T`; an error response gives `Err(MasterError::Task)`.
-    ///
-    /// The encoding carries no types, so this is checked only as far as the bytes go:
-    /// decoding as a type of the same size as the one the slave sent (an `f64` read as a
-    /// `u64`) succeeds with a meaningless value. Declare the task as a
-    /// [`Task`](crate::Task) contract and use [`Slave::call`](crate::Slave::call) to have
-    /// the compiler check both sides instead.
-    pub fn value<T: DeserializeOwned>(&self) -> Result<T, MasterError> {
-        match &self.outcome {
-            Ok(payload) => payload.decode().map_err(MasterError::Decode),
-            Err(error) => Err(self.task_error(error.clone())),
-        }
-    }
-
-    /// The value's encoded bytes, unless this is an error response.
-    pub fn payload(&self) -> Option<&Payload> {
-        self.outcome.as_ref().ok()
-    }
-
-    /// The error, if the request failed.
-    pub fn error(&self) -> Option<&TaskError> {
-        self.outcome.as_ref().err()
-    }
-
-    /// True if the request produced a value.
-    pub fn is_ok(&self) -> bool {
-        self.outcome.is_ok()
-    }
-
-    /// The value or the error.
-    pub fn outcome(&self) -> &Result<Payload, TaskError> {
-        &self.outcome
     }
 
     /// Why the request failed without an answer from the slave: the slave was closed,
@@ -133,11 +103,6 @@ impl Response {
         wall_clock(self.started + self.duration)
     }
 
-    /// How long the request took.
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-
     /// Sends this response's value as the data of `task` to another slave:
     /// `response.pipe("next").to(&other).await`. The value is passed on as it is, without
     /// decoding or re-encoding; piping an error response gives that error.
@@ -159,6 +124,18 @@ impl Response {
             Err(error) => Err(self.task_error(error.clone())),
         }
     }
+}
+
+impl Answer for Response {
+    type Error = MasterError;
+
+    fn outcome(&self) -> &Result<Payload, TaskError> {
+        &self.outcome
+    }
+
+    fn duration(&self) -> Duration {
+        self.duration
+    }
 
     fn task_error(&self, error: TaskError) -> MasterError {
         MasterError::Task {
@@ -167,6 +144,10 @@ impl Response {
             error,
             end: self.end.clone(),
         }
+    }
+
+    fn decode_error(error: ProtoError) -> MasterError {
+        MasterError::Decode(error)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::{CapturedOutput, EndReason, Exec, Location, MasterError, Signal, Slav
 /// [`close`](Self::close) or [`shutdown`](Self::shutdown) to end it gracefully.
 ///
 /// ```no_run
-/// use distio_master::{Master, SpawnOptions};
+/// use distio_master::{Answer, Master, SpawnOptions};
 /// use std::time::Duration;
 ///
 /// # async fn demo() -> Result<(), distio_master::MasterError> {

@@ -26,13 +26,13 @@ use crate::{Broadcast, MasterError, Signal, Slave};
 /// right after.
 ///
 /// ```no_run
-/// use distio_master::{Master, SpawnOptions};
+/// use distio_master::prelude::*;
 ///
 /// # async fn demo() -> Result<(), distio_master::MasterError> {
 /// let master = Master::new();
 /// let slaves = master.spawn_many(3, SpawnOptions::new("./worker").alias("w")).await?;
 /// let answers = slaves.exec("say hello", &()).await?;
-/// println!("{}", answers.join_values::<String>(", ")?);
+/// println!("{}", answers.join_strings(", ")?);
 /// slaves.close().await?;
 /// # Ok(()) }
 /// ```

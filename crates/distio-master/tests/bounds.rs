@@ -5,6 +5,7 @@
 mod common;
 
 use common::{MODE_ENV, slave_options, spawn_ready, wait_gone, within};
+use distio_master::prelude::*;
 use distio_master::{ErrorKind, Master, MasterError, Response, Slave};
 use futures_util::future::join_all;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{MODE_ENV, master_process, slave_options, spawn_ready, wait_gone, within};
+use distio_master::prelude::*;
 use distio_master::{
     EndReason, ErrorKind, Master, MasterError, Output, Signal, SlaveState, SpawnOptions, Target,
 };

@@ -9,6 +9,7 @@ use common::{
     LONG_LINE, MARKER_ENV, master_process_as, process_gone, slave_options, spawn_ready, wait_gone,
     within,
 };
+use distio_master::prelude::*;
 use distio_master::{LINE_LIMIT, Master, Signal, Slave};
 use std::io::BufRead;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{slave_options, spawn_ready, within};
+use distio_master::prelude::*;
 use distio_master::{Link, Master, MasterError, SlaveState, Target};
 use distio_proto::FrameCodec;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{slave_options, spawn_ready, within};
+use distio_master::prelude::*;
 use distio_master::{ErrorKind, Master, Order, ResponseField, SpawnOptions, Target};
 use std::time::Duration;
 

@@ -8,6 +8,7 @@
 mod common;
 
 use common::{slave_options, spawn_ready, within};
+use distio_master::prelude::*;
 use distio_master::{Master, Signal, Slave};
 use futures_util::future::join_all;
 use std::future::IntoFuture;

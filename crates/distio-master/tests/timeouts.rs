@@ -4,6 +4,7 @@
 mod common;
 
 use common::{slave_options, spawn_ready, within};
+use distio_master::prelude::*;
 use distio_master::{ErrorKind, Master, MasterError, Metadata, Timeout};
 use std::time::Duration;
 

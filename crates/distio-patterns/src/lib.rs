@@ -20,10 +20,14 @@
 //! Nothing to do is an empty result, not an error: a scatter with no items, `times(0)`
 //! and `run_all` over no items return no replies.
 //!
+//! Every pattern answers with a [`Reply`] or [`Replies`], whose helpers are the
+//! [`Answer`] and [`Answers`] traits of `distio_master`, shared with its responses:
+//! `use distio_patterns::prelude::*;` brings them into scope.
+//!
 //! Patterns that run many tasks report [`Progress`] through a callback.
 //!
 //! ```
-//! use distio_patterns::{InProcess, Workpool};
+//! use distio_patterns::prelude::*;
 //! use distio_slave::TaskRegistry;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -46,11 +50,37 @@ mod scatter;
 mod transport;
 mod workpool;
 
+pub use distio_master::{Answer, Answers, Order};
 pub use error::PatternError;
 pub use parallel::{Parallel, ParallelTaskId, Pick};
 pub use pipeline::{Intercept, Pipeline};
 pub use progress::{Progress, ProgressFn};
-pub use reply::{Replies, Reply};
+pub use reply::{Replies, Reply, ReplyField};
 pub use scatter::{Scatter, chunk_sizes};
 pub use transport::{InProcess, IntoTransport, SharedTransport, Transport, shared};
 pub use workpool::{Balance, DEFAULT_MAX_HOLD_BACK, Workpool};
+
+/// The traits and types most programs use: `use distio_patterns::prelude::*;`.
+///
+/// The reply helpers ([`Answer::value`], [`Answers::sum`], …) are trait methods shared with
+/// `distio_master`, whose prelude this includes.
+///
+/// ```
+/// use distio_patterns::prelude::*;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut tasks = distio_slave::TaskRegistry::new();
+/// tasks.register("square", |n: u64, _| async move { Ok(n * n) })?;
+/// let pool = Workpool::new(&InProcess::many(2, tasks))?;
+/// let total: u64 = pool.run_all("square", &[1u64, 2]).await?.sum()?;
+/// assert_eq!(total, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::{
+        InProcess, Parallel, PatternError, Pipeline, Replies, Reply, ReplyField, Scatter,
+        Transport, Workpool,
+    };
+    pub use distio_master::prelude::*;
+}

@@ -89,6 +89,7 @@ struct Job {
 /// them concurrently.
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Parallel, Pick};
 /// use distio_slave::TaskRegistry;
 ///

@@ -4,7 +4,7 @@ use distio_proto::{Metadata, Payload};
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::{IntoTransport, PatternError, Reply, SharedTransport};
+use crate::{Answer, IntoTransport, PatternError, Reply, SharedTransport};
 
 /// What a pipeline intercept decides after a step: go on, finish now, or fail.
 ///
@@ -14,6 +14,7 @@ use crate::{IntoTransport, PatternError, Reply, SharedTransport};
 /// [`PatternError::InterceptFailed`].
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Intercept, PatternError, Pipeline};
 /// use distio_slave::TaskRegistry;
 ///
@@ -65,6 +66,7 @@ impl Intercept {
     /// the pipeline fails with that [`PatternError::Encode`].
     ///
     /// ```
+    /// use distio_patterns::prelude::*;
     /// use distio_patterns::{Intercept, Reply};
     /// use distio_proto::Payload;
     /// use std::time::Duration;
@@ -85,6 +87,7 @@ impl Intercept {
     /// the pipeline fails with that [`PatternError::Encode`].
     ///
     /// ```
+    /// use distio_patterns::prelude::*;
     /// use distio_patterns::{Intercept, Reply};
     /// use distio_proto::Payload;
     /// use std::time::Duration;
@@ -131,6 +134,7 @@ struct Step {
 /// [`execute`](Self::execute) can run again.
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Intercept, Pipeline};
 /// use distio_slave::TaskRegistry;
 ///

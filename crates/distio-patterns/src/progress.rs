@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{PatternError, Replies, Reply};
+use crate::{Answer, PatternError, Replies, Reply};
 
 /// How far a pattern run has got.
 ///

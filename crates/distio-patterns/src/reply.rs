@@ -1,17 +1,21 @@
 //! What a transport returns for one task.
 
-use distio_proto::{Payload, TaskError};
+use distio_master::{Answer, Answers, Order};
+use distio_proto::{Payload, ProtoError, TaskError};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::iter::Sum;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::PatternError;
 
 /// The outcome of one task sent through a [`Transport`](crate::Transport).
 ///
+/// The value helpers ([`value`](Answer::value), [`error`](Answer::error),
+/// [`is_ok`](Answer::is_ok), [`duration`](Answer::duration), …) come from the [`Answer`]
+/// trait, the same ones as `distio_master::Response`'s.
+///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::Reply;
 /// use distio_proto::Payload;
 /// use std::time::Duration;
@@ -63,43 +67,11 @@ impl Reply {
         &self.task
     }
 
-    /// The value decoded as `T`; an error reply gives [`PatternError::Task`].
-    pub fn value<T: DeserializeOwned>(&self) -> Result<T, PatternError> {
-        match &self.outcome {
-            Ok(payload) => payload.decode().map_err(PatternError::Decode),
-            Err(error) => Err(self.task_error(error.clone())),
-        }
-    }
-
-    /// The value's bytes, unless the task failed.
-    pub fn payload(&self) -> Option<&Payload> {
-        self.outcome.as_ref().ok()
-    }
-
-    /// The error, if the task failed.
-    pub fn error(&self) -> Option<&TaskError> {
-        self.outcome.as_ref().err()
-    }
-
-    /// True if the task produced a value.
-    pub fn is_ok(&self) -> bool {
-        self.outcome.is_ok()
-    }
-
-    /// The value or error.
-    pub fn outcome(&self) -> &Result<Payload, TaskError> {
-        &self.outcome
-    }
-
-    /// How long the task took, as the transport measured it.
-    pub fn duration(&self) -> Duration {
-        self.duration
-    }
-
     /// The same reply with `value` in place of its value or error; the way a pipeline
     /// [`Intercept`](crate::Intercept) hands on a changed value.
     ///
     /// ```
+    /// use distio_patterns::prelude::*;
     /// use distio_patterns::Reply;
     /// use distio_proto::Payload;
     /// use std::time::Duration;
@@ -125,13 +97,29 @@ impl Reply {
     pub fn set_outcome(&mut self, outcome: Result<Payload, TaskError>) {
         self.outcome = outcome;
     }
+}
 
-    pub(crate) fn task_error(&self, error: TaskError) -> PatternError {
+impl Answer for Reply {
+    type Error = PatternError;
+
+    fn outcome(&self) -> &Result<Payload, TaskError> {
+        &self.outcome
+    }
+
+    fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    fn task_error(&self, error: TaskError) -> PatternError {
         PatternError::Task {
             source_name: self.source_name.clone(),
             task: self.task.clone(),
             error,
         }
+    }
+
+    fn decode_error(error: ProtoError) -> PatternError {
+        PatternError::Decode(error)
     }
 }
 
@@ -147,10 +135,33 @@ impl From<distio_master::Response> for Reply {
     }
 }
 
-/// Several replies, in the order of the work that produced them. Derefs to `[Reply]`.
+/// A reply field to sort by; see [`Replies::sort_by`].
 ///
 /// ```
-/// use distio_patterns::{Replies, Reply};
+/// use distio_patterns::ReplyField;
+/// assert_ne!(ReplyField::Source, ReplyField::Task);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyField {
+    /// [`Reply::source`].
+    Source,
+    /// [`Reply::task`].
+    Task,
+    /// [`Reply::duration`](Answer::duration).
+    Duration,
+}
+
+/// Several replies, in the order of the work that produced them. Derefs to `[Reply]`.
+///
+/// The helpers over the values ([`values`](Answers::values), [`sum`](Answers::sum),
+/// [`product`](Answers::product), [`join_values`](Answers::join_values),
+/// [`sort_by_value`](Answers::sort_by_value),
+/// [`average_response_time`](Answers::average_response_time), …) come from the
+/// [`Answers`] trait, the same ones as `distio_master::ResponseArray`'s.
+///
+/// ```
+/// use distio_patterns::prelude::*;
+/// use distio_patterns::Reply;
 /// use distio_proto::Payload;
 /// use std::time::Duration;
 ///
@@ -158,6 +169,8 @@ impl From<distio_master::Response> for Reply {
 ///     .map(|n| Reply::new(0, "t", "n", Ok(Payload::encode(&n).unwrap()), Duration::ZERO))
 ///     .collect();
 /// assert_eq!(replies.sum::<u64>()?, 6);
+/// assert_eq!(replies.product::<u64>()?, 6);
+/// assert_eq!(replies.join_values::<u64>("+")?, "1+2+3");
 /// assert!(replies.errors().is_empty());
 /// # Ok::<(), distio_patterns::PatternError>(())
 /// ```
@@ -165,23 +178,33 @@ impl From<distio_master::Response> for Reply {
 pub struct Replies(Vec<Reply>);
 
 impl Replies {
-    /// The values of the successful replies, decoded as `T`, in order.
-    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>, PatternError> {
-        self.0
-            .iter()
-            .filter_map(Reply::payload)
-            .map(|p| p.decode().map_err(PatternError::Decode))
-            .collect()
+    /// No replies.
+    pub fn new() -> Self {
+        Replies(Vec::new())
     }
 
-    /// The errors of the failed replies.
-    pub fn errors(&self) -> Vec<&TaskError> {
-        self.0.iter().filter_map(Reply::error).collect()
-    }
-
-    /// The sum of the values.
-    pub fn sum<T: DeserializeOwned + Sum<T>>(&self) -> Result<T, PatternError> {
-        Ok(self.values::<T>()?.into_iter().sum())
+    /// Sorts by a reply field (stable: equal replies keep their order).
+    ///
+    /// ```
+    /// use distio_patterns::prelude::*;
+    /// use distio_patterns::{ReplyField, Reply};
+    /// use distio_proto::Payload;
+    /// use std::time::Duration;
+    ///
+    /// let mut replies: Replies = [2u64, 1]
+    ///     .into_iter()
+    ///     .map(|n| Reply::new(n, "t", "n", Ok(Payload::encode(&n).unwrap()), Duration::ZERO))
+    ///     .collect();
+    /// replies.sort_by(ReplyField::Source, Order::Ascending);
+    /// assert_eq!(replies.values::<u64>()?, vec![1, 2]);
+    /// # Ok::<(), distio_patterns::PatternError>(())
+    /// ```
+    pub fn sort_by(&mut self, field: ReplyField, order: Order) -> &mut Self {
+        self.sort_with(order, |a, b| match field {
+            ReplyField::Source => a.source().cmp(&b.source()),
+            ReplyField::Task => a.task().cmp(b.task()),
+            ReplyField::Duration => a.duration().cmp(&b.duration()),
+        })
     }
 
     /// Appends a reply.
@@ -195,10 +218,26 @@ impl Replies {
     }
 }
 
+impl Answers for Replies {
+    type Item = Reply;
+    fn answers(&self) -> &[Reply] {
+        &self.0
+    }
+    fn answers_mut(&mut self) -> &mut Vec<Reply> {
+        &mut self.0
+    }
+}
+
 impl Deref for Replies {
     type Target = [Reply];
     fn deref(&self) -> &[Reply] {
         &self.0
+    }
+}
+
+impl DerefMut for Replies {
+    fn deref_mut(&mut self) -> &mut [Reply] {
+        &mut self.0
     }
 }
 
@@ -219,5 +258,60 @@ impl IntoIterator for Replies {
     type IntoIter = std::vec::IntoIter<Reply>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distio_proto::ErrorKind;
+
+    fn reply(source: u64, value: Result<u64, &str>, millis: u64) -> Reply {
+        let outcome = match value {
+            Ok(n) => Ok(Payload::encode(&n).unwrap()),
+            Err(message) => Err(TaskError::new(ErrorKind::HandlerFailed, message)),
+        };
+        Reply::new(source, "t", "n", outcome, Duration::from_millis(millis))
+    }
+
+    #[test]
+    fn replies_have_the_response_array_helpers() {
+        let mut replies: Replies = vec![
+            reply(0, Ok(3), 10),
+            reply(1, Err("no"), 20),
+            reply(2, Ok(1), 30),
+            reply(3, Ok(2), 40),
+        ]
+        .into();
+        assert_eq!(replies.product::<u64>().unwrap(), 6);
+        assert_eq!(replies.join_values::<u64>(", ").unwrap(), "3, 1, 2");
+        assert_eq!(
+            replies.average_response_time(),
+            Some(Duration::from_millis(25))
+        );
+        assert_eq!(replies.errors().len(), 1);
+
+        replies.sort_by_value::<u64>(Order::Descending).unwrap();
+        let order: Vec<u64> = replies.iter().map(Reply::source).collect();
+        assert_eq!(order, vec![0, 3, 2, 1], "errors go last");
+
+        replies.sort_by(ReplyField::Duration, Order::Ascending);
+        let order: Vec<u64> = replies.iter().map(Reply::source).collect();
+        assert_eq!(order, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_value_that_does_not_decode_leaves_the_replies_as_they_were() {
+        let mut replies: Replies = vec![reply(0, Ok(3), 0), reply(1, Ok(1), 0)].into();
+        assert!(matches!(
+            replies.sort_by_value::<String>(Order::Ascending),
+            Err(PatternError::Decode(_))
+        ));
+        let order: Vec<u64> = replies.iter().map(Reply::source).collect();
+        assert_eq!(order, vec![0, 1]);
+        assert!(matches!(
+            replies.join_strings(""),
+            Err(PatternError::Decode(_))
+        ));
     }
 }

@@ -30,6 +30,7 @@ pub fn chunk_sizes(len: usize, parts: usize) -> Vec<usize> {
 /// With no items, nothing is sent and the result is empty.
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Scatter};
 /// use distio_slave::TaskRegistry;
 ///

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::{PatternError, Reply};
+use crate::{Answer, PatternError, Reply};
 
 /// Something that runs named tasks: a slave process, an in-process registry, or whatever a
 /// user plugs in. The patterns only ever talk to this trait.
@@ -18,6 +18,7 @@ use crate::{PatternError, Reply};
 /// transport itself failed) a [`PatternError`].
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Transport};
 /// use distio_proto::{Metadata, Payload};
 /// use distio_slave::TaskRegistry;

@@ -16,7 +16,9 @@ use slots::{Rule, Slots};
 
 use crate::progress::{ProgressFn, Tracker};
 use crate::transport::collect_transports;
-use crate::{IntoTransport, PatternError, Progress, Replies, Reply, SharedTransport, Transport};
+use crate::{
+    Answer, IntoTransport, PatternError, Progress, Replies, Reply, SharedTransport, Transport,
+};
 
 /// How long, by default, a [`Workpool`] with [`Balance::EvenCounts`] keeps a task waiting
 /// for a lagging transport while another is free (see [`Workpool::max_hold_back`]).
@@ -48,6 +50,7 @@ pub const DEFAULT_MAX_HOLD_BACK: Duration = Duration::from_secs(2);
 /// waiting tasks fail with [`PatternError::PoolExhausted`].
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{InProcess, Workpool};
 /// use distio_slave::TaskRegistry;
 ///
@@ -144,6 +147,7 @@ impl Workpool {
     /// How tasks are shared among the transports (default [`Balance::EvenCounts`]).
     ///
     /// ```
+    /// use distio_patterns::prelude::*;
     /// use distio_patterns::{Balance, InProcess, Workpool};
     /// use distio_slave::TaskRegistry;
     ///

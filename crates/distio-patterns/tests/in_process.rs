@@ -1,5 +1,6 @@
 //! Every pattern over the in-process transport.
 
+use distio_patterns::prelude::*;
 use distio_patterns::{
     InProcess, Intercept, IntoTransport, Parallel, PatternError, Pick, Pipeline, Progress, Scatter,
     SharedTransport, Workpool, chunk_sizes, shared,

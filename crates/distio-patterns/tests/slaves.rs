@@ -5,6 +5,7 @@ mod common;
 
 use common::{slave_options, within};
 use distio_master::{Master, SlaveArray};
+use distio_patterns::prelude::*;
 use distio_patterns::{
     Intercept, Parallel, PatternError, Pick, Pipeline, Reply, Scatter, Workpool,
 };

@@ -3,6 +3,7 @@
 //! took.
 
 use async_trait::async_trait;
+use distio_patterns::prelude::*;
 use distio_patterns::{
     Balance, InProcess, PatternError, Reply, SharedTransport, Transport, Workpool, shared,
 };

@@ -6,6 +6,7 @@
 //! `--exact __distio_slave`, and that test serves when it finds it was launched as a
 //! slave (in a normal run it returns at once).
 
+use distio_master::prelude::*;
 use distio_master::{Master, Output, SpawnOptions};
 use distio_proto::local::SLAVE_FD_ENV;
 use distio_slave::SlaveProcess;

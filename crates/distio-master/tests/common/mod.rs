@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use distio_master::prelude::*;
 use distio_master::{Master, Output, Slave, SpawnOptions};
 use distio_slave::{SlaveProcess, TaskContext};
 use std::future::IntoFuture;

@@ -14,6 +14,7 @@
 ///   first, so faster transports take more.
 ///
 /// ```
+/// use distio_patterns::prelude::*;
 /// use distio_patterns::{Balance, InProcess, Workpool};
 /// use distio_slave::TaskRegistry;
 ///
