@@ -93,14 +93,22 @@ impl SlaveProcess {
     /// [`SlaveError::DuplicateTask`] (so a builder chain needs no `?` per task; see
     /// [`check`](Self::check) to find out earlier).
     #[must_use]
-    pub fn task<T, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    pub fn task<T, R, F, Fut>(self, name: impl Into<String>, handler: F) -> Self
     where
         T: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
         F: Fn(T, TaskContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, TaskFailure>> + Send + 'static,
     {
-        if let Err(refused) = self.tasks.register(name, handler) {
+        self.register_with(|tasks| tasks.register(name, handler).map(drop))
+    }
+
+    /// Registers through `register` on the slave's tasks; a refusal is kept for `serve`.
+    pub(crate) fn register_with(
+        mut self,
+        register: impl FnOnce(&mut TaskRegistry) -> Result<(), SlaveError>,
+    ) -> Self {
+        if let Err(refused) = register(&mut self.tasks) {
             self.refused.get_or_insert(refused);
         }
         self

@@ -74,9 +74,6 @@ impl SlaveProcess {
         F: Fn(T::Input, TaskContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T::Output, T::Error>> + Send + 'static,
     {
-        self.task(T::NAME, move |input: T::Input, ctx| {
-            let run = handler(input, ctx);
-            async move { Ok::<_, TaskFailure>(run.await) }
-        })
+        self.register_with(|tasks| tasks.implement::<T, F, Fut>(handler).map(drop))
     }
 }
