@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    LONG_LINE, MARKER_ENV, master_process_as, process_gone, slave_options, spawn_ready, wait_gone,
-    within,
+    LONG_LINE, MARKER_ENV, block_on_one_thread, master_process_as, process_gone, slave_options,
+    spawn_ready, wait_gone, within,
 };
 use distio_master::prelude::*;
 use distio_master::{LINE_LIMIT, Master, Signal, Slave};
@@ -371,11 +371,7 @@ fn __master_losing_its_reaper() {
     assert_ne!(previous, libc::SIG_ERR);
     let warnings = Warnings::default();
     tracing::subscriber::set_global_default(warnings.clone()).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on_one_thread(async {
         let master = Master::new();
         let first = spawn_ready(&master, slave_options()).await;
         let slave = first.pid().unwrap();

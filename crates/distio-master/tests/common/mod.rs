@@ -37,6 +37,16 @@ pub async fn spawn_ready(master: &Master, options: SpawnOptions) -> Slave {
     slave
 }
 
+/// Runs `fut` to completion on a new current-thread runtime (the slave and master roles,
+/// like most slave programs, use one thread).
+pub fn block_on_one_thread<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(fut)
+}
+
 /// Fails the test instead of hanging if `fut` takes more than 30 s.
 pub async fn within<F: IntoFuture>(fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(30), fut.into_future())
@@ -323,11 +333,7 @@ fn __distio_master() {
     if role != "1" {
         return master_role(&role.to_string_lossy());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on_one_thread(async {
         let master = Master::new();
         let slave = spawn_ready(&master, slave_options()).await;
         println!("SLAVE_PID={}", slave.pid().unwrap());
@@ -341,11 +347,7 @@ fn __distio_slave() {
         return;
     }
     // One thread: handlers start in the order requests arrive, so "record" sees that order.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on_one_thread(async {
         match std::env::var(MODE_ENV).as_deref() {
             Ok(mode @ ("garbage" | "oversize")) => misbehave(mode).await,
             Ok(mode @ ("silent" | "mute")) => stay_quiet(mode).await,
@@ -376,11 +378,7 @@ pub fn master_process_as(role: &str) -> std::process::Command {
 }
 
 fn master_role(role: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on_one_thread(async {
         let master = Master::new();
         let relayed = slave_options().output(Output::Prefixed).alias("big");
         match role {
