@@ -215,25 +215,27 @@ impl DirectWriter {
     /// opens). A frame partly written already stays.
     fn drop_dead_frames(&self, live: &dyn Fn(RequestId) -> bool) {
         let mut state = lock(&self.state);
-        if state.frames.iter().all(|&(id, _)| live(id)) {
+        let state = &mut *state;
+        // Compacted in place: live frames after the first dead one move forward over it, so
+        // each frame is checked once and nothing before the first dead frame is touched.
+        let (mut read, mut write, mut dropped) = (0, 0, 0);
+        state.frames.retain(|&(id, len)| {
+            let at = read;
+            read += len;
+            if !live(id) {
+                dropped += len;
+                return false;
+            }
+            if write != at {
+                state.buf.copy_within(at..at + len, write);
+            }
+            write += len;
+            true
+        });
+        if dropped == 0 {
             return;
         }
-        let state = &mut *state;
-        let mut kept = BytesMut::with_capacity(state.buf.len());
-        let mut dropped = 0;
-        let mut at = 0;
-        state.frames.retain(|&(id, len)| {
-            let frame = &state.buf[at..at + len];
-            at += len;
-            if live(id) {
-                kept.extend_from_slice(frame);
-                true
-            } else {
-                dropped += len;
-                false
-            }
-        });
-        state.buf = kept;
+        state.buf.truncate(write);
         self.room.release(dropped);
         tracing::debug!(
             bytes = dropped,
