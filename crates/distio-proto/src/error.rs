@@ -113,6 +113,21 @@ pub enum ProtoError {
         reason: String,
     },
 
+    /// A remote-session message carried the tag of no session frame (a slave frame's tag,
+    /// or one from a newer version).
+    #[error(
+        "received a session message with tag {tag}, which is no session frame (this side knows \
+         tags 6..16); the peer is not a distio session peer or speaks a newer protocol"
+    )]
+    NotASessionFrame {
+        /// The tag that was read.
+        tag: u32,
+    },
+
+    /// The other side of a remote session broke its rules; the session cannot go on.
+    #[error("the remote session broke its protocol: {0}")]
+    Session(#[from] crate::remote::SessionViolation),
+
     /// Reading or writing the underlying connection failed.
     #[error("the connection failed: {0}")]
     Io(#[from] std::io::Error),

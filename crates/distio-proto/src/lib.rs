@@ -34,6 +34,7 @@ mod codec;
 mod error;
 mod frame;
 mod payload;
+pub mod remote;
 mod task;
 mod throttle;
 mod wire;

@@ -1,0 +1,238 @@
+//! The master's side of a session.
+
+use bytes::Bytes;
+
+use super::channels::{Channels, Stage};
+use super::frames::{
+    Channel, CloseReason, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Welcome,
+};
+use super::message::{SessionCodec, SessionFrame};
+use super::violation::SessionViolation;
+use crate::ProtoError;
+
+/// What a message from the server means to the master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// The server accepted the session.
+    Welcomed(Welcome),
+    /// A slave started; its channel is running.
+    Spawned(Spawned),
+    /// A slave did not start; its channel is finished.
+    SpawnFailed(SpawnFailed),
+    /// A frame of the slave on `channel`.
+    Routed {
+        /// The slave's channel.
+        channel: Channel,
+        /// The slave frame's body.
+        body: Bytes,
+    },
+    /// A line of a slave's output.
+    Output(Output),
+    /// A slave exited; its channel is finished.
+    Exited(Exited),
+    /// The server is ending the session.
+    Closing(Closing),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    New,
+    Opening,
+    Open,
+    Closed,
+}
+
+/// The master's side of a remote session, without I/O: it turns what the master wants
+/// into messages to send, and the server's messages into [`ClientEvent`]s, checking every
+/// rule of the session on the way (see `docs/protocol.md`). The master's I/O loop sends
+/// what it returns and acts on the events; an `Err` means the server broke the protocol
+/// and the session must end.
+///
+/// ```
+/// use distio_proto::remote::*;
+///
+/// let mut master = ClientSession::new(SessionCodec::new());
+/// let mut server = ServerSession::new(SessionCodec::new(), 16);
+///
+/// let open = master.open("example")?;
+/// assert!(matches!(server.receive(&open)?, ServerEvent::Opened(_)));
+/// let welcome = server.welcome(&Welcome::new("host", 1, 8))?;
+/// assert!(matches!(master.receive(&welcome)?, ClientEvent::Welcomed(_)));
+///
+/// let (channel, spawn) = master.spawn(Spawn::new(0, 1, "square.sh"))?;
+/// let ServerEvent::Spawn(asked) = server.receive(&spawn)? else { panic!() };
+/// assert_eq!(asked.channel, channel);
+/// let spawned = server.spawned(Spawned { channel, pid: 42, server_id: 1 })?;
+/// assert!(matches!(master.receive(&spawned)?, ClientEvent::Spawned(_)));
+/// # Ok::<(), distio_proto::ProtoError>(())
+/// ```
+#[derive(Debug)]
+pub struct ClientSession {
+    codec: SessionCodec,
+    phase: Phase,
+    channels: Channels,
+}
+
+impl ClientSession {
+    /// A session not yet opened.
+    pub fn new(codec: SessionCodec) -> Self {
+        ClientSession {
+            codec,
+            phase: Phase::New,
+            channels: Channels::default(),
+        }
+    }
+
+    /// The codec the session uses.
+    pub fn codec(&self) -> SessionCodec {
+        self.codec
+    }
+
+    /// True once the server's welcome has come and until the session closes.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// How many channels are starting or running.
+    pub fn live_channels(&self) -> usize {
+        self.channels.live()
+    }
+
+    /// The session's first message. Sent once.
+    pub fn open(&mut self, client: &str) -> Result<Bytes, ProtoError> {
+        if self.phase != Phase::New {
+            return Err(SessionViolation::RepeatedHandshake { kind: "open" }.into());
+        }
+        self.phase = Phase::Opening;
+        self.codec.encode(&SessionFrame::Open(Open::new(client)))
+    }
+
+    /// Asks for a slave: `spawn`'s channel is replaced by the next free one, which is
+    /// returned with the message. Only once the session is open.
+    pub fn spawn(&mut self, mut spawn: Spawn) -> Result<(Channel, Bytes), ProtoError> {
+        self.sending("spawn")?;
+        spawn.channel = self.channels.next()?;
+        let message = self.codec.encode(&SessionFrame::Spawn(spawn.clone()))?;
+        self.channels.open(spawn.channel, true)?;
+        Ok((spawn.channel, message))
+    }
+
+    /// Asks the server to signal the slave of `channel` (or cancel its queued spawn).
+    /// `None` when the channel has already finished: there is nothing to signal.
+    pub fn kill(&mut self, channel: Channel, signal: i32) -> Result<Option<Bytes>, ProtoError> {
+        self.sending("kill")?;
+        if !matches!(
+            self.channels.lookup(channel),
+            super::channels::Lookup::Live(_)
+        ) {
+            return Ok(None);
+        }
+        self.codec
+            .encode(&SessionFrame::Kill(Kill { channel, signal }))
+            .map(Some)
+    }
+
+    /// True when frames may be routed to `channel` (its slave is running).
+    pub fn is_running(&self, channel: Channel) -> bool {
+        self.channels.lookup(channel) == super::channels::Lookup::Live(Stage::Running)
+    }
+
+    /// The session's last message; every channel ends with it.
+    pub fn close(&mut self, reason: CloseReason, message: &str) -> Result<Bytes, ProtoError> {
+        self.phase = Phase::Closed;
+        self.channels.drain();
+        self.codec.encode(&SessionFrame::Closing(Closing {
+            reason,
+            message: message.into(),
+        }))
+    }
+
+    /// Every channel still live, ended at once (the connection is gone).
+    pub fn end_all(&mut self) -> Vec<Channel> {
+        self.phase = Phase::Closed;
+        self.channels.drain()
+    }
+
+    /// What a message from the server means.
+    pub fn receive(&mut self, message: &Bytes) -> Result<ClientEvent, ProtoError> {
+        let frame = self.codec.decode(message)?;
+        let kind = frame.kind();
+        match (self.phase, frame) {
+            (Phase::Closed, _) => Err(SessionViolation::AfterClose { kind }.into()),
+            (_, SessionFrame::Closing(closing)) => Ok(self.closed(closing)),
+            (Phase::Opening, SessionFrame::Welcome(welcome)) => {
+                welcome.check()?;
+                self.phase = Phase::Open;
+                Ok(ClientEvent::Welcomed(welcome))
+            }
+            (Phase::New | Phase::Opening, _) => Err(SessionViolation::HandshakeFirst {
+                expected: "welcome",
+                found: kind,
+            }
+            .into()),
+            (Phase::Open, frame) => self.receive_open(frame),
+        }
+    }
+
+    fn receive_open(&mut self, frame: SessionFrame) -> Result<ClientEvent, ProtoError> {
+        let kind = frame.kind();
+        Ok(match frame {
+            SessionFrame::Spawned(spawned) => {
+                self.channels.advance(
+                    spawned.channel,
+                    Stage::Starting,
+                    Some(Stage::Running),
+                    kind,
+                )?;
+                ClientEvent::Spawned(spawned)
+            }
+            SessionFrame::SpawnFailed(failed) => {
+                self.channels
+                    .advance(failed.channel, Stage::Starting, None, kind)?;
+                ClientEvent::SpawnFailed(failed)
+            }
+            SessionFrame::Routed { channel, body } => {
+                self.channels.expect(channel, Stage::Running, kind)?;
+                ClientEvent::Routed { channel, body }
+            }
+            SessionFrame::Output(output) => {
+                self.channels.expect(output.channel, Stage::Running, kind)?;
+                ClientEvent::Output(output)
+            }
+            SessionFrame::Exited(exited) => {
+                self.channels
+                    .advance(exited.channel, Stage::Running, None, kind)?;
+                ClientEvent::Exited(exited)
+            }
+            SessionFrame::Welcome(_) => {
+                return Err(SessionViolation::RepeatedHandshake { kind }.into());
+            }
+            SessionFrame::Open(_) | SessionFrame::Spawn(_) | SessionFrame::Kill(_) => {
+                return Err(SessionViolation::WrongDirection {
+                    kind,
+                    from: "server",
+                }
+                .into());
+            }
+            SessionFrame::Closing(closing) => self.closed(closing),
+        })
+    }
+
+    fn closed(&mut self, closing: Closing) -> ClientEvent {
+        self.phase = Phase::Closed;
+        self.channels.drain();
+        ClientEvent::Closing(closing)
+    }
+
+    fn sending(&self, kind: &'static str) -> Result<(), SessionViolation> {
+        match self.phase {
+            Phase::Open => Ok(()),
+            Phase::Closed => Err(SessionViolation::AfterClose { kind }),
+            Phase::New | Phase::Opening => Err(SessionViolation::HandshakeFirst {
+                expected: "welcome",
+                found: kind,
+            }),
+        }
+    }
+}

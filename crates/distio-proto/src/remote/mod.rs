@@ -1,0 +1,31 @@
+//! The remote session between a master and `distio-serve`, without I/O.
+//!
+//! A master opens one WebSocket to each server it uses and runs all its slaves there over
+//! it, each on a numbered [`Channel`]. Every WebSocket binary message is one
+//! [`SessionFrame`]; slave frames cross it as [`SessionFrame::Routed`], their bodies as the
+//! slave link carries them, so the server relays them without decoding them.
+//!
+//! The rules of the session — the handshake first, channels that only increase, which
+//! frame may come at which stage of a channel, nothing after closing — live in two state
+//! machines, [`ClientSession`] (the master's side) and [`ServerSession`] (the server's),
+//! which take messages in and give events and messages out, with no sockets and no clock;
+//! [`Heartbeat`] decides when a quiet peer is pinged or given up, from instants the caller
+//! passes in. The byte-level specification is `docs/protocol.md`.
+
+mod channels;
+mod client;
+mod frames;
+mod heartbeat;
+mod message;
+mod server;
+mod violation;
+
+pub use client::{ClientEvent, ClientSession};
+pub use frames::{
+    Channel, CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, Spawn,
+    SpawnFailed, SpawnFailure, Spawned, Welcome,
+};
+pub use heartbeat::{Beat, Heartbeat};
+pub use message::{ROUTED_HEADER_LEN, SessionCodec, SessionFrame, routed_header};
+pub use server::{ServerEvent, ServerSession};
+pub use violation::SessionViolation;
