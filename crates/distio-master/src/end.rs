@@ -56,6 +56,16 @@ pub enum EndReason {
     /// Its connection closed (or failed) without the master asking, and no process exit
     /// explains it: a slave that is not a local process, or a process that kept running.
     Disconnected,
+    /// It ran on a host ([`SpawnOptions::remote`](crate::SpawnOptions::remote)) whose
+    /// server ended it for living longer than the server's lifetime limit
+    /// (`kill_slaves_after`).
+    LifetimeLimit {
+        /// The host, as `ws://[user@]host:port`.
+        host: String,
+    },
+    /// It ran on a host that was lost: the connection dropped, the server stopped answering
+    /// heartbeats, or the server stopped. Every request pending on it failed at once.
+    HostLost(crate::HostLoss),
 }
 
 impl EndReason {
@@ -89,6 +99,11 @@ impl fmt::Display for EndReason {
                 )
             }
             EndReason::Disconnected => f.write_str("closed its connection"),
+            EndReason::LifetimeLimit { host } => write!(
+                f,
+                "was ended by {host} for outliving the server's lifetime limit (kill_slaves_after)"
+            ),
+            EndReason::HostLost(loss) => write!(f, "was lost with its {loss}"),
         }
     }
 }
@@ -195,7 +210,9 @@ impl Ended {
     /// exit ended the link, `Closed` otherwise.
     pub(crate) fn kind(&self) -> ErrorKind {
         match self.reason {
-            EndReason::Exited(_) => ErrorKind::SlaveExited,
+            EndReason::Exited(_) | EndReason::LifetimeLimit { .. } | EndReason::HostLost(_) => {
+                ErrorKind::SlaveExited
+            }
             EndReason::ShutDown | EndReason::Killed(_) if self.exit.is_some() => {
                 ErrorKind::SlaveExited
             }

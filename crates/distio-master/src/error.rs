@@ -130,6 +130,105 @@ pub enum MasterError {
         limit: Duration,
     },
 
+    /// A host URL could not be used.
+    #[error(
+        "the host URL {url} cannot be used: {reason}; write it as ws://[user:password@]host[:port]"
+    )]
+    HostUrl {
+        /// The URL, its password hidden.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The master could not reach a host.
+    #[error(
+        "could not reach {host}: {reason}; check that distio-serve runs there, listens on that \
+         address and port, and that no firewall is in the way"
+    )]
+    HostUnreachable {
+        /// The host.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The host refused the credentials (HTTP 401).
+    #[error(
+        "{host} refused the credentials (HTTP 401); give the user and password of its \
+         basic_auth setting in the URL (ws://user:password@host) or with \
+         SpawnOptions::credentials"
+    )]
+    HostUnauthorized {
+        /// The host.
+        host: String,
+    },
+
+    /// The host does not accept connections from this address (HTTP 403).
+    #[error(
+        "{host} does not accept connections from this machine's address (HTTP 403); add the \
+         address or its network to the server's authorized_ips"
+    )]
+    HostForbidden {
+        /// The host.
+        host: String,
+    },
+
+    /// The WebSocket upgrade or the session handshake with a host failed.
+    #[error(
+        "the session handshake with {host} failed: {reason}; is it a distio-serve of the same release?"
+    )]
+    HostHandshake {
+        /// The host.
+        host: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The session with a host ended while the master needed it.
+    #[error("lost {loss}; the slaves on it have ended, so start new ones (there or elsewhere)")]
+    HostLost {
+        /// Which host, and how.
+        loss: crate::HostLoss,
+    },
+
+    /// A host did not start the slave it was asked for.
+    #[error("{host} did not start {script}: {message}")]
+    RemoteSpawn {
+        /// The host.
+        host: String,
+        /// The script asked for.
+        script: String,
+        /// Why, as a value.
+        kind: distio_proto::remote::SpawnFailure,
+        /// Why, as the server said it.
+        message: String,
+    },
+
+    /// A host did not answer a spawn in time.
+    #[error(
+        "{host} did not start {script} within {limit:?}; its spawn queue may be long, or the \
+         server is overloaded"
+    )]
+    RemoteSpawnTimedOut {
+        /// The host.
+        host: String,
+        /// The script asked for.
+        script: String,
+        /// How long the master waited.
+        limit: Duration,
+    },
+
+    /// A spawn option that the server, not the master, decides for remote slaves.
+    #[error(
+        "{option} cannot be set for a remote slave: the server decides how its slaves run \
+         (environment, working directory) and passes arguments as text"
+    )]
+    RemoteOption {
+        /// The option.
+        option: &'static str,
+    },
+
     /// Sending a signal to a slave process failed.
     #[error("could not signal slave #{slave}: {source}")]
     Signal {

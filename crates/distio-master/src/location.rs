@@ -9,6 +9,8 @@ use std::path::PathBuf;
 /// use distio_master::Location;
 /// let here = Location::Local { path: "./worker".into() };
 /// assert_eq!(here.to_string(), "./worker");
+/// let there = Location::Remote { host: "ws://build-7:1337".into(), script: "square.sh".into() };
+/// assert_eq!(there.to_string(), "square.sh on ws://build-7:1337");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
@@ -16,6 +18,13 @@ pub enum Location {
     Local {
         /// The executable.
         path: PathBuf,
+    },
+    /// A slave a `distio-serve` host runs for this master.
+    Remote {
+        /// The host, as `ws://[user@]host:port` (never with the password).
+        host: String,
+        /// The script, relative to the server's root.
+        script: String,
     },
     /// A slave reached over a link the caller provided (see
     /// [`Master::attach`](crate::Master::attach)).
@@ -29,6 +38,7 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local { path } => write!(f, "{}", path.display()),
+            Location::Remote { host, script } => write!(f, "{script} on {host}"),
             Location::Attached { description } => f.write_str(description),
         }
     }

@@ -20,6 +20,7 @@ use crate::link::outbox::Outbox;
 use crate::link::reader::run_reader;
 use crate::link::unix::{DirectWriter, run_direct_writer};
 use crate::link::{FrameSink, FrameStream, LinkKind};
+use crate::remote::{RemoteChild, RemoteProcess, spawn_remote};
 use crate::room::Room;
 use crate::slave_core::{CoreParts, Roster, SlaveCore};
 use crate::spawn::{Captured, DEFAULT_CLOSE_GRACE, LocalProcess, spawn_local, watch_process};
@@ -65,6 +66,8 @@ struct MasterShared {
     next_id: AtomicU64,
     defaults: Arc<Defaults>,
     codec: FrameCodec,
+    /// Sessions with the hosts of remote slaves, one per host.
+    sessions: crate::remote::Sessions,
 }
 
 #[derive(Default)]
@@ -149,6 +152,8 @@ struct NewSlave {
     child: Option<LocalProcess>,
     extra_tasks: Vec<AbortHandle>,
     captured: Option<Arc<Captured>>,
+    /// For a remote slave: its channel on its host's session, and the server's id for it.
+    remote: Option<(Arc<RemoteProcess>, SlaveId)>,
 }
 
 impl Master {
@@ -236,6 +241,9 @@ impl Master {
             .alias
             .clone()
             .unwrap_or_else(|| format!("slave #{id}"));
+        if let Some(remote) = &options.remote {
+            return self.start_remote(remote, &options, id, label).await;
+        }
         let child = match spawn_local(&options, label).await {
             Ok(child) => child,
             Err(err) => {
@@ -260,6 +268,58 @@ impl Master {
             // The output pumps end with the process (see `spawn_local`).
             extra_tasks: Vec::new(),
             captured: child.captured,
+            remote: None,
+        }))
+    }
+
+    /// Starts a slave on a host and wires it up, without waiting for its handshake.
+    async fn start_remote(
+        &self,
+        remote: &crate::remote::RemoteSpec,
+        options: &SpawnOptions,
+        id: SlaveId,
+        label: String,
+    ) -> Result<Slave, MasterError> {
+        let started = match remote.target() {
+            Ok(target) => {
+                let child = spawn_remote(
+                    &self.shared.sessions,
+                    &target,
+                    options,
+                    id,
+                    &label,
+                    self.shared.codec,
+                )
+                .await;
+                child.map(|child| (target, child))
+            }
+            Err(err) => Err(err),
+        };
+        let (target, child): (_, RemoteChild) = match started {
+            Ok(started) => started,
+            Err(err) => {
+                self.release_alias(options.alias.as_deref(), id);
+                return Err(err);
+            }
+        };
+        Ok(self.start(NewSlave {
+            id,
+            alias: options.alias.clone(),
+            group: options.group.clone(),
+            location: Location::Remote {
+                host: target.host.to_string(),
+                script: target.script,
+            },
+            pid: Some(child.pid),
+            link: child.link,
+            default_timeout: options.default_timeout,
+            catch_all: options.catch_all,
+            close_grace: options.close_grace,
+            limits: options.limits,
+            child: None,
+            extra_tasks: Vec::new(),
+            captured: child.captured,
+            remote: Some((child.process, child.server_id)),
         }))
     }
 
@@ -324,6 +384,7 @@ impl Master {
             child: None,
             extra_tasks: Vec::new(),
             captured: None,
+            remote: None,
         }))
     }
 
@@ -386,10 +447,16 @@ impl Master {
             room,
             max_in_flight: new.limits.max_in_flight,
             roster,
+            remote: new.remote.as_ref().map(|(process, _)| Arc::clone(process)),
         }));
         core.defaults.set_timeout(new.default_timeout);
         core.defaults.set_catch_all(new.catch_all);
-        let hello = Hello::new(SlaveIdentity::local(new.id, new.alias.unwrap_or_default()));
+        let mut identity = SlaveIdentity::local(new.id, new.alias.unwrap_or_default());
+        if let Some((_, server_id)) = &new.remote {
+            identity.server_id = Some(*server_id);
+            identity.remote_id = Some(new.id);
+        }
+        let hello = Hello::new(identity);
 
         // Listed before its tasks start, so a slave that ends at once is also unlisted.
         let mut registry = lock(&self.shared.registry);

@@ -13,7 +13,7 @@ mod spawner;
 mod worker;
 
 pub(crate) use exit::exited_unreaped;
-pub(crate) use output::relay_lines;
+pub(crate) use output::{print_line, relay_lines};
 pub(crate) use reaper::ProcessGroup;
 pub(crate) use spawner::spawn;
 

@@ -116,7 +116,7 @@ impl Slave {
     pub fn path(&self) -> Option<&Path> {
         match &self.core().location {
             Location::Local { path } => Some(path),
-            Location::Attached { .. } => None,
+            Location::Remote { .. } | Location::Attached { .. } => None,
         }
     }
 
@@ -125,9 +125,20 @@ impl Slave {
         matches!(self.core().location, Location::Local { .. })
     }
 
-    /// True for a slave reached over a link (not a local process).
+    /// True for a slave reached over a link rather than started on this machine: a slave
+    /// on a `distio-serve` host ([`SpawnOptions::remote`](crate::SpawnOptions::remote)) or
+    /// one [attached](crate::Master::attach) over a link of the caller's.
     pub fn is_remote(&self) -> bool {
         !self.is_local()
+    }
+
+    /// The host of a slave started with [`SpawnOptions::remote`](crate::SpawnOptions::remote),
+    /// as `ws://[user@]host:port`.
+    pub fn host(&self) -> Option<&str> {
+        match &self.core().location {
+            Location::Remote { host, .. } => Some(host),
+            _ => None,
+        }
     }
 
     /// The slave's default request timeout ([`Timeout::Inherit`]: the master's applies).
@@ -455,10 +466,12 @@ impl Slave {
         let core = self.core();
         core.stop(Stop::Killed(signal));
         match core.location {
-            Location::Local { .. } => core.signal(signal).map_err(|source| MasterError::Signal {
-                slave: core.id,
-                source,
-            }),
+            Location::Local { .. } | Location::Remote { .. } => {
+                core.signal(signal).map_err(|source| MasterError::Signal {
+                    slave: core.id,
+                    source,
+                })
+            }
             Location::Attached { .. } => {
                 core.force_end();
                 Ok(())

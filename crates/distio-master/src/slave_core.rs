@@ -19,6 +19,7 @@ use crate::events::Subscriber;
 use crate::link::outbox::Outbox;
 use crate::location::Location;
 use crate::pending::{IdMap, PendingTable};
+use crate::remote::RemoteProcess;
 use crate::room::Room;
 
 mod ending;
@@ -62,6 +63,8 @@ pub(crate) struct SlaveCore {
     /// Tells the reader to give up on the link.
     pub(crate) end_link: Notify,
     has_process: bool,
+    /// For a remote slave: its channel on its host's session.
+    remote: Option<Arc<RemoteProcess>>,
     /// The master that lists the slave.
     roster: Box<dyn Roster>,
 }
@@ -89,6 +92,7 @@ pub(crate) struct CoreParts {
     pub(crate) room: Arc<Room>,
     pub(crate) max_in_flight: usize,
     pub(crate) roster: Box<dyn Roster>,
+    pub(crate) remote: Option<Arc<RemoteProcess>>,
 }
 
 impl SlaveCore {
@@ -124,6 +128,7 @@ impl SlaveCore {
             subscribers: Mutex::new(Vec::new()),
             end_link: Notify::new(),
             has_process: parts.pid.is_some(),
+            remote: parts.remote,
             roster: parts.roster,
         }
     }

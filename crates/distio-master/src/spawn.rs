@@ -101,6 +101,7 @@ pub struct SpawnOptions {
     pub(crate) close_grace: Duration,
     pub(crate) limits: Limits,
     pub(crate) wait_ready: bool,
+    pub(crate) remote: Option<crate::remote::RemoteSpec>,
 }
 
 impl SpawnOptions {
@@ -119,7 +120,64 @@ impl SpawnOptions {
             close_grace: DEFAULT_CLOSE_GRACE,
             limits: Limits::default(),
             wait_ready: true,
+            remote: None,
         }
+    }
+
+    /// Options to start `script` on the `distio-serve` host at `host`
+    /// (`ws://[user:password@]host[:port]`, or `host:port`; see [`Host`](crate::Host)), with
+    /// the same API as a local slave once started: [`Slave::location`](crate::Slave::location)
+    /// is [`Location::Remote`](crate::Location::Remote) and
+    /// [`Slave::is_remote`](crate::Slave::is_remote) is true.
+    ///
+    /// The script's path is relative to the server's root; the server decides how it runs
+    /// (interpreter, environment, working directory), so [`env`](Self::env) and
+    /// [`current_dir`](Self::current_dir) make the spawn fail with
+    /// [`MasterError::RemoteOption`]. The master holds one session (one connection,
+    /// one authentication) per host and runs all its slaves there over it. A bad URL, an
+    /// unreachable host, refused credentials, or a refused script fail the spawn with an
+    /// error naming the host.
+    ///
+    /// ```no_run
+    /// use distio_master::{Master, SpawnOptions};
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let master = Master::new();
+    /// let slaves = master
+    ///     .spawn_many(5, SpawnOptions::remote("ws://user:pass@build-7:1337", "workers/square.py"))
+    ///     .await?;
+    /// assert!(slaves.iter().all(|s| s.is_remote()));
+    /// # Ok(()) }
+    /// ```
+    pub fn remote(host: impl Into<String>, script: impl Into<String>) -> Self {
+        let script = script.into();
+        let mut options = SpawnOptions::new(script.clone());
+        options.remote = Some(crate::remote::RemoteSpec {
+            url: host.into(),
+            script,
+            credentials: None,
+        });
+        options
+    }
+
+    /// The user and password for a remote slave's host (replacing any in its URL). Ignored
+    /// for local slaves.
+    ///
+    /// ```
+    /// let opts = distio_master::SpawnOptions::remote("build-7:1337", "square.sh")
+    ///     .credentials("ops", "s3cret");
+    /// assert!(!format!("{opts:?}").contains("s3cret"));
+    /// ```
+    #[must_use]
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        if let Some(remote) = &mut self.remote {
+            remote.credentials = Some((user.into(), password.into()));
+        }
+        self
+    }
+
+    /// True for options made with [`remote`](Self::remote).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// Options to start another copy of the running executable, which then detects it was
@@ -293,6 +351,16 @@ pub(crate) struct Captured {
 }
 
 impl Captured {
+    /// Appends to the captured stream, keeping the newest [`CAPTURE_LIMIT`] bytes.
+    pub(crate) fn append(&self, stderr: bool, data: &[u8]) {
+        let mut buf = lock(if stderr { &self.stderr } else { &self.stdout });
+        buf.extend_from_slice(data);
+        if buf.len() > CAPTURE_LIMIT {
+            let excess = buf.len() - CAPTURE_LIMIT;
+            buf.drain(..excess);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> CapturedOutput {
         CapturedOutput {
             stdout: lock(&self.stdout).clone(),

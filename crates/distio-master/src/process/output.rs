@@ -69,6 +69,19 @@ pub(crate) async fn relay_lines<R: AsyncRead + Unpin>(
     }
 }
 
+/// Queues one line (its newline, if any, replaced by one) for the master's stdout or
+/// stderr behind `prefix`, without waiting: false if the writer is behind and the line was
+/// dropped. For output that arrives as lines from a remote host, whose session must not
+/// wait for a terminal.
+pub(crate) fn print_line(prefix: &str, line: &[u8], to_stderr: bool) -> bool {
+    let writer = if to_stderr { &STDERR } else { &STDOUT };
+    let Ok(sender) = writer.sender() else {
+        return false;
+    };
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    sender.try_send(prefixed(prefix, line)).is_ok()
+}
+
 fn prefixed(prefix: &str, line: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(prefix.len() + line.len() + 1);
     out.extend_from_slice(prefix.as_bytes());

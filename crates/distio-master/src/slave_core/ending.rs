@@ -10,7 +10,9 @@ use super::{SlaveCore, SlaveState};
 use crate::Signal;
 use crate::end::{EndReason, Ended};
 use crate::link::LinkEnd;
+use crate::remote::RemoteEnd;
 use crate::sync::lock;
+use distio_proto::remote::ExitCause;
 
 /// How long a link whose slave process is gone (or whose process is gone while the link
 /// stays open) waits for the other half before giving up on it.
@@ -123,6 +125,45 @@ impl SlaveCore {
         }
     }
 
+    /// For a remote slave: how it ended, as its host's session reported it (recorded
+    /// before its link's stream ends, so this waits only for a slave whose channel is still
+    /// open: it is killed, then given up after a second grace). The exit status is
+    /// recorded; the reason is given when the host, not the slave, ended it.
+    async fn settle_remote(&self) -> (Option<std::process::ExitStatus>, Option<EndReason>) {
+        let Some(remote) = &self.remote else {
+            return (None, None);
+        };
+        let mut end = remote.channel.wait_end(EXIT_GRACE).await;
+        if end.is_none() {
+            tracing::warn!(
+                slave = self.id,
+                "{self} closed its connection but did not exit; killing it"
+            );
+            remote.signal(Signal::KILL);
+            end = remote.channel.wait_end(EXIT_GRACE).await;
+        }
+        match end {
+            Some(RemoteEnd::Exited { status, cause }) => {
+                self.record_exit(status);
+                let reason = match cause {
+                    ExitCause::LifetimeLimit => Some(EndReason::LifetimeLimit {
+                        host: remote.host(),
+                    }),
+                    ExitCause::SessionEnded | ExitCause::ServerStopping => {
+                        Some(EndReason::HostLost(crate::HostLoss {
+                            host: remote.host(),
+                            cause: crate::LossCause::ServerStopping,
+                        }))
+                    }
+                    _ => None,
+                };
+                (Some(status), reason)
+            }
+            Some(RemoteEnd::Lost(loss)) => (None, Some(EndReason::HostLost(loss))),
+            None => (None, None),
+        }
+    }
+
     /// The link is gone: take the slave off its master's lists, fail every pending
     /// request, settle the process, mark the slave ended and let the master forget it.
     pub(crate) async fn link_ended(&self, end: LinkEnd) {
@@ -135,7 +176,10 @@ impl SlaveCore {
             }
             LinkEnd::Closed => None,
         };
-        let exit = if self.has_process {
+        let (exit, remote_reason) = self.settle_remote().await;
+        let exit = if self.remote.is_some() {
+            exit
+        } else if self.has_process {
             match self.wait_exit(EXIT_GRACE).await {
                 Some(exit) => Some(exit),
                 None => {
@@ -151,11 +195,12 @@ impl SlaveCore {
             None
         };
         let stop = *lock(&self.stop);
-        let reason = match (violation, exit, stop) {
-            (Some(violation), _, _) => EndReason::ProtocolViolation(violation),
-            (None, _, Some(stop)) => stop.reason(),
-            (None, Some(exit), None) => EndReason::Exited(exit),
-            (None, None, None) => EndReason::Disconnected,
+        let reason = match (violation, exit, stop, remote_reason) {
+            (Some(violation), _, _, _) => EndReason::ProtocolViolation(violation),
+            (None, _, Some(stop), _) => stop.reason(),
+            (None, _, None, Some(reason)) => reason,
+            (None, Some(exit), None, None) => EndReason::Exited(exit),
+            (None, None, None, None) => EndReason::Disconnected,
         };
         let ended = Ended {
             reason,

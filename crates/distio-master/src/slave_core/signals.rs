@@ -11,8 +11,13 @@ impl SlaveCore {
         self.status.send_modify(|s| s.exit = Some(exit));
     }
 
-    /// Sends `signal` to the slave process, if it has one that has not exited.
+    /// Sends `signal` to the slave process, if it has one that has not exited. A remote
+    /// slave's server is asked to send it.
     pub(crate) fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        if let Some(remote) = &self.remote {
+            remote.signal(signal);
+            return Ok(());
+        }
         let status = self.status.borrow();
         match (status.pid, status.exit) {
             (Some(pid), None) if self.has_process => process::send_signal(pid, signal),

@@ -1,0 +1,133 @@
+//! Opening a session: TCP, the WebSocket upgrade with credentials, then open and welcome.
+
+use base64::Engine;
+use distio_proto::remote::{ClientEvent, ClientSession, SessionCodec, Welcome};
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::host::Host;
+use super::session::Ws;
+use crate::MasterError;
+
+/// How long connecting to a host, upgrading to a WebSocket and the session handshake may
+/// take, each.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `host` and runs the session handshake.
+pub(crate) async fn connect(
+    host: &Host,
+    codec: SessionCodec,
+    client_name: &str,
+) -> Result<(Ws, ClientSession, Welcome), MasterError> {
+    let shown = host.to_string();
+    if host.is_secure() {
+        return Err(MasterError::HostUrl {
+            url: shown,
+            reason: "wss:// (TLS) is not supported by this build yet; use ws:// on a trusted \
+                     network, or reach the server through an SSH tunnel"
+                .into(),
+        });
+    }
+    let unreachable = |reason: String| MasterError::HostUnreachable {
+        host: shown.clone(),
+        reason,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host.authority()))
+        .await
+        .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|err| unreachable(err.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+
+    let mut request =
+        host.session_url()
+            .into_client_request()
+            .map_err(|err| MasterError::HostUrl {
+                url: shown.clone(),
+                reason: err.to_string(),
+            })?;
+    if let Some(user) = host.user() {
+        let pair = format!("{user}:{}", host.password.as_deref().unwrap_or(""));
+        let token = base64::engine::general_purpose::STANDARD.encode(pair);
+        let mut value =
+            HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| MasterError::HostUrl {
+                url: shown.clone(),
+                reason: "its credentials cannot go in an HTTP header".into(),
+            })?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    let max = codec.max_message_len();
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let upgrade = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
+    let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, upgrade)
+        .await
+        .map_err(|_| unreachable(format!("no WebSocket upgrade within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|err| upgrade_error(&shown, err))?;
+
+    let mut client = ClientSession::new(codec);
+    let open = client
+        .open(client_name)
+        .map_err(|err| handshake(&shown, err.to_string()))?;
+    ws.send(Message::Binary(open))
+        .await
+        .map_err(|err| unreachable(err.to_string()))?;
+    let welcome = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    return match client.receive(&bytes) {
+                        Ok(ClientEvent::Welcomed(welcome)) => Ok(welcome),
+                        Ok(ClientEvent::Closing(closing)) => Err(handshake(
+                            &shown,
+                            format!("it refused the session: {}", closing.message),
+                        )),
+                        Ok(other) => Err(handshake(&shown, format!("it answered {other:?}"))),
+                        Err(err) => Err(handshake(&shown, err.to_string())),
+                    };
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(_)) => {
+                    return Err(handshake(&shown, "it sent a non-binary message".into()));
+                }
+                Some(Err(err)) => return Err(unreachable(err.to_string())),
+                None => return Err(unreachable("it closed the connection".into())),
+            }
+        }
+    })
+    .await
+    .map_err(|_| handshake(&shown, format!("no welcome within {CONNECT_TIMEOUT:?}")))??;
+    Ok((ws, client, welcome))
+}
+
+fn handshake(host: &str, reason: String) -> MasterError {
+    MasterError::HostHandshake {
+        host: host.to_owned(),
+        reason,
+    }
+}
+
+fn upgrade_error(host: &str, err: WsError) -> MasterError {
+    match err {
+        WsError::Http(response) => match response.status() {
+            StatusCode::UNAUTHORIZED => MasterError::HostUnauthorized {
+                host: host.to_owned(),
+            },
+            StatusCode::FORBIDDEN => MasterError::HostForbidden {
+                host: host.to_owned(),
+            },
+            status => handshake(host, format!("it answered the upgrade with HTTP {status}")),
+        },
+        WsError::Io(err) => MasterError::HostUnreachable {
+            host: host.to_owned(),
+            reason: err.to_string(),
+        },
+        other => handshake(host, other.to_string()),
+    }
+}

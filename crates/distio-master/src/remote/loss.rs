@@ -1,0 +1,56 @@
+//! Why a remote slave was lost with its host, as a value.
+
+use std::fmt;
+
+/// How a master lost a remote slave's host; see [`EndReason::HostLost`](crate::EndReason::HostLost).
+///
+/// ```
+/// use distio_master::{HostLoss, LossCause};
+/// let loss = HostLoss { host: "ws://build-7:1337".into(), cause: LossCause::HeartbeatLost };
+/// assert!(loss.to_string().contains("ws://build-7:1337"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostLoss {
+    /// The host, as `ws://[user@]host:port` (never with the password).
+    pub host: String,
+    /// What happened to the session with it.
+    pub cause: LossCause,
+}
+
+/// What ended a session with a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LossCause {
+    /// The connection closed or failed.
+    ConnectionLost,
+    /// The server stopped answering heartbeats.
+    HeartbeatLost,
+    /// The server is stopping and ended every slave.
+    ServerStopping,
+    /// The server ended the session (a close it sent, with its sentence).
+    ClosedByServer(String),
+    /// One side broke the session protocol.
+    ProtocolViolation(String),
+}
+
+impl fmt::Display for LossCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LossCause::ConnectionLost => f.write_str("the connection to it was lost"),
+            LossCause::HeartbeatLost => {
+                f.write_str("it stopped answering heartbeats (the machine or network may be down)")
+            }
+            LossCause::ServerStopping => f.write_str("its server is stopping"),
+            LossCause::ClosedByServer(why) => write!(f, "its server ended the session: {why}"),
+            LossCause::ProtocolViolation(why) => {
+                write!(f, "the session broke the protocol ({why})")
+            }
+        }
+    }
+}
+
+impl fmt::Display for HostLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "host {}: {}", self.host, self.cause)
+    }
+}

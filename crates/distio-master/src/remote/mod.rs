@@ -1,0 +1,70 @@
+//! Remote slaves: sessions with `distio-serve` hosts, one per host, carrying every slave
+//! the master runs there.
+//!
+//! - `host`: the host URL and its credentials.
+//! - `connect`: TCP, the WebSocket upgrade with basic auth, the session handshake.
+//! - `sessions`: the master's sessions by host, opened on first use.
+//! - `session`: one session's reader and writer tasks, driving
+//!   [`distio_proto::remote::ClientSession`].
+//! - `channel`: one slave on a session — its link halves, its end, its output.
+//! - `spawn`: asking a host for a slave.
+//! - `loss`: why a host was lost, as a value.
+
+mod channel;
+mod connect;
+mod host;
+mod loss;
+mod session;
+mod sessions;
+mod spawn;
+
+pub use connect::CONNECT_TIMEOUT;
+pub use host::{DEFAULT_SERVE_PORT, Host};
+pub use loss::{HostLoss, LossCause};
+
+pub(crate) use channel::{RemoteEnd, RemoteProcess};
+pub(crate) use sessions::Sessions;
+pub(crate) use spawn::{RemoteChild, spawn_remote};
+
+/// A slave to start on a host: where, and which script.
+#[derive(Clone, Debug)]
+pub(crate) struct RemoteTarget {
+    pub(crate) host: Host,
+    pub(crate) script: String,
+}
+
+/// A remote spawn as the options hold it: the URL as given (parsed when spawning, so a
+/// bad one is an error of the spawn), and credentials set apart from it.
+#[derive(Clone)]
+pub(crate) struct RemoteSpec {
+    pub(crate) url: String,
+    pub(crate) script: String,
+    pub(crate) credentials: Option<(String, String)>,
+}
+
+impl RemoteSpec {
+    pub(crate) fn target(&self) -> Result<RemoteTarget, crate::MasterError> {
+        let mut host = Host::parse(&self.url)?;
+        if let Some((user, password)) = &self.credentials {
+            host = host.with_credentials(user.clone(), password.clone());
+        }
+        Ok(RemoteTarget {
+            host,
+            script: self.script.clone(),
+        })
+    }
+}
+
+impl std::fmt::Debug for RemoteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password, from the URL or set apart.
+        let host = Host::parse(&self.url)
+            .map(|h| h.to_string())
+            .unwrap_or_else(|_| "<invalid host URL>".into());
+        f.debug_struct("RemoteSpec")
+            .field("host", &host)
+            .field("script", &self.script)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}

@@ -1,0 +1,400 @@
+//! One master's session with one host: the WebSocket, the tasks that read and write it,
+//! and the channels of the slaves it carries.
+
+use bytes::Bytes;
+use distio_proto::remote::{
+    Beat, Channel, ClientEvent, ClientSession, CloseReason, Exited, Heartbeat, Output,
+    OutputStream, SessionCodec, Spawn, SpawnFailed, Spawned,
+};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::channel::{OutputRoute, RemoteChannel, RemoteEnd};
+use super::host::Host;
+use super::loss::{HostLoss, LossCause};
+use crate::sync::lock;
+use crate::{MasterError, Signal, process};
+
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// Messages queued for the session's writer at most.
+const OUTGOING_QUEUED: usize = 1024;
+
+/// How often a session pings a quiet server, and how many pings may go unanswered.
+pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const HEARTBEAT_MISSES: u32 = 3;
+
+/// A master's session with one host.
+pub(crate) struct Session {
+    pub(crate) host: Host,
+    pub(crate) codec: SessionCodec,
+    state: Mutex<State>,
+    out: mpsc::Sender<Message>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+struct State {
+    client: ClientSession,
+    spawns: HashMap<
+        Channel,
+        (
+            Arc<RemoteChannel>,
+            oneshot::Sender<Result<Spawned, SpawnFailed>>,
+        ),
+    >,
+    channels: HashMap<Channel, Arc<RemoteChannel>>,
+    loss: Option<HostLoss>,
+}
+
+impl Session {
+    /// Starts the tasks of a session whose handshake is done.
+    pub(crate) fn start(host: Host, ws: Ws, client: ClientSession) -> Arc<Self> {
+        let (out, queued) = mpsc::channel(OUTGOING_QUEUED);
+        let codec = client.codec();
+        let session = Arc::new(Session {
+            host,
+            codec,
+            state: Mutex::new(State {
+                client,
+                spawns: HashMap::new(),
+                channels: HashMap::new(),
+                loss: None,
+            }),
+            out,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let (sink, stream) = ws.split();
+        let weak = Arc::downgrade(&session);
+        let reader = tokio::spawn(run_reader(weak.clone(), stream));
+        let writer = tokio::spawn(run_writer(weak, sink, queued));
+        lock(&session.tasks).extend([reader.abort_handle(), writer.abort_handle()]);
+        session
+    }
+
+    /// True once the session has ended.
+    pub(crate) fn is_lost(&self) -> bool {
+        lock(&self.state).loss.is_some()
+    }
+
+    /// The queue of messages for the writer.
+    pub(crate) fn sender(&self) -> mpsc::Sender<Message> {
+        self.out.clone()
+    }
+
+    /// Asks the server for a slave; returns its channel once started, with the receiver of
+    /// its frames.
+    pub(crate) async fn spawn(
+        &self,
+        spawn: Spawn,
+        output: OutputRoute,
+        limit: Duration,
+    ) -> Result<(Spawned, Arc<RemoteChannel>, mpsc::Receiver<Bytes>), MasterError> {
+        let script = spawn.script.clone();
+        let (answer, answered) = oneshot::channel();
+        let (channel, frames) = {
+            let mut state = lock(&self.state);
+            if let Some(loss) = &state.loss {
+                return Err(MasterError::HostLost { loss: loss.clone() });
+            }
+            let (number, message) = state
+                .client
+                .spawn(spawn)
+                .map_err(|err| self.violation(err.to_string()))?;
+            let (channel, frames) = RemoteChannel::new(number, output);
+            state.spawns.insert(number, (Arc::clone(&channel), answer));
+            // Under the lock, so spawn messages leave in channel order.
+            self.queue(message);
+            (channel, frames)
+        };
+        match tokio::time::timeout(limit, answered).await {
+            Ok(Ok(Ok(spawned))) => Ok((spawned, channel, frames)),
+            Ok(Ok(Err(failed))) => Err(MasterError::RemoteSpawn {
+                host: self.host.to_string(),
+                script,
+                kind: failed.kind,
+                message: failed.message,
+            }),
+            Ok(Err(_)) => Err(MasterError::HostLost {
+                loss: self
+                    .loss()
+                    .unwrap_or_else(|| self.lost(LossCause::ConnectionLost)),
+            }),
+            Err(_) => {
+                // Cancel it: a slave that starts later is killed at once.
+                self.kill(channel.channel, Signal::KILL);
+                Err(MasterError::RemoteSpawnTimedOut {
+                    host: self.host.to_string(),
+                    script,
+                    limit,
+                })
+            }
+        }
+    }
+
+    /// Queues a kill (or the cancelling of a queued spawn) for `channel`.
+    pub(crate) fn kill(&self, channel: Channel, signal: Signal) {
+        let message = lock(&self.state).client.kill(channel, signal.0);
+        if let Ok(Some(message)) = message {
+            self.queue(message);
+        }
+    }
+
+    /// Queues a control message; if the queue is full, a task waits for room (the session
+    /// ending ends it).
+    fn queue(&self, message: Bytes) {
+        match self.out.try_send(Message::Binary(message)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let _ = out.send(message).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn loss(&self) -> Option<HostLoss> {
+        lock(&self.state).loss.clone()
+    }
+
+    fn lost(&self, cause: LossCause) -> HostLoss {
+        HostLoss {
+            host: self.host.to_string(),
+            cause,
+        }
+    }
+
+    fn violation(&self, why: String) -> MasterError {
+        MasterError::HostLost {
+            loss: self.lost(LossCause::ProtocolViolation(why)),
+        }
+    }
+
+    /// Ends the session: every pending spawn and every slave on it fails with `cause`
+    /// (the first cause counts), and the connection is dropped.
+    pub(crate) fn end(&self, cause: LossCause) {
+        let (spawns, channels, loss) = {
+            let mut state = lock(&self.state);
+            if state.loss.is_some() {
+                return;
+            }
+            let loss = self.lost(cause);
+            state.loss = Some(loss.clone());
+            state.client.end_all();
+            (
+                std::mem::take(&mut state.spawns),
+                std::mem::take(&mut state.channels),
+                loss,
+            )
+        };
+        tracing::debug!(host = %self.host, "session ended: {}", loss.cause);
+        for (_, (channel, answer)) in spawns {
+            channel.finish(RemoteEnd::Lost(loss.clone()));
+            drop(answer);
+        }
+        for (_, channel) in channels {
+            channel.finish(RemoteEnd::Lost(loss.clone()));
+        }
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Acts on one message from the server. `Err` ends the session.
+    async fn receive(&self, message: Bytes) -> Result<(), LossCause> {
+        let event = lock(&self.state).client.receive(&message);
+        let event = event.map_err(|err| LossCause::ProtocolViolation(err.to_string()))?;
+        match event {
+            ClientEvent::Routed { channel, body } => {
+                let frames = lock(&self.state)
+                    .channels
+                    .get(&channel)
+                    .and_then(|c| c.frames());
+                if let Some(frames) = frames {
+                    // Waits when the slave's reader is behind: the session is a stream.
+                    let _ = frames.send(body).await;
+                }
+            }
+            ClientEvent::Spawned(spawned) => {
+                let mut state = lock(&self.state);
+                if let Some((channel, answer)) = state.spawns.remove(&spawned.channel) {
+                    state.channels.insert(spawned.channel, channel);
+                    if answer.send(Ok(spawned)).is_err() {
+                        // Nobody waits any more (timed out): end the slave.
+                        drop(state);
+                        self.kill(spawned.channel, Signal::KILL);
+                    }
+                }
+            }
+            ClientEvent::SpawnFailed(failed) => {
+                if let Some((_, answer)) = lock(&self.state).spawns.remove(&failed.channel) {
+                    let _ = answer.send(Err(failed));
+                }
+            }
+            ClientEvent::Output(output) => self.show(output),
+            ClientEvent::Exited(exited) => {
+                let channel = lock(&self.state).channels.remove(&exited.channel);
+                if let Some(channel) = channel {
+                    channel.finish(RemoteEnd::Exited {
+                        status: exit_status(&exited),
+                        cause: exited.cause,
+                    });
+                }
+            }
+            ClientEvent::Closing(closing) => {
+                return Err(match closing.reason {
+                    CloseReason::ServerStopping => LossCause::ServerStopping,
+                    CloseReason::HeartbeatLost => LossCause::HeartbeatLost,
+                    _ => LossCause::ClosedByServer(closing.message),
+                });
+            }
+            ClientEvent::Welcomed(_) => {}
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn show(&self, output: Output) {
+        let Some(channel) = lock(&self.state).channels.get(&output.channel).cloned() else {
+            return;
+        };
+        let stderr = output.stream == OutputStream::Stderr;
+        if output.lost > 0 {
+            channel.lost_lines.fetch_add(output.lost, Ordering::Relaxed);
+        }
+        let printed = match &channel.output {
+            OutputRoute::Prefixed(prefix) => {
+                if output.lost > 0 {
+                    let note = format!("({} lines of output lost)", output.lost);
+                    process::print_line(prefix, note.as_bytes(), stderr);
+                }
+                process::print_line(prefix, &output.data, stderr)
+            }
+            OutputRoute::Inherit => process::print_line("", &output.data, stderr),
+            OutputRoute::Capture(store) => {
+                store.append(stderr, &output.data);
+                true
+            }
+            OutputRoute::Null => true,
+        };
+        if !printed {
+            channel.lost_lines.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+fn exit_status(exited: &Exited) -> ExitStatus {
+    match (exited.code, exited.signal) {
+        (Some(code), _) => ExitStatus::from_raw((code & 0xff) << 8),
+        (None, Some(signal)) => ExitStatus::from_raw(signal & 0x7f),
+        (None, None) => ExitStatus::from_raw(0),
+    }
+}
+
+/// Reads the server's messages and watches the heartbeat; ends the session when the
+/// connection does.
+async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
+    let mut heartbeat = Heartbeat::new(HEARTBEAT_INTERVAL, HEARTBEAT_MISSES, Instant::now());
+    let mut deadline = Instant::now() + HEARTBEAT_INTERVAL;
+    let cause = loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let Some(session) = session.upgrade() else { return };
+                match heartbeat.poll(Instant::now()) {
+                    Beat::WaitUntil(at) => deadline = at,
+                    Beat::Ping => {
+                        let _ = session.out.try_send(Message::Ping(Bytes::new()));
+                        deadline = Instant::now() + HEARTBEAT_INTERVAL.min(heartbeat.limit());
+                    }
+                    Beat::Dead => break LossCause::HeartbeatLost,
+                }
+                continue;
+            }
+        };
+        heartbeat.heard(Instant::now());
+        let Some(session) = session.upgrade() else {
+            return;
+        };
+        match message {
+            Some(Ok(Message::Binary(bytes))) => {
+                if let Err(cause) = session.receive(bytes).await {
+                    break cause;
+                }
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Text(_))) => {
+                break LossCause::ProtocolViolation("the server sent a text message".into());
+            }
+            Some(Ok(Message::Close(_))) | None => break LossCause::ConnectionLost,
+            Some(Err(err)) => {
+                tracing::debug!(host = %session.host, "session read failed: {err}");
+                break LossCause::ConnectionLost;
+            }
+        }
+    };
+    if let Some(session) = session.upgrade() {
+        if let LossCause::ProtocolViolation(why) = &cause {
+            tracing::warn!(host = %session.host, "closing the session: {why}");
+            let bye = lock(&session.state)
+                .client
+                .close(CloseReason::ProtocolViolation, why);
+            if let Ok(bye) = bye {
+                let _ = session.out.try_send(Message::Binary(bye));
+            }
+            // Let the writer send it before the connection drops.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        session.end(cause);
+    }
+}
+
+/// Writes queued messages, every message ready at once with one flush.
+async fn run_writer(
+    session: Weak<Session>,
+    mut sink: SplitSink<Ws, Message>,
+    mut queued: mpsc::Receiver<Message>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    while queued.recv_many(&mut batch, 256).await > 0 {
+        let mut failed = None;
+        for message in batch.drain(..) {
+            if let Err(err) = sink.feed(message).await {
+                failed = Some(err);
+                break;
+            }
+        }
+        if failed.is_none()
+            && let Err(err) = sink.flush().await
+        {
+            failed = Some(err);
+        }
+        if let Some(err) = failed {
+            if let Some(session) = session.upgrade() {
+                tracing::debug!(host = %session.host, "session write failed: {err}");
+                session.end(LossCause::ConnectionLost);
+            }
+            return;
+        }
+    }
+}

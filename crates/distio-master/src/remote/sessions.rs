@@ -1,0 +1,48 @@
+//! A master's sessions, one per host, opened on first use and reused.
+
+use distio_proto::remote::SessionCodec;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::connect::connect;
+use super::host::Host;
+use super::session::Session;
+use crate::MasterError;
+use crate::sync::lock;
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
+
+/// The sessions of one master, by host.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    hosts: Mutex<HashMap<Host, Slot>>,
+}
+
+impl Sessions {
+    /// The live session with `host`, opening one if there is none. Concurrent callers for
+    /// one host share one connection attempt.
+    pub(crate) async fn get(
+        &self,
+        host: &Host,
+        codec: SessionCodec,
+    ) -> Result<Arc<Session>, MasterError> {
+        let slot = Arc::clone(lock(&self.hosts).entry(host.clone()).or_default());
+        let mut slot = slot.lock().await;
+        if let Some(session) = slot.as_ref()
+            && !session.is_lost()
+        {
+            return Ok(Arc::clone(session));
+        }
+        let name = format!("distio-master pid {}", std::process::id());
+        let (ws, client, welcome) = connect(host, codec, &name).await?;
+        tracing::debug!(
+            host = %host,
+            server = %welcome.server,
+            capacity = welcome.capacity,
+            "session opened"
+        );
+        let session = Session::start(host.clone(), ws, client);
+        *slot = Some(Arc::clone(&session));
+        Ok(session)
+    }
+}
