@@ -331,20 +331,29 @@ impl Master {
         count: usize,
         options: SpawnOptions,
     ) -> Result<SlaveArray, MasterError> {
-        let mut slaves = SlaveArray::new();
-        for n in 0..count {
+        // Started together: remote spawns then share their round trips to the host (local
+        // ones are forked one after another by the spawner thread anyway).
+        let starts = (0..count).map(|n| {
             let mut each = options.clone();
             if let (Some(alias), true) = (&options.alias, n > 0) {
                 each.alias = Some(format!("{alias}-{n}"));
             }
-            match self.start_process(each).await {
+            self.start_process(each)
+        });
+        let mut slaves = SlaveArray::new();
+        let mut failed = None;
+        for started in join_all(starts).await {
+            match started {
                 Ok(slave) => slaves.push(slave),
                 Err(err) => {
-                    // Unlisted at once; waited for (briefly: SIGKILL) so none outlives the error.
-                    let _ = slaves.kill(Signal::KILL).await;
-                    return Err(err);
+                    failed.get_or_insert(err);
                 }
             }
+        }
+        if let Some(err) = failed {
+            // Unlisted at once; waited for (briefly: SIGKILL) so none outlives the error.
+            let _ = slaves.kill(Signal::KILL).await;
+            return Err(err);
         }
         if options.wait_ready {
             // All handshakes at once: starting N slaves costs one handshake's wait, not N.

@@ -131,6 +131,14 @@ impl RemoteProcess {
     }
 }
 
+impl Drop for RemoteProcess {
+    /// The last handle of a slave that still runs is gone: nobody can reach it any more,
+    /// so its server is told to kill it (nothing is sent for a slave that has ended).
+    fn drop(&mut self) {
+        self.session.kill(self.channel.channel, Signal::KILL);
+    }
+}
+
 /// The sending half of a remote slave's link: each frame is encoded straight into the
 /// message routing it and queued for the session's writer.
 pub(crate) struct ChannelSink {

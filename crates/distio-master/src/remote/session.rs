@@ -156,10 +156,14 @@ impl Session {
         match self.out.try_send(Message::Binary(message)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
-                let out = self.out.clone();
-                tokio::spawn(async move {
-                    let _ = out.send(message).await;
-                });
+                // Outside a runtime (a handle dropped at exit) the message is lost, and so
+                // is the session with it: the server ends the slave when the connection goes.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let out = self.out.clone();
+                    runtime.spawn(async move {
+                        let _ = out.send(message).await;
+                    });
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
