@@ -1,6 +1,6 @@
 //! The scenarios: each runs distio and the floor in alternating rounds.
 
-use distio_master::{Answers, Master, Output, Slave, SlaveArray, SpawnOptions};
+use distio_master::{Master, Output, Slave, SlaveArray, SpawnOptions};
 use distio_patterns::{Balance, Workpool};
 use distio_proto::Payload;
 use futures_util::StreamExt;

@@ -4,7 +4,6 @@
 //! Run with `cargo run --release -p distio-examples --example monte_carlo_pi`.
 
 use distio_master::{Master, Output, SpawnOptions};
-use distio_patterns::prelude::*;
 use distio_patterns::{Progress, Workpool};
 use distio_slave::{SlaveProcess, TaskContext};
 use indicatif::{ProgressBar, ProgressStyle};

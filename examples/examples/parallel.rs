@@ -3,7 +3,6 @@
 //! Run with `cargo run -p distio-examples --example parallel`.
 
 use distio_master::{Master, SpawnOptions};
-use distio_patterns::prelude::*;
 use distio_patterns::{Parallel, Pick};
 use distio_slave::{SlaveProcess, TaskContext};
 

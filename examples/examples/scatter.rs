@@ -4,7 +4,6 @@
 
 use distio_master::{Master, SpawnOptions};
 use distio_patterns::Scatter;
-use distio_patterns::prelude::*;
 use distio_slave::{SlaveProcess, TaskContext};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;

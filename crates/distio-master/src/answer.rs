@@ -1,16 +1,18 @@
 //! One set of helpers for answers, shared by every crate that has them.
 //!
-//! [`Answer`] is one answer (a value or a [`TaskError`]), [`Answers`] a collection of them.
-//! The master's [`Response`](crate::Response) and [`ResponseArray`](crate::ResponseArray)
-//! implement them, and so do `distio_patterns::Reply` and `distio_patterns::Replies`: the
-//! helpers are written once, here, and each type only says where its outcome is and which
-//! error type it reports in.
+//! [`Answer`] is one answer (a value or a [`TaskError`]); [`Answers`] is the one collection
+//! of them. The master's [`Response`](crate::Response) and `distio_patterns::Reply`
+//! implement [`Answer`]; [`ResponseArray`](crate::ResponseArray) is `Answers<Response>` and
+//! `distio_patterns::Replies` is `Answers<Reply>`. The helpers are written once, here, and
+//! each answer type only says where its outcome is, which error type it reports in and how
+//! its fields compare.
 
 use distio_proto::{Payload, ProtoError, TaskError};
 use serde::de::DeserializeOwned;
 use std::cmp::Ordering;
 use std::fmt::Display;
 use std::iter::{Product, Sum};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 /// Sort direction.
@@ -47,9 +49,10 @@ impl Order {
 
 /// One answer to a task: a value or an error, and how long it took.
 ///
-/// An implementor says where its outcome is, how long it took and how a failure becomes its
-/// crate's error type; the helpers ([`value`](Self::value), [`payload`](Self::payload),
-/// [`error`](Self::error), [`is_ok`](Self::is_ok)) come with the trait.
+/// An implementor says where its outcome is, how long it took, how a failure becomes its
+/// crate's error type and how its fields compare; the helpers ([`value`](Self::value),
+/// [`payload`](Self::payload), [`error`](Self::error), [`is_ok`](Self::is_ok)) come with the
+/// trait, and a collection of answers is an [`Answers`].
 ///
 /// These are trait methods rather than inherent ones so that there is one copy of them for
 /// every answer type of every crate. To call them, bring the trait into scope, most simply
@@ -80,6 +83,13 @@ pub trait Answer {
 
     /// A value that could not be decoded, as [`Self::Error`].
     fn decode_error(error: ProtoError) -> Self::Error;
+
+    /// The fields [`Answers::sort_by`] sorts by, such as
+    /// [`ResponseField`](crate::ResponseField).
+    type Field: Copy;
+
+    /// How this answer compares with `other` by `field`, smallest first.
+    fn compare_field(&self, other: &Self, field: Self::Field) -> Ordering;
 
     /// The value, decoded as `T` (usually inferred: `let n: u64 = answer.value()?`); an
     /// error answer gives its [`task_error`](Self::task_error).
@@ -112,15 +122,15 @@ pub trait Answer {
     }
 }
 
-/// The error type of the answers in `A`.
-type ErrorOf<A> = <<A as Answers>::Item as Answer>::Error;
-
-/// A collection of [`Answer`]s, in order.
+/// Answers in order: the responses of a broadcast ([`ResponseArray`](crate::ResponseArray)
+/// is `Answers<Response>`), the replies of a pattern (`distio_patterns::Replies` is
+/// `Answers<Reply>`), or any other [`Answer`]s.
 ///
-/// An implementor gives access to its items; the helpers come with the trait. The value
-/// helpers ([`values`](Self::values), [`sum`](Self::sum), …) use the answers that carry a
-/// value and skip the failed ones; [`errors`](Self::errors) lists those. As with
-/// [`Answer`], bring the trait into scope with `use distio_master::prelude::*;`.
+/// Derefs to a slice, so indexing, `len` and iteration work as on one. The helpers over the
+/// values ([`values`](Self::values), [`sum`](Self::sum), [`product`](Self::product),
+/// [`join_values`](Self::join_values), [`sort_by_value`](Self::sort_by_value), …) use the
+/// answers that carry a value and skip the failed ones; [`errors`](Self::errors) lists
+/// those. They are inherent methods: no trait import is needed.
 ///
 /// ```no_run
 /// use distio_master::prelude::*;
@@ -130,38 +140,55 @@ type ErrorOf<A> = <<A as Answers>::Item as Answer>::Error;
 /// println!("{} answers, total {total}, {} errors", responses.len(), responses.errors().len());
 /// responses.sort_by_value::<u64>(Order::Descending)?;
 /// println!("{}", responses.join_values::<u64>(", ")?);
+/// println!("mean time {:?}", responses.average_response_time());
 /// # Ok(()) }
 /// ```
-pub trait Answers {
-    /// One answer.
-    type Item: Answer;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answers<A>(Vec<A>);
 
-    /// The answers, in order.
-    fn answers(&self) -> &[Self::Item];
+impl<A> Answers<A> {
+    /// No answers.
+    ///
+    /// ```
+    /// use distio_master::ResponseArray;
+    /// assert!(ResponseArray::new().is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Answers(Vec::new())
+    }
 
-    /// The answers, to reorder or change.
-    fn answers_mut(&mut self) -> &mut Vec<Self::Item>;
+    /// Appends an answer.
+    pub fn push(&mut self, answer: A) {
+        self.0.push(answer);
+    }
 
+    /// The answers as a vector.
+    pub fn into_vec(self) -> Vec<A> {
+        self.0
+    }
+}
+
+impl<A: Answer> Answers<A> {
     /// The values of the successful answers, decoded as `T`, in order.
-    fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>, ErrorOf<Self>> {
-        self.answers()
+    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<T>, A::Error> {
+        self.0
             .iter()
             .filter_map(Answer::payload)
-            .map(|p| p.decode().map_err(Self::Item::decode_error))
+            .map(|p| p.decode().map_err(A::decode_error))
             .collect()
     }
 
     /// The errors of the failed answers.
-    fn errors(&self) -> Vec<&TaskError> {
-        self.answers().iter().filter_map(Answer::error).collect()
+    pub fn errors(&self) -> Vec<&TaskError> {
+        self.0.iter().filter_map(Answer::error).collect()
     }
 
     /// The values, decoded as `T`, formatted and joined with `glue`.
     /// For string values, [`join_strings`](Self::join_strings) needs no type.
-    fn join_values<T: DeserializeOwned + Display>(
+    pub fn join_values<T: DeserializeOwned + Display>(
         &self,
         glue: &str,
-    ) -> Result<String, ErrorOf<Self>> {
+    ) -> Result<String, A::Error> {
         let values = self.values::<T>()?;
         Ok(values
             .iter()
@@ -171,59 +198,127 @@ pub trait Answers {
     }
 
     /// The values, which are strings, joined with `glue`.
-    fn join_strings(&self, glue: &str) -> Result<String, ErrorOf<Self>> {
+    pub fn join_strings(&self, glue: &str) -> Result<String, A::Error> {
         Ok(self.values::<String>()?.join(glue))
     }
 
     /// The sum of the values (usually inferred: `let total: u64 = answers.sum()?`).
-    fn sum<T: DeserializeOwned + Sum<T>>(&self) -> Result<T, ErrorOf<Self>> {
+    pub fn sum<T: DeserializeOwned + Sum<T>>(&self) -> Result<T, A::Error> {
         Ok(self.values::<T>()?.into_iter().sum())
     }
 
     /// The product of the values.
-    fn product<T: DeserializeOwned + Product<T>>(&self) -> Result<T, ErrorOf<Self>> {
+    pub fn product<T: DeserializeOwned + Product<T>>(&self) -> Result<T, A::Error> {
         Ok(self.values::<T>()?.into_iter().product())
     }
 
     /// The mean time the answers took, or `None` when there are none.
-    fn average_response_time(&self) -> Option<Duration> {
-        let answers = self.answers();
-        let count = u32::try_from(answers.len()).ok().filter(|&n| n > 0)?;
-        Some(answers.iter().map(Answer::duration).sum::<Duration>() / count)
+    pub fn average_response_time(&self) -> Option<Duration> {
+        let count = u32::try_from(self.0.len()).ok().filter(|&n| n > 0)?;
+        Some(self.0.iter().map(Answer::duration).sum::<Duration>() / count)
+    }
+
+    /// Sorts by one of the answers' fields (stable: equal answers keep their order).
+    ///
+    /// ```
+    /// use distio_master::{Order, ResponseArray, ResponseField};
+    /// let mut responses = ResponseArray::new();
+    /// responses.sort_by(ResponseField::Duration, Order::Descending);
+    /// assert!(responses.is_empty());
+    /// ```
+    pub fn sort_by(&mut self, field: A::Field, order: Order) -> &mut Self {
+        self.sort_with(order, |a, b| a.compare_field(b, field))
     }
 
     /// Sorts with `compare` in `order` (stable: equal answers keep their order).
-    fn sort_with(
+    pub fn sort_with(
         &mut self,
         order: Order,
-        mut compare: impl FnMut(&Self::Item, &Self::Item) -> Ordering,
+        mut compare: impl FnMut(&A, &A) -> Ordering,
     ) -> &mut Self {
-        self.answers_mut()
-            .sort_by(|a, b| order.apply(compare(a, b)));
+        self.0.sort_by(|a, b| order.apply(compare(a, b)));
         self
     }
 
-    /// Sorts by value decoded as `T`; failed answers go last in either order.
-    fn sort_by_value<T: DeserializeOwned + PartialOrd>(
+    /// Sorts by value decoded as `T`; failed answers go last in either order. A value that
+    /// does not decode leaves the answers as they were.
+    pub fn sort_by_value<T: DeserializeOwned + PartialOrd>(
         &mut self,
         order: Order,
-    ) -> Result<&mut Self, ErrorOf<Self>> {
+    ) -> Result<&mut Self, A::Error> {
         let keys = self
-            .answers()
+            .0
             .iter()
             .map(|answer| answer.payload().map(|p| p.decode::<T>()).transpose())
             .collect::<Result<Vec<Option<T>>, _>>()
-            .map_err(Self::Item::decode_error)?;
-        let mut positions: Vec<usize> = (0..keys.len()).collect();
-        positions.sort_by(|&a, &b| match (&keys[a], &keys[b]) {
+            .map_err(A::decode_error)?;
+        let mut keyed: Vec<(Option<T>, A)> = keys.into_iter().zip(self.0.drain(..)).collect();
+        keyed.sort_by(|(a, _), (b, _)| match (a, b) {
             (Some(a), Some(b)) => order.apply(a.partial_cmp(b).unwrap_or(Ordering::Equal)),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
         });
-        let answers = self.answers_mut();
-        let mut taken: Vec<Option<Self::Item>> = answers.drain(..).map(Some).collect();
-        answers.extend(positions.into_iter().filter_map(|i| taken[i].take()));
+        self.0.extend(keyed.into_iter().map(|(_, answer)| answer));
         Ok(self)
+    }
+}
+
+impl<A> Default for Answers<A> {
+    fn default() -> Self {
+        Answers::new()
+    }
+}
+
+impl<A> Deref for Answers<A> {
+    type Target = [A];
+    fn deref(&self) -> &[A] {
+        &self.0
+    }
+}
+
+impl<A> DerefMut for Answers<A> {
+    fn deref_mut(&mut self) -> &mut [A] {
+        &mut self.0
+    }
+}
+
+impl<A> From<Vec<A>> for Answers<A> {
+    fn from(answers: Vec<A>) -> Self {
+        Answers(answers)
+    }
+}
+
+impl<A> From<Answers<A>> for Vec<A> {
+    fn from(answers: Answers<A>) -> Self {
+        answers.0
+    }
+}
+
+impl<A> FromIterator<A> for Answers<A> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Self {
+        Answers(iter.into_iter().collect())
+    }
+}
+
+impl<A> Extend<A> for Answers<A> {
+    fn extend<I: IntoIterator<Item = A>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+impl<A> IntoIterator for Answers<A> {
+    type Item = A;
+    type IntoIter = std::vec::IntoIter<A>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, A> IntoIterator for &'a Answers<A> {
+    type Item = &'a A;
+    type IntoIter = std::slice::Iter<'a, A>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }

@@ -17,8 +17,9 @@ use crate::pending::Placed;
 use crate::slave_core::{Answered, Gone, SlaveCore};
 use crate::{EndReason, Exec, MasterError, Response, Slave};
 
-/// The future of an [`Exec`]: sends the request when first polled, then waits for the
-/// response, the request's timeout, or the end of the link, whichever comes first.
+/// The future of an [`Exec`]: sends the request when first polled (not when it is
+/// created), then waits for the response, the request's timeout, or the end of the link,
+/// whichever comes first.
 ///
 /// Dropping it before it completes abandons the request: a response that arrives later is
 /// discarded.

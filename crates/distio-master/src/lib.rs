@@ -29,8 +29,10 @@
 //! ## Requests
 //!
 //! - Every request resolves to a [`Response`]: value or error, sender, request id, task,
-//!   sent and received times, duration. Its helpers, and those of a [`ResponseArray`],
-//!   come from the [`Answer`] and [`Answers`] traits: `use distio_master::prelude::*;`.
+//!   sent and received times, duration. Its helpers come from the [`Answer`] trait
+//!   (`use distio_master::prelude::*;`). A broadcast resolves to a [`ResponseArray`], the
+//!   [`Answers`] collection of responses, whose helpers (`values`, `sum`, `join_strings`,
+//!   `sort_by`, …) are its own.
 //! - Timeouts and catch-all come from three levels: [`Master::set_default_timeout`],
 //!   [`Slave::set_default_timeout`], and the request's own ([`Exec::timeout`]). The most
 //!   specific level that sets one ([`Timeout::After`] or [`Timeout::Never`], not
@@ -95,7 +97,6 @@ mod process;
 mod remote;
 mod request;
 mod response;
-mod response_array;
 mod room;
 mod slave;
 mod slave_array;
@@ -122,8 +123,7 @@ pub use master::{Master, Tell};
 pub use process::Signal;
 pub use remote::{CONNECT_TIMEOUT, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause};
 pub use request::{Broadcast, Exec};
-pub use response::{Pipe, Response};
-pub use response_array::{ResponseArray, ResponseField};
+pub use response::{Pipe, Response, ResponseArray, ResponseField};
 pub use slave::Slave;
 pub use slave_array::SlaveArray;
 pub use slave_core::SlaveState;
@@ -135,8 +135,9 @@ pub use timeout::Timeout;
 
 /// The traits and types most programs use: `use distio_master::prelude::*;`.
 ///
-/// The response helpers ([`Answer::value`], [`Answers::sum`], …) are trait methods, shared
-/// with `distio_patterns`; this brings them into scope along with the types.
+/// The helpers of one response ([`Answer::value`], [`Answer::error`], …) are trait methods,
+/// shared with `distio_patterns`; this brings them into scope along with the types. (Those
+/// of a collection, [`Answers::sum`] and the rest, are inherent and need no import.)
 ///
 /// ```no_run
 /// use distio_master::prelude::*;

@@ -36,7 +36,7 @@ use crate::{
 /// slaves no other handle refers to are killed, so a master never leaves orphan processes.
 ///
 /// ```no_run
-/// use distio_master::{Answer, Answers, Master, SpawnOptions, Target};
+/// use distio_master::{Answer, Master, SpawnOptions, Target};
 /// use std::time::Duration;
 ///
 /// # async fn demo() -> Result<(), distio_master::MasterError> {

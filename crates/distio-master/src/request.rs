@@ -37,12 +37,44 @@ macro_rules! metadata_setters {
     };
 }
 
-/// A request to one slave; `.await` it to send it and get the [`Response`].
+/// A request to one slave, not yet sent: `.await` it to send it and get the [`Response`].
 ///
-/// Made by [`Slave::exec`]. Without catch-all, an error the slave (or the link, or a
-/// timeout) produced comes back as `Ok(response)` with [`Response::error`] set; with
-/// catch-all it comes back as `Err(MasterError::Task)`.
-#[must_use = "a request is sent when it is awaited"]
+/// Made by [`Slave::exec`]. An `Exec` is **lazy**, like any Rust future: nothing is sent
+/// until it is first polled — awaited, or turned into an [`ExecFuture`] (with
+/// [`send`](Self::send) or [`IntoFuture`]) and polled, say by `tokio::spawn` or `join!`.
+/// Its request id, its effective timeout and catch-all (from the slave's and the master's
+/// defaults as they are then) and the start of its timeout are all fixed at that first
+/// poll. An `Exec` dropped unpolled sends nothing. To run several requests at once, create
+/// them all and await them together (`futures::future::join_all`, `tokio::join!`), or
+/// spawn each one.
+///
+/// Without catch-all, an error the slave (or the link, or a timeout) produced comes back
+/// as `Ok(response)` with [`Response::error`] set; with catch-all it comes back as
+/// `Err(MasterError::Task)`.
+///
+/// ```no_run
+/// use distio_master::prelude::*;
+/// use std::time::Duration;
+/// # async fn demo(slave: Slave) -> Result<(), MasterError> {
+/// // Built, not sent: the slave has received nothing yet.
+/// let request = slave.exec("square", &7u64).timeout(Duration::from_secs(5));
+///
+/// // Sent now, when first polled; the 5 s run from here.
+/// let n: u64 = request.await?.value()?;
+/// assert_eq!(n, 49);
+///
+/// // Two requests in flight together: both are sent when `join!` first polls them.
+/// let (a, b) = tokio::join!(slave.exec("square", &2u64), slave.exec("square", &3u64));
+/// println!("{} {}", a?.value::<u64>()?, b?.value::<u64>()?);
+///
+/// // Sent in the background, without waiting here for the response.
+/// use std::future::IntoFuture;
+/// let background = tokio::spawn(slave.exec("square", &4u64).into_future());
+/// let sixteen: u64 = background.await.expect("not cancelled")?.value()?;
+/// # let _ = sixteen;
+/// # Ok(()) }
+/// ```
+#[must_use = "an Exec is lazy: nothing is sent until it is awaited (or polled)"]
 pub struct Exec {
     pub(crate) slave: Slave,
     pub(crate) task: String,
@@ -75,8 +107,8 @@ impl Exec {
 
     metadata_setters!();
 
-    /// The request as a future (same as `.await`, which calls this): nothing is sent until
-    /// it is first polled.
+    /// The request as a future (same as `.await`, which calls this). This does not send
+    /// it either: the [`ExecFuture`] sends the request when it is first polled.
     pub fn send(self) -> ExecFuture {
         ExecFuture::new(self)
     }
@@ -95,7 +127,8 @@ impl IntoFuture for Exec {
 /// order of the slaves. The data is encoded once and the same bytes go to every slave.
 ///
 /// Made by [`Master::tell`](crate::Master::tell) and [`SlaveArray::exec`](crate::SlaveArray::exec).
-#[must_use = "a broadcast is sent when it is awaited"]
+/// Lazy like an [`Exec`]: nothing is sent until it is first polled (awaited).
+#[must_use = "a Broadcast is lazy: nothing is sent until it is awaited (or polled)"]
 pub struct Broadcast {
     slaves: Result<Vec<Slave>, MasterError>,
     task: String,

@@ -2,10 +2,11 @@
 
 use distio_proto::{Payload, ProtoError, RequestId, SlaveId, TaskError};
 use serde::Serialize;
+use std::cmp::Ordering;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::{Answer, Broadcast, EndReason, Exec, MasterError, Slave, SlaveArray};
+use crate::{Answer, Answers, Broadcast, EndReason, Exec, MasterError, Slave, SlaveArray};
 
 /// What came back for one request: the value or error, who sent it, and when.
 ///
@@ -149,7 +150,67 @@ impl Answer for Response {
     fn decode_error(error: ProtoError) -> MasterError {
         MasterError::Decode(error)
     }
+
+    type Field = ResponseField;
+
+    fn compare_field(&self, other: &Self, field: ResponseField) -> Ordering {
+        match field {
+            ResponseField::SlaveId => self.slave_id().cmp(&other.slave_id()),
+            ResponseField::RequestId => self.request_id.cmp(&other.request_id),
+            ResponseField::Task => self.task.cmp(&other.task),
+            ResponseField::SentAt => self.started.cmp(&other.started),
+            ResponseField::ReceivedAt => {
+                (self.started + self.duration).cmp(&(other.started + other.duration))
+            }
+            ResponseField::Duration => self.duration.cmp(&other.duration),
+        }
+    }
 }
+
+/// A response field to sort by; see [`Answers::sort_by`].
+///
+/// ```
+/// use distio_master::{Order, ResponseArray, ResponseField};
+/// let mut responses = ResponseArray::new();
+/// responses.sort_by(ResponseField::ReceivedAt, Order::Ascending);
+/// assert!(responses.is_empty());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseField {
+    /// [`Response::slave_id`].
+    SlaveId,
+    /// [`Response::request_id`].
+    RequestId,
+    /// [`Response::task`].
+    Task,
+    /// [`Response::sent_at`].
+    SentAt,
+    /// [`Response::received_at`].
+    ReceivedAt,
+    /// [`Response::duration`](Answer::duration).
+    Duration,
+}
+
+/// Responses from several slaves, in the order the slaves were asked: what a broadcast
+/// ([`Master::tell`](crate::Master::tell), [`SlaveArray::exec`]) resolves to.
+///
+/// It is the [`Answers`] collection of [`Response`]s, the same type as the patterns'
+/// `Replies` but for the item: its helpers ([`values`](Answers::values),
+/// [`sum`](Answers::sum), [`join_strings`](Answers::join_strings),
+/// [`sort_by`](Answers::sort_by) with a [`ResponseField`], …) are [`Answers`]' own. They
+/// skip error responses, which [`errors`](Answers::errors) lists.
+///
+/// ```no_run
+/// use distio_master::prelude::*;
+/// # async fn demo(master: distio_master::Master) -> Result<(), distio_master::MasterError> {
+/// let mut responses: ResponseArray = master.tell(master.all()).to("square", &3u64).await?;
+/// let total: u64 = responses.sum()?;
+/// println!("{} answers, total {total}, {} errors", responses.len(), responses.errors().len());
+/// responses.sort_by(ResponseField::Duration, Order::Descending);
+/// println!("{}", responses.join_values::<u64>(", ")?);
+/// # Ok(()) }
+/// ```
+pub type ResponseArray = Answers<Response>;
 
 /// The wall-clock time of `at`. Requests read only the monotonic clock (twice); their
 /// wall-clock times are derived from one reading of both clocks taken at first use.

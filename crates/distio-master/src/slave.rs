@@ -289,8 +289,22 @@ impl Slave {
         self.exit_status()
     }
 
-    /// Asks the slave to run `task` on `data`. Await the returned [`Exec`] (after setting
-    /// a timeout or catch-all on it, if wanted) for the [`Response`](crate::Response).
+    /// Builds a request for the slave to run `task` on `data`; await the returned [`Exec`]
+    /// (after setting a timeout or catch-all on it, if wanted) for the
+    /// [`Response`](crate::Response).
+    ///
+    /// The data is encoded here, but **nothing is sent until the `Exec` is first polled**
+    /// (awaited, joined or spawned): an `Exec` is a lazy future, and one that is dropped
+    /// unpolled sends nothing. See [`Exec`] for running several requests at once.
+    ///
+    /// ```no_run
+    /// use distio_master::prelude::*;
+    /// # async fn demo(slave: Slave) -> Result<(), MasterError> {
+    /// let request = slave.exec("square", &9u64); // built, not sent
+    /// let n: u64 = request.await?.value()?; // sent here, then answered
+    /// assert_eq!(n, 81);
+    /// # Ok(()) }
+    /// ```
     pub fn exec<T: Serialize + ?Sized>(&self, task: impl Into<String>, data: &T) -> Exec {
         Exec::new(
             self.clone(),

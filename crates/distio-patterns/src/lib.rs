@@ -20,9 +20,11 @@
 //! Nothing to do is an empty result, not an error: a scatter with no items, `times(0)`
 //! and `run_all` over no items return no replies.
 //!
-//! Every pattern answers with a [`Reply`] or [`Replies`], whose helpers are the
-//! [`Answer`] and [`Answers`] traits of `distio_master`, shared with its responses:
-//! `use distio_patterns::prelude::*;` brings them into scope.
+//! Every pattern answers with a [`Reply`] or [`Replies`]. A reply's helpers are the
+//! [`Answer`] trait of `distio_master`, shared with its responses
+//! (`use distio_patterns::prelude::*;` brings it into scope); [`Replies`] is
+//! `distio_master`'s [`Answers`] collection, the type a broadcast's `ResponseArray` is
+//! too, so both have the same helpers, written once.
 //!
 //! Patterns that run many tasks report [`Progress`] through a callback.
 //!
@@ -62,8 +64,9 @@ pub use workpool::{Balance, DEFAULT_MAX_HOLD_BACK, Workpool};
 
 /// The traits and types most programs use: `use distio_patterns::prelude::*;`.
 ///
-/// The reply helpers ([`Answer::value`], [`Answers::sum`], …) are trait methods shared with
-/// `distio_master`, whose prelude this includes.
+/// The helpers of one reply ([`Answer::value`], …) are trait methods shared with
+/// `distio_master`, whose prelude this includes; those of [`Replies`] ([`Answers::sum`], …)
+/// are inherent.
 ///
 /// ```
 /// use distio_patterns::prelude::*;

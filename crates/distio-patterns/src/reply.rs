@@ -1,9 +1,9 @@
 //! What a transport returns for one task.
 
-use distio_master::{Answer, Answers, Order};
+use distio_master::{Answer, Answers};
 use distio_proto::{Payload, ProtoError, TaskError};
 use serde::Serialize;
-use std::ops::{Deref, DerefMut};
+use std::cmp::Ordering;
 use std::time::Duration;
 
 use crate::PatternError;
@@ -121,6 +121,16 @@ impl Answer for Reply {
     fn decode_error(error: ProtoError) -> PatternError {
         PatternError::Decode(error)
     }
+
+    type Field = ReplyField;
+
+    fn compare_field(&self, other: &Self, field: ReplyField) -> Ordering {
+        match field {
+            ReplyField::Source => self.source.cmp(&other.source),
+            ReplyField::Task => self.task.cmp(&other.task),
+            ReplyField::Duration => self.duration.cmp(&other.duration),
+        }
+    }
 }
 
 impl From<distio_master::Response> for Reply {
@@ -135,11 +145,21 @@ impl From<distio_master::Response> for Reply {
     }
 }
 
-/// A reply field to sort by; see [`Replies::sort_by`].
+/// A reply field to sort by; see [`Answers::sort_by`].
 ///
 /// ```
-/// use distio_patterns::ReplyField;
-/// assert_ne!(ReplyField::Source, ReplyField::Task);
+/// use distio_patterns::prelude::*;
+/// use distio_patterns::{ReplyField, Reply};
+/// use distio_proto::Payload;
+/// use std::time::Duration;
+///
+/// let mut replies: Replies = [2u64, 1]
+///     .into_iter()
+///     .map(|n| Reply::new(n, "t", "n", Ok(Payload::encode(&n).unwrap()), Duration::ZERO))
+///     .collect();
+/// replies.sort_by(ReplyField::Source, Order::Ascending);
+/// assert_eq!(replies.values::<u64>()?, vec![1, 2]);
+/// # Ok::<(), distio_patterns::PatternError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyField {
@@ -151,13 +171,16 @@ pub enum ReplyField {
     Duration,
 }
 
-/// Several replies, in the order of the work that produced them. Derefs to `[Reply]`.
+/// Several replies, in the order of the work that produced them: what every pattern
+/// resolves to.
 ///
-/// The helpers over the values ([`values`](Answers::values), [`sum`](Answers::sum),
+/// It is `distio_master`'s [`Answers`] collection of [`Reply`]s, the same type as
+/// `distio_master::ResponseArray` but for the item, so it has the same helpers, written
+/// once: [`values`](Answers::values), [`sum`](Answers::sum),
 /// [`product`](Answers::product), [`join_values`](Answers::join_values),
+/// [`sort_by`](Answers::sort_by) with a [`ReplyField`],
 /// [`sort_by_value`](Answers::sort_by_value),
-/// [`average_response_time`](Answers::average_response_time), …) come from the
-/// [`Answers`] trait, the same ones as `distio_master::ResponseArray`'s.
+/// [`average_response_time`](Answers::average_response_time), …. Derefs to `[Reply]`.
 ///
 /// ```
 /// use distio_patterns::prelude::*;
@@ -174,96 +197,12 @@ pub enum ReplyField {
 /// assert!(replies.errors().is_empty());
 /// # Ok::<(), distio_patterns::PatternError>(())
 /// ```
-#[derive(Clone, Debug, Default)]
-pub struct Replies(Vec<Reply>);
-
-impl Replies {
-    /// No replies.
-    pub fn new() -> Self {
-        Replies(Vec::new())
-    }
-
-    /// Sorts by a reply field (stable: equal replies keep their order).
-    ///
-    /// ```
-    /// use distio_patterns::prelude::*;
-    /// use distio_patterns::{ReplyField, Reply};
-    /// use distio_proto::Payload;
-    /// use std::time::Duration;
-    ///
-    /// let mut replies: Replies = [2u64, 1]
-    ///     .into_iter()
-    ///     .map(|n| Reply::new(n, "t", "n", Ok(Payload::encode(&n).unwrap()), Duration::ZERO))
-    ///     .collect();
-    /// replies.sort_by(ReplyField::Source, Order::Ascending);
-    /// assert_eq!(replies.values::<u64>()?, vec![1, 2]);
-    /// # Ok::<(), distio_patterns::PatternError>(())
-    /// ```
-    pub fn sort_by(&mut self, field: ReplyField, order: Order) -> &mut Self {
-        self.sort_with(order, |a, b| match field {
-            ReplyField::Source => a.source().cmp(&b.source()),
-            ReplyField::Task => a.task().cmp(b.task()),
-            ReplyField::Duration => a.duration().cmp(&b.duration()),
-        })
-    }
-
-    /// Appends a reply.
-    pub fn push(&mut self, reply: Reply) {
-        self.0.push(reply);
-    }
-
-    /// The replies as a vector.
-    pub fn into_vec(self) -> Vec<Reply> {
-        self.0
-    }
-}
-
-impl Answers for Replies {
-    type Item = Reply;
-    fn answers(&self) -> &[Reply] {
-        &self.0
-    }
-    fn answers_mut(&mut self) -> &mut Vec<Reply> {
-        &mut self.0
-    }
-}
-
-impl Deref for Replies {
-    type Target = [Reply];
-    fn deref(&self) -> &[Reply] {
-        &self.0
-    }
-}
-
-impl DerefMut for Replies {
-    fn deref_mut(&mut self) -> &mut [Reply] {
-        &mut self.0
-    }
-}
-
-impl From<Vec<Reply>> for Replies {
-    fn from(replies: Vec<Reply>) -> Self {
-        Replies(replies)
-    }
-}
-
-impl FromIterator<Reply> for Replies {
-    fn from_iter<I: IntoIterator<Item = Reply>>(iter: I) -> Self {
-        Replies(iter.into_iter().collect())
-    }
-}
-
-impl IntoIterator for Replies {
-    type Item = Reply;
-    type IntoIter = std::vec::IntoIter<Reply>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
+pub type Replies = Answers<Reply>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use distio_master::Order;
     use distio_proto::ErrorKind;
 
     fn reply(source: u64, value: Result<u64, &str>, millis: u64) -> Reply {
