@@ -1,4 +1,7 @@
 //! The distio server: hosts slaves for remote masters.
 //!
-//! Not built yet. This crate will hold an axum WebSocket server that spawns slaves on behalf
-//! of authenticated masters (basic auth, IP allowlist), run as a systemd service.
+//! Being built in parts; this commit holds the crate's error type.
+
+mod error;
+
+pub use error::{ServeError, exit_code};
