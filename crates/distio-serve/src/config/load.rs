@@ -439,6 +439,18 @@ mod tests {
     }
 
     #[test]
+    fn interpreters_table_replaces_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file("serve.toml", "[interpreters]\nrb = \"ruby\"")?;
+            jail.set_env("DISTIO_SERVE_INTERPRETERS__PL", "perl");
+            let c = load_ok(&["--config", "serve.toml"]).config;
+            let keys: Vec<&str> = c.interpreters.keys().map(String::as_str).collect();
+            assert_eq!(keys, ["pl", "rb"]);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn config_file_from_env() {
         Jail::expect_with(|jail| {
             jail.create_file("s.toml", "port = 2222")?;
