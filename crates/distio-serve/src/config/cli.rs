@@ -1,0 +1,136 @@
+//! The command line of `distio-serve` (clap derive).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{LogFormat, LogLevel};
+
+/// The command-line arguments of `distio-serve`.
+///
+/// Every option overrides the same key from the config file and the environment. The original
+/// Dist.io spellings `--logLevel` and `--maxConcurrentSlaves` are accepted as aliases, and
+/// `--opt=value` works as well as `--opt value`.
+///
+/// ```
+/// use clap::Parser;
+/// let args = distio_serve::CliArgs::try_parse_from(
+///     ["distio-serve", "--port=3000", "--logLevel=3", "--config=file.json"],
+/// )?;
+/// assert_eq!(args.port, Some(3000));
+/// assert_eq!(args.config.as_deref(), Some(std::path::Path::new("file.json")));
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, clap::Parser)]
+#[command(
+    name = "distio-serve",
+    version,
+    about = "Hosts distio slaves for remote masters over WebSockets.",
+    long_about = "Hosts distio slaves for remote masters over WebSockets.\n\n\
+        Settings come from, lowest precedence first: built-in defaults, the config file \
+        (TOML, or the original Dist.io JSON file), DISTIO_SERVE_* environment variables, \
+        and these options. See docs/serve.md for every key."
+)]
+pub struct CliArgs {
+    /// Config file: TOML, or the original Dist.io JSON config when the name ends in `.json` or
+    /// the content starts with `{`. Also read from DISTIO_SERVE_CONFIG.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<IpAddr>,
+
+    /// TCP port to listen on [default: 1337].
+    #[arg(long, short = 'p', value_name = "PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+
+    /// Directory that script paths are resolved beneath [default: the working directory].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+
+    /// Log level: off, error, warn, info, debug, trace, or the original's 0-5 [default: info].
+    #[arg(long = "log-level", visible_alias = "logLevel", value_name = "LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+
+    /// Log line format; json suits journald and Kubernetes [default: text].
+    #[arg(long = "log-format", value_enum, value_name = "FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+
+    /// How many slaves may run at once [default: number of CPUs x 4].
+    #[arg(
+        long = "max-concurrent-slaves",
+        visible_alias = "maxConcurrentSlaves",
+        value_name = "N"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_slaves: Option<usize>,
+
+    /// Lifetime limit of a slave, e.g. 15min, 1h, or off [default: 15min].
+    #[arg(long = "kill-slaves-after", value_name = "DURATION", value_parser = parse_lifetime)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_slaves_after: Option<String>,
+
+    /// Print the effective configuration as TOML (secrets shown as ***) and exit.
+    #[arg(long = "print-config")]
+    #[serde(skip)]
+    pub print_config: bool,
+}
+
+/// Checks a `--kill-slaves-after` value; the string itself goes on to the config layer.
+fn parse_lifetime(v: &str) -> Result<String, String> {
+    super::duration::parse_cli(v, true).map(|_| v.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_is_well_formed() {
+        CliArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn original_spellings_work() {
+        let args =
+            CliArgs::try_parse_from(["x", "--port=3000", "--logLevel=3", "--config=file.json"])
+                .unwrap();
+        assert_eq!(args.port, Some(3000));
+        assert_eq!(args.log_level, Some(LogLevel::Info));
+        assert_eq!(args.config, Some(PathBuf::from("file.json")));
+    }
+
+    #[test]
+    fn a_bad_lifetime_is_refused() {
+        assert!(CliArgs::try_parse_from(["x", "--kill-slaves-after", "soon"]).is_err());
+        let args = CliArgs::try_parse_from(["x", "--kill-slaves-after", "off"]).unwrap();
+        assert_eq!(args.kill_slaves_after.as_deref(), Some("off"));
+    }
+
+    #[test]
+    fn help_mentions_every_option() {
+        let help = CliArgs::command().render_long_help().to_string();
+        for flag in [
+            "--config",
+            "--bind",
+            "--port",
+            "--root",
+            "--log-level",
+            "--log-format",
+            "--max-concurrent-slaves",
+            "--kill-slaves-after",
+            "--print-config",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

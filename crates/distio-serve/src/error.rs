@@ -1,0 +1,167 @@
+//! The crate's one error type and the process exit code for each of its variants.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Exit code for a bad command line (`EX_USAGE` from `sysexits.h`).
+const EX_USAGE: i32 = 64;
+/// Exit code for a bad configuration (`EX_CONFIG` from `sysexits.h`).
+const EX_CONFIG: i32 = 78;
+
+/// Everything that can stop `distio-serve` from starting or running.
+///
+/// Each message is a sentence that says what is wrong and names the key, entry or file it is about.
+///
+/// ```
+/// let err = distio_serve::load_from_args(["distio-serve", "--root", "/no/such/dir"]).unwrap_err();
+/// assert!(err.to_string().contains("/no/such/dir"));
+/// assert_eq!(distio_serve::exit_code(&err), 78);
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The command line could not be parsed (or `--help`/`--version` was asked for).
+    #[error("{0}")]
+    Usage(#[from] clap::Error),
+
+    /// The configuration file could not be read or parsed.
+    #[error("cannot use the configuration file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, including the line where the parser gave up.
+        reason: String,
+    },
+
+    /// A configuration key that `distio-serve` does not know.
+    #[error(
+        "unknown configuration key `{key}` in {origin}; remove it or check its spelling (docs/serve.md lists every key)"
+    )]
+    UnknownKey {
+        /// The key as written where it came from (e.g. `DISTIO_SERVE_PROT` or `prot`).
+        key: String,
+        /// Where it came from: a file, the environment or the command line.
+        origin: String,
+    },
+
+    /// A configuration key with a value of the wrong type or out of range.
+    #[error("the configuration key `{key}` in {origin} is invalid: {reason}")]
+    InvalidKey {
+        /// The key as written where it came from.
+        key: String,
+        /// Where it came from: a file, the environment, the command line or the defaults.
+        origin: String,
+        /// What is wrong with the value and what is expected instead.
+        reason: String,
+    },
+
+    /// The scripts root is missing or not a directory.
+    #[error("the scripts root {} cannot be used: {reason}; set `root` to an existing directory", path.display())]
+    Root {
+        /// The configured root.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// An `authorized_ips` entry is a regular expression in the style of the original Dist.io.
+    #[error("the authorized_ips entry `{entry}` is a regular expression, which distio-serve does not match; {}",
+        match suggestion {
+            Some(cidr) => format!("write `{cidr}` instead"),
+            None => "write it as an IP address (e.g. `192.168.0.7`) or a CIDR range (e.g. `192.168.0.0/24`)".to_owned(),
+        })]
+    AllowlistRegex {
+        /// The entry as written in the configuration.
+        entry: String,
+        /// The address or CIDR range that covers what the entry was meant to allow, where it could be derived.
+        suggestion: Option<String>,
+    },
+
+    /// An `authorized_ips` entry that is neither an address nor a CIDR range.
+    #[error(
+        "the authorized_ips entry `{entry}` is neither an IP address nor a CIDR range; write e.g. `10.0.0.5` or `10.0.0.0/8`"
+    )]
+    AllowlistEntry {
+        /// The entry as written in the configuration.
+        entry: String,
+    },
+
+    /// The original's `basicAuth.passphrase` mode, which is not supported yet.
+    #[error("{}: `basicAuth.passphrase` is not supported yet; remove it to use plain basic authentication (and run behind TLS or on a trusted network)", path.display())]
+    PassphraseUnsupported {
+        /// The legacy JSON file that contains it.
+        path: PathBuf,
+    },
+
+    /// The system's random number generator failed (needed for the per-process credential key).
+    #[error("the system random number generator failed; cannot set up basic authentication")]
+    Random,
+
+    /// The effective configuration could not be written as TOML.
+    #[error("cannot print the configuration as TOML: {0}")]
+    PrintConfig(#[from] toml::ser::Error),
+
+    /// The server could not listen on its address.
+    #[error(
+        "cannot listen on {addr}: {source}; choose another `bind` or `port`, or stop what uses it"
+    )]
+    Bind {
+        /// The address it tried.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+}
+
+/// The process exit code for an error.
+///
+/// - `0`: `--help` or `--version` was printed (not a failure);
+/// - `64` (`EX_USAGE`): the command line could not be parsed;
+/// - `78` (`EX_CONFIG`): the configuration is invalid (file, key, root, allowlist, credentials);
+/// - `1`: anything else.
+///
+/// ```
+/// let err = distio_serve::load_from_args(["distio-serve", "--port", "not-a-port"]).unwrap_err();
+/// assert_eq!(distio_serve::exit_code(&err), 64);
+/// ```
+pub fn exit_code(err: &ServeError) -> i32 {
+    use clap::error::ErrorKind;
+    match err {
+        ServeError::Usage(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+            _ => EX_USAGE,
+        },
+        ServeError::ConfigFile { .. }
+        | ServeError::UnknownKey { .. }
+        | ServeError::InvalidKey { .. }
+        | ServeError::Root { .. }
+        | ServeError::AllowlistRegex { .. }
+        | ServeError::AllowlistEntry { .. }
+        | ServeError::PassphraseUnsupported { .. } => EX_CONFIG,
+        ServeError::Random | ServeError::PrintConfig(_) | ServeError::Bind { .. } => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_entry_message_shows_the_cidr() {
+        let err = ServeError::AllowlistRegex {
+            entry: r"192\.168\.0\.\d{1,3}".into(),
+            suggestion: Some("192.168.0.0/24".into()),
+        };
+        let text = err.to_string();
+        assert!(text.contains(r"192\.168\.0\.\d{1,3}"), "{text}");
+        assert!(text.contains("write `192.168.0.0/24` instead"), "{text}");
+        assert_eq!(exit_code(&err), EX_CONFIG);
+    }
+
+    #[test]
+    fn other_errors_exit_with_one() {
+        assert_eq!(exit_code(&ServeError::Random), 1);
+    }
+}
