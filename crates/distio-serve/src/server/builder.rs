@@ -91,6 +91,7 @@ fn host_name() -> String {
 /// # }
 /// ```
 #[must_use = "a builder does nothing until `build` is awaited"]
+#[derive(Default)]
 pub struct ServerBuilder {
     pub(crate) settings: Settings,
     pub(crate) router_map: Option<RouterMap>,
@@ -102,15 +103,6 @@ impl fmt::Debug for ServerBuilder {
             .field("settings", &self.settings)
             .field("router_map", &self.router_map.is_some())
             .finish()
-    }
-}
-
-impl Default for ServerBuilder {
-    fn default() -> Self {
-        ServerBuilder {
-            settings: Settings::default(),
-            router_map: None,
-        }
     }
 }
 
