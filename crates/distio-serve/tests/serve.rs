@@ -375,3 +375,31 @@ async fn hostile_clients_do_not_hurt_the_server_or_other_sessions() {
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_master_loses_its_session_and_its_slaves() {
+    let server = start(|b| b.heartbeat(Duration::from_millis(300), 3)).await;
+    let mut client = Client::connect(server.addr).await;
+    let channel = client.spawn("stubborn.sh", &[]).await;
+    let spawned = client.spawned(channel).await;
+    // Read nothing, answer no ping: the server gives up after 300 ms × 3.
+    assert!(
+        wait_gone(spawned.pid).await,
+        "the slave outlived a silent session"
+    );
+    // The connection is gone. (A closing frame for the lost heartbeat was queued before
+    // it, but the client, answering the queued pings, may hit the closed socket first.)
+    loop {
+        match within(client.ws.next()).await {
+            Some(Ok(Message::Binary(bytes))) => {
+                if let Ok(ClientEvent::Closing(closing)) = client.session.receive(&bytes) {
+                    assert_eq!(closing.reason, CloseReason::HeartbeatLost);
+                }
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => break,
+        }
+    }
+    server.stop.shutdown();
+    within(server.task).await.unwrap().unwrap();
+}
