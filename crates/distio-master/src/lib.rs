@@ -88,6 +88,7 @@ mod end;
 mod error;
 mod events;
 mod exec_future;
+pub mod hosted;
 mod limits;
 mod link;
 mod location;

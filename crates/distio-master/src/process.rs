@@ -7,12 +7,13 @@
 #![allow(unsafe_code)]
 
 mod exit;
-mod output;
+pub(crate) mod output;
 mod reaper;
 mod spawner;
 mod worker;
 
 pub(crate) use exit::exited_unreaped;
+pub use output::LineSplitter;
 pub(crate) use output::{print_line, relay_lines};
 pub(crate) use reaper::ProcessGroup;
 pub(crate) use spawner::spawn;
@@ -76,6 +77,27 @@ pub(crate) fn send_signal(pid: u32, signal: Signal) -> std::io::Result<()> {
         libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     let rc = unsafe { libc::kill(pid, signal.0) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Sends `signal` to every process of the group `pgid` (a slave's pid: it leads its
+/// group). A group that is gone is not an error.
+pub(crate) fn send_group_signal(pgid: u32, signal: Signal) -> std::io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .ok()
+        // Never 0 or 1: `kill(0, ..)` and `kill(-1, ..)` mean "our group" and "everyone".
+        .filter(|&pgid| pgid > 1)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(-pgid, signal.0) };
     if rc == 0 {
         return Ok(());
     }

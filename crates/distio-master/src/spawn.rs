@@ -1,17 +1,14 @@
 //! Starting local slave processes.
 
-use distio_proto::local::SLAVE_FD_ENV;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use crate::hosted::{ProcessHandle, ProcessSpec, Stdout};
 use crate::limits::Limits;
 use crate::slave_core::SlaveCore;
 use crate::sync::lock;
@@ -381,16 +378,8 @@ pub(crate) struct LocalChild {
 /// process (which `kill_on_drop` also does, and which tokio then reaps), and lets the
 /// output pumps go (see [`until_stopped`]).
 pub(crate) struct LocalProcess {
-    child: Child,
-    group: process::ProcessGroup,
+    handle: ProcessHandle,
     _pumps: watch::Sender<()>,
-}
-
-impl Drop for LocalProcess {
-    fn drop(&mut self) {
-        // Before `child` drops: the leader is not reaped yet, so the group id is still its.
-        self.group.end();
-    }
 }
 
 fn check_program(path: &Path) -> Result<(), MasterError> {
@@ -414,48 +403,31 @@ pub(crate) async fn spawn_local(
     label: String,
 ) -> Result<LocalChild, MasterError> {
     check_program(&options.program)?;
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(MasterError::Connection)?;
-    let theirs = process::above_stdio(OwnedFd::from(theirs)).map_err(MasterError::Connection)?;
-
-    let mut command = Command::new(&options.program);
-    command
-        .args(&options.args)
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .env(SLAVE_FD_ENV, theirs.as_raw_fd().to_string())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut spec = ProcessSpec::new(&options.program).args(&options.args);
     if let Some(dir) = &options.current_dir {
-        command.current_dir(dir);
+        spec = spec.current_dir(dir);
     }
-    let (stdout, stderr) = match options.output {
-        Output::Inherit => (Stdio::inherit(), Stdio::inherit()),
-        Output::Null => (Stdio::null(), Stdio::null()),
-        Output::Prefixed | Output::Capture => (Stdio::piped(), Stdio::piped()),
+    for (key, value) in &options.env {
+        spec = spec.env(key, value);
+    }
+    spec.inherit_env = true;
+    spec.stdio = match options.output {
+        Output::Inherit => Stdout::Inherit,
+        Output::Null => Stdout::Null,
+        Output::Prefixed | Output::Capture => Stdout::Piped,
     };
-    command.stdout(stdout).stderr(stderr);
-    process::prepare_child(&mut command, theirs.as_raw_fd());
-
-    // The spawner closes our copy of the child's end once the child has its own, so the
-    // link sees the child's exit.
-    let (mut child, group) = process::spawn(command, vec![theirs])
-        .await
-        .map_err(|source| MasterError::Spawn {
-            path: options.program.clone(),
-            source,
-        })?;
-    let pid = child.id().unwrap_or_default();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let started = spec.start().await.map_err(|source| MasterError::Spawn {
+        path: options.program.clone(),
+        source,
+    })?;
+    let pid = started.handle.pid();
+    let (stdout, stderr) = (started.stdout, started.stderr);
     let (pumps, pumps_stopped) = watch::channel(());
     let process = LocalProcess {
-        child,
-        group,
+        handle: started.handle,
         _pumps: pumps,
     };
-
-    ours.set_nonblocking(true)
-        .map_err(MasterError::Connection)?;
-    let ours = tokio::net::UnixStream::from_std(ours).map_err(MasterError::Connection)?;
-    let link = Link::from_unix(ours);
+    let link = Link::from_unix(started.socket);
 
     let pump = |pump| {
         // Detached: it ends at the end of its stream, or soon after `process` is gone.
@@ -540,24 +512,8 @@ async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
 /// [`process::exited_unreaped`]). Where that wait is not possible, the group is killed
 /// just after the reaping, as the residual risk described there.
 pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProcess) {
-    let unreaped = match process.child.id() {
-        Some(pid) => process::exited_unreaped(pid).await,
-        None => Err(std::io::Error::other("already reaped")),
-    };
-    match unreaped {
-        Ok(()) => process.group.end(),
-        Err(err) => tracing::debug!(
-            slave = core.id,
-            "cannot wait for the slave's exit without reaping it ({err}); its process group \
-             is killed just after"
-        ),
-    }
-    match process.child.wait().await {
-        Ok(status) => {
-            // Nothing left to do if the group was ended above.
-            process.group.end();
-            core.record_exit(status);
-        }
+    match process.handle.wait().await {
+        Ok(status) => core.record_exit(status),
         Err(err) => tracing::warn!(slave = core.id, "could not wait for slave process: {err}"),
     }
     tokio::time::sleep(crate::slave_core::EXIT_GRACE).await;

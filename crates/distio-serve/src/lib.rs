@@ -1,9 +1,40 @@
 //! The distio server: hosts slaves for remote masters.
 //!
-//! This crate is growing in parts. What is here now is the server's configuration (defaults,
-//! a TOML file or the original Dist.io JSON file, `DISTIO_SERVE_…` environment variables and
-//! the command line, layered with `figment`), its logging setup, and the access checks that
-//! guard the WebSocket route: an IP [`Allowlist`] and HTTP basic authentication.
+//! A master opens one WebSocket session to the server (`GET /session`) and runs all its
+//! slaves on this host through it; the server starts each requested script as a local
+//! slave process (with `distio-master`'s process code: the same inherited-socket
+//! handshake, process groups, parent-death signal and group reaper) and relays its frames
+//! between the session and the slave's socket without decoding them.
+//!
+//! The client names a script relative to the server's root; the server decides how it
+//! runs (its interpreter map, a minimal environment, the root as working directory).
+//! Its configuration (defaults, a TOML file or the original Dist.io JSON file,
+//! `DISTIO_SERVE_…` environment variables and the command line, layered with `figment`)
+//! and the access checks that guard the session route (an IP [`Allowlist`] and HTTP basic
+//! authentication) are in [`config`] and [`auth`].
+//!
+//! ```no_run
+//! use distio_serve::Server;
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), distio_serve::ServerError> {
+//! let server = Server::builder()
+//!     .port(0)
+//!     .root("/srv/slaves")
+//!     .interpreter("sh", "/bin/sh")
+//!     .max_concurrent_slaves(8)
+//!     .kill_slaves_after(Some(Duration::from_secs(3600)))
+//!     .build()
+//!     .await?;
+//! println!("listening on {}", server.local_addr());
+//! let stop = server.shutdown_handle();
+//! tokio::spawn(async move {
+//!     tokio::signal::ctrl_c().await.ok();
+//!     stop.shutdown();
+//! });
+//! server.run().await
+//! # }
+//! ```
 //!
 //! ```
 //! let loaded = distio_serve::load_from_args(["distio-serve", "--port", "4000"])?;
@@ -15,6 +46,7 @@ pub mod auth;
 pub mod config;
 mod error;
 mod logging;
+mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
@@ -22,3 +54,4 @@ pub use config::{
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;
+pub use server::{Server, ServerBuilder, ServerError, ServerState, ShutdownHandle, router};

@@ -103,15 +103,24 @@ async fn forward(sender: &mut Option<mpsc::Sender<Vec<u8>>>, lines: &mut Vec<Vec
 }
 
 /// Cuts a byte stream into lines of at most `limit` bytes.
+///
+/// ```
+/// use distio_master::hosted::LineSplitter;
+/// let mut splitter = LineSplitter::new(4);
+/// let mut lines = Vec::new();
+/// splitter.feed(b"ab\ncdefg", |line| lines.push(line.to_vec()));
+/// assert_eq!(lines, [b"ab".to_vec(), b"cdef".to_vec()]);
+/// assert_eq!(splitter.finish(), Some(b"g".to_vec()));
+/// ```
 #[derive(Debug)]
-pub(crate) struct LineSplitter {
+pub struct LineSplitter {
     partial: Vec<u8>,
     limit: usize,
 }
 
 impl LineSplitter {
     /// A splitter emitting pieces of at most `limit` (at least 1) bytes.
-    pub(crate) fn new(limit: usize) -> Self {
+    pub fn new(limit: usize) -> Self {
         LineSplitter {
             partial: Vec::new(),
             limit: limit.max(1),
@@ -121,7 +130,7 @@ impl LineSplitter {
     /// Hands every line completed by `data` to `emit`, without its newline; a run of more
     /// than `limit` bytes without one is handed over in pieces of `limit` bytes. What
     /// follows the last newline waits for more data (at most `limit` bytes are kept).
-    pub(crate) fn feed(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8])) {
+    pub fn feed(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8])) {
         while !data.is_empty() {
             let room = self.limit - self.partial.len();
             // A newline right after `room` more bytes still ends a full-length line.
@@ -146,7 +155,7 @@ impl LineSplitter {
     }
 
     /// The bytes after the last newline, if any, once the stream has ended.
-    pub(crate) fn finish(&mut self) -> Option<Vec<u8>> {
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
         (!self.partial.is_empty()).then(|| std::mem::take(&mut self.partial))
     }
 }

@@ -1,0 +1,308 @@
+//! Starting and ending slave processes, for programs that host slaves without being their
+//! master (such as `distio-serve`).
+//!
+//! [`ProcessSpec::start`] starts a program exactly as [`Master::spawn`](crate::Master::spawn)
+//! starts a local slave — the same code: it is forked from the one spawner thread, leads
+//! its own process group, gets SIGKILL from the kernel if this process dies, and its group
+//! is listed with the group reaper, which SIGKILLs it if this process is SIGKILLed. The
+//! child inherits one end of a Unix socket pair and finds it in `DISTIO_SLAVE_FD`, as every
+//! distio slave does; the caller gets the other end, the child's stdout and stderr pipes,
+//! and a [`ProcessHandle`] to signal it and wait for it. Dropping the handle SIGKILLs the
+//! process group.
+//!
+//! Unlike [`SpawnOptions`](crate::SpawnOptions), a [`ProcessSpec`] gives the child only the
+//! environment the caller lists (and `DISTIO_SLAVE_FD`): nothing of this process's own
+//! environment leaks into it.
+//!
+//! ```no_run
+//! use distio_master::hosted::ProcessSpec;
+//! use distio_master::Signal;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let mut started = ProcessSpec::new("/srv/slaves/worker")
+//!     .arg("--quiet")
+//!     .env("PATH", "/usr/bin:/bin")
+//!     .current_dir("/srv/slaves")
+//!     .start()
+//!     .await?;
+//! println!("started {}", started.handle.pid());
+//! // `started.socket` carries the slave's length-prefixed frames.
+//! started.handle.signal(Signal::TERM)?;
+//! let status = started.handle.wait().await?;
+//! println!("exited: {status}");
+//! # Ok(())
+//! # }
+//! ```
+
+use distio_proto::local::SLAVE_FD_ENV;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::net::UnixStream;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+
+use crate::Signal;
+pub use crate::process::LineSplitter;
+use crate::process::{self, ProcessGroup};
+use crate::sync::lock;
+
+/// What the child's stdout and stderr are connected to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stdout {
+    Piped,
+    Inherit,
+    Null,
+}
+
+/// How to start a hosted slave process: the program, its arguments, its whole environment
+/// and its working directory. See the [module docs](self).
+///
+/// ```
+/// use distio_master::hosted::ProcessSpec;
+/// let spec = ProcessSpec::new("/usr/bin/python3")
+///     .args(["worker.py", "--fast"])
+///     .env("LANG", "C.UTF-8")
+///     .current_dir("/srv");
+/// assert_eq!(spec.program().to_str(), Some("/usr/bin/python3"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    current_dir: Option<PathBuf>,
+    pub(crate) inherit_env: bool,
+    pub(crate) stdio: Stdout,
+}
+
+impl ProcessSpec {
+    /// A spec starting `program` with no arguments, an empty environment (apart from
+    /// `DISTIO_SLAVE_FD`), this process's working directory, and stdout and stderr piped.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        ProcessSpec {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            current_dir: None,
+            inherit_env: false,
+            stdio: Stdout::Piped,
+        }
+    }
+
+    /// The program to start.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// Adds a command-line argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds command-line arguments.
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an environment variable. The child sees only these (and `DISTIO_SLAVE_FD`).
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The child's working directory (default: this process's).
+    #[must_use]
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Starts the process (see the [module docs](self) for what ends with it).
+    pub async fn start(self) -> std::io::Result<HostedProcess> {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+        let theirs = process::above_stdio(OwnedFd::from(theirs))?;
+
+        let mut command = Command::new(&self.program);
+        if !self.inherit_env {
+            command.env_clear();
+        }
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env(SLAVE_FD_ENV, theirs.as_raw_fd().to_string())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        let stdio = || match self.stdio {
+            Stdout::Piped => Stdio::piped(),
+            Stdout::Inherit => Stdio::inherit(),
+            Stdout::Null => Stdio::null(),
+        };
+        command.stdout(stdio()).stderr(stdio());
+        process::prepare_child(&mut command, theirs.as_raw_fd());
+
+        // The spawner closes our copy of the child's end once the child has its own, so
+        // the socket sees the child's exit.
+        let (mut child, group) = process::spawn(command, vec![theirs]).await?;
+        let pid = child.id().unwrap_or_default();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let handle = ProcessHandle {
+            child,
+            group,
+            signaller: Signaller {
+                pid,
+                live: Arc::new(Mutex::new(true)),
+            },
+        };
+        ours.set_nonblocking(true)?;
+        let socket = UnixStream::from_std(ours)?;
+        Ok(HostedProcess {
+            socket,
+            stdout,
+            stderr,
+            handle,
+        })
+    }
+}
+
+/// A started slave process: its socket, its output pipes and its handle. Take the parts
+/// apart as needed; dropping the [`handle`](Self::handle) SIGKILLs its process group.
+#[derive(Debug)]
+pub struct HostedProcess {
+    /// This process's end of the slave's socket: the slave's frames, each behind a 4-byte
+    /// big-endian length.
+    pub socket: UnixStream,
+    /// The slave's standard output, when piped.
+    pub stdout: Option<ChildStdout>,
+    /// The slave's standard error, when piped.
+    pub stderr: Option<ChildStderr>,
+    /// Signals the process, waits for it, and ends its group when dropped.
+    pub handle: ProcessHandle,
+}
+
+/// A started slave process and its process group.
+///
+/// Dropped, it SIGKILLs every process still in the group (and the process), and takes the
+/// group off the reaper's list.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    child: Child,
+    group: ProcessGroup,
+    signaller: Signaller,
+}
+
+impl ProcessHandle {
+    /// The process id (also its process group's id).
+    pub fn pid(&self) -> u32 {
+        self.signaller.pid
+    }
+
+    /// Sends `signal` to the process (the group's leader), if it has not exited.
+    pub fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        self.signaller.signal(signal)
+    }
+
+    /// A cloneable way to signal the process while another task waits for it.
+    pub fn signaller(&self) -> Signaller {
+        self.signaller.clone()
+    }
+
+    /// SIGKILLs every process in the group, now.
+    pub fn kill_group(&mut self) {
+        self.group.end();
+    }
+
+    /// Waits for the process to exit, SIGKILLs what is left of its process group while
+    /// the exited process is not reaped yet (so the group's id cannot have been reused),
+    /// then reaps it and returns how it exited. Cancel-safe.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let unreaped = match self.child.id() {
+            Some(pid) => process::exited_unreaped(pid).await,
+            None => Err(std::io::Error::other("already reaped")),
+        };
+        match unreaped {
+            Ok(()) => {
+                // The process is a zombie: no signal may be sent once it is reaped.
+                *lock(&self.signaller.live) = false;
+                self.group.end();
+            }
+            Err(err) => tracing::debug!(
+                pid = self.signaller.pid,
+                "cannot wait for the slave's exit without reaping it ({err}); its process \
+                 group is killed just after"
+            ),
+        }
+        let status = self.child.wait().await;
+        *lock(&self.signaller.live) = false;
+        // Nothing left to do if the group was ended above.
+        self.group.end();
+        status
+    }
+}
+
+impl Drop for ProcessHandle {
+    fn drop(&mut self) {
+        // Before `child` drops: the leader is not reaped yet, so the group id is still its.
+        self.group.end();
+    }
+}
+
+/// Signals one hosted process (or its group) from anywhere, until it has been reaped:
+/// once [`ProcessHandle::wait`] has seen the exit, signals are no longer sent, so they
+/// cannot reach a process that reused the pid.
+///
+/// ```no_run
+/// # async fn run(handle: distio_master::hosted::ProcessHandle) -> std::io::Result<()> {
+/// use distio_master::Signal;
+/// let signaller = handle.signaller();
+/// signaller.signal_group(Signal::TERM)?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Signaller {
+    pid: u32,
+    live: Arc<Mutex<bool>>,
+}
+
+impl Signaller {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` to the process, if it has not been reaped. A process that is gone is
+    /// not an error.
+    pub fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        let live = lock(&self.live);
+        if *live {
+            process::send_signal(self.pid, signal)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends `signal` to every process of the group the process leads, if it has not
+    /// been reaped.
+    pub fn signal_group(&self, signal: Signal) -> std::io::Result<()> {
+        let live = lock(&self.live);
+        if *live {
+            process::send_group_signal(self.pid, signal)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! One WebSocket session: drives the protocol's [`ServerSession`], starts and relays its
+//! slaves, keeps the heartbeat, and ends everything it started when it ends.
+//!
+//! How a session ends decides how its slaves end:
+//! - the master closes it, the connection drops, the heartbeat is lost, or the master
+//!   breaks the protocol: each running slave gets SIGTERM, then SIGKILL to its group after
+//!   the kill grace (their masters are gone, so no exit is reported); queued spawns are
+//!   dropped and never start;
+//! - the server stops: queued spawns are answered "server stopping", each running slave
+//!   is ended the same way, with the shorter of the kill grace and the shutdown grace, and
+//!   its exit reported (cause "server stopping"), then the session closes.
+//!
+//! In every case the session waits for its slaves (a bounded time), and aborting it
+//! drops their processes, which SIGKILLs their groups.
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::Bytes;
+use distio_proto::Throttle;
+use distio_proto::remote::{
+    Beat, Channel, CloseReason, ExitCause, Heartbeat, ServerEvent, ServerSession, Spawn,
+    SpawnFailure, Spawned, Welcome,
+};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::ServerState;
+use super::lifetime::Command;
+use super::outbox::{Out, Outbox};
+use super::relay::SlaveLink;
+use super::slave::{self, Finished, SessionParts, Started};
+
+static VIOLATIONS: Throttle = Throttle::new(Duration::from_secs(10));
+
+/// Time on top of the grace for slaves to be reaped once they were SIGKILLed.
+const REAP_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long the last messages (closing) have to go out.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Why a session's loop ended.
+#[derive(Debug)]
+enum End {
+    /// The master sent closing.
+    Closed,
+    /// The connection ended or failed.
+    Dropped,
+    /// Nothing arrived within the heartbeat's limit.
+    HeartbeatLost,
+    /// The master broke the protocol (or sent no open in time).
+    Violation(String),
+    /// The server is stopping.
+    ServerStopping,
+}
+
+enum Chan {
+    Starting(AbortHandle),
+    Running(SlaveLink),
+}
+
+struct Session {
+    state: ServerState,
+    peer: SocketAddr,
+    parts: SessionParts,
+    channels: HashMap<Channel, Chan>,
+    tasks: JoinSet<(Channel, Finished)>,
+    ids: HashMap<tokio::task::Id, Channel>,
+    started: mpsc::Receiver<Started>,
+    /// The writer task has returned (its handle must not be polled again).
+    writer_done: bool,
+}
+
+/// Serves one session until it ends, and ends everything it started.
+pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: ServerState) {
+    let settings = state.settings();
+    let (sink, stream) = socket.split();
+    let (outbox, outgoing) = Outbox::new(settings.outbox_limit);
+    let write_limit = settings.heartbeat_interval * settings.heartbeat_misses;
+    let mut writer = tokio::spawn(write(sink, outgoing, write_limit));
+    let protocol = ServerSession::new(state.codec(), settings.max_channels_per_session);
+    // Each slave hands over at most one `Started`; the channel limit bounds them.
+    let (started_tx, started) = mpsc::channel(settings.max_channels_per_session.max(1));
+    let mut session = Session {
+        state: state.clone(),
+        peer,
+        parts: SessionParts {
+            state: state.clone(),
+            session: Arc::new(Mutex::new(protocol)),
+            outbox,
+            started: started_tx,
+        },
+        channels: HashMap::new(),
+        tasks: JoinSet::new(),
+        ids: HashMap::new(),
+        started,
+        writer_done: false,
+    };
+    tracing::debug!(%peer, "session connected");
+    let end = session.serve(stream, &mut writer).await;
+    session.finish(end, &mut writer).await;
+}
+
+impl Session {
+    fn protocol(&self) -> MutexGuard<'_, ServerSession> {
+        self.parts
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn serve(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        writer: &mut tokio::task::JoinHandle<()>,
+    ) -> End {
+        let settings = self.state.settings().clone();
+        let open_deadline = Instant::now() + settings.open_timeout;
+        let mut heartbeat: Option<Heartbeat> = None;
+        let mut stop = self.state.stop_signal();
+        loop {
+            let wake_at = match heartbeat.as_mut() {
+                None => open_deadline,
+                Some(beat) => match beat.poll(std::time::Instant::now()) {
+                    Beat::Dead => return End::HeartbeatLost,
+                    Beat::Ping => {
+                        self.parts.outbox.ping();
+                        continue;
+                    }
+                    Beat::WaitUntil(at) => Instant::from_std(at),
+                },
+            };
+            tokio::select! {
+                () = stopped(&mut stop) => return End::ServerStopping,
+                message = stream.next() => {
+                    let message = match message {
+                        None | Some(Err(_)) => return End::Dropped,
+                        Some(Ok(message)) => message,
+                    };
+                    if let Some(beat) = heartbeat.as_mut() {
+                        beat.heard(std::time::Instant::now());
+                    }
+                    let binary = match message {
+                        Message::Binary(binary) => binary,
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                        Message::Close(_) => return End::Dropped,
+                        Message::Text(_) => {
+                            return End::Violation("a text message (sessions carry binary messages only)".into());
+                        }
+                    };
+                    if let Err(end) = self.on_message(binary, &mut heartbeat).await {
+                        return end;
+                    }
+                }
+                Some(started) = self.started.recv() => self.on_started(started),
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.on_task_done(done),
+                () = tokio::time::sleep_until(wake_at) => {
+                    if heartbeat.is_none() {
+                        return End::Violation(format!(
+                            "no open frame within {:?}", settings.open_timeout
+                        ));
+                    }
+                }
+                _ = &mut *writer, if !self.writer_done => {
+                    self.writer_done = true;
+                    return End::Dropped;
+                }
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Bytes,
+        heartbeat: &mut Option<Heartbeat>,
+    ) -> Result<(), End> {
+        let event = self.protocol().receive(&message);
+        let event = event.map_err(|err| End::Violation(err.to_string()))?;
+        match event {
+            ServerEvent::Opened(open) => {
+                let settings = self.state.settings();
+                let slots = self.state.slots();
+                let mut welcome = Welcome::new(
+                    settings.server_name.clone(),
+                    self.state.instance(),
+                    saturate(slots.capacity()),
+                );
+                welcome.running = saturate(slots.running());
+                welcome.queued = saturate(slots.queued());
+                welcome.cpus =
+                    std::thread::available_parallelism().map_or(1, |n| saturate(n.get()));
+                let reply = self.protocol().welcome(&welcome);
+                self.send_control(reply);
+                tracing::info!(peer = %self.peer, client = %open.client, "session opened");
+                *heartbeat = Some(Heartbeat::new(
+                    settings.heartbeat_interval,
+                    settings.heartbeat_misses,
+                    std::time::Instant::now(),
+                ));
+            }
+            ServerEvent::Spawn(spawn) => self.spawn(spawn),
+            ServerEvent::Refused { reply, .. } => self.parts.outbox.control(reply),
+            ServerEvent::Routed { channel, body } => {
+                if let Some(Chan::Running(link)) = self.channels.get(&channel) {
+                    // Waits while the slave's inbox is full (the slave reads slowly), up to
+                    // the heartbeat's limit; then the slave is killed.
+                    let settings = self.state.settings();
+                    let limit = settings.heartbeat_interval * settings.heartbeat_misses;
+                    match tokio::time::timeout(limit, link.send(body)).await {
+                        Ok(_) => {}
+                        Err(_) => {
+                            tracing::warn!(
+                                channel,
+                                "a slave read nothing for {limit:?}; it is killed"
+                            );
+                            link.command(Command::End {
+                                cause: ExitCause::Exited,
+                                grace: Duration::ZERO,
+                            });
+                        }
+                    }
+                }
+            }
+            ServerEvent::Kill { channel, signal } => {
+                if let Some(Chan::Running(link)) = self.channels.get(&channel) {
+                    link.command(Command::Kill(signal));
+                }
+            }
+            ServerEvent::Cancel { channel } => {
+                if let Some(Chan::Starting(task)) = self.channels.remove(&channel) {
+                    task.abort();
+                }
+                let reply = self.protocol().spawn_failed(
+                    channel,
+                    SpawnFailure::Cancelled,
+                    "the master killed the slave before it started".into(),
+                );
+                self.send_control(reply);
+            }
+            ServerEvent::Stale { .. } => {}
+            ServerEvent::Closing(closing) => {
+                tracing::info!(peer = %self.peer, reason = ?closing.reason, "the master closed the session");
+                return Err(End::Closed);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, spawn: Spawn) {
+        let channel = spawn.channel;
+        if self.state.stopping() {
+            let reply = self.protocol().spawn_failed(
+                channel,
+                SpawnFailure::ServerStopping,
+                "the server is stopping".into(),
+            );
+            self.send_control(reply);
+            return;
+        }
+        let parts = self.parts.clone();
+        let task = self
+            .tasks
+            .spawn(async move { (channel, slave::run(spawn, parts).await) });
+        self.ids.insert(task.id(), channel);
+        self.channels.insert(channel, Chan::Starting(task));
+    }
+
+    fn on_started(&mut self, started: Started) {
+        let channel = started.channel;
+        if !matches!(self.channels.get(&channel), Some(Chan::Starting(_))) {
+            // Cancelled meanwhile: dropping `go` ends it.
+            return;
+        }
+        let reply = self.protocol().spawned(Spawned {
+            channel,
+            pid: started.pid,
+            server_id: started.server_id,
+        });
+        let ok = reply.is_ok();
+        self.send_control(reply);
+        if ok {
+            self.channels.insert(channel, Chan::Running(started.link));
+            let _ = started.go.send(());
+        }
+    }
+
+    fn on_task_done(
+        &mut self,
+        done: Result<(tokio::task::Id, (Channel, Finished)), tokio::task::JoinError>,
+    ) {
+        let (channel, finished) = match done {
+            Ok((id, result)) => {
+                self.ids.remove(&id);
+                result
+            }
+            Err(err) => {
+                let Some(channel) = self.ids.remove(&err.id()) else {
+                    return;
+                };
+                if err.is_cancelled() {
+                    // Cancelled: answered already.
+                    return;
+                }
+                tracing::error!(channel, "a slave's task failed: {err}");
+                let finished = Finished::Failed(
+                    SpawnFailure::StartFailed,
+                    "the server failed while handling the slave".into(),
+                );
+                (channel, finished)
+            }
+        };
+        let Some(chan) = self.channels.remove(&channel) else {
+            return;
+        };
+        let reply = match (chan, finished) {
+            (Chan::Starting(_), Finished::Failed(kind, message)) => {
+                self.protocol().spawn_failed(channel, kind, message)
+            }
+            (Chan::Running(_), Finished::Exited(exited)) => self.protocol().exited(exited),
+            (Chan::Running(_), _) => self.protocol().exited(distio_proto::remote::Exited {
+                channel,
+                code: None,
+                signal: None,
+                cause: ExitCause::Exited,
+            }),
+            (Chan::Starting(_), _) => self.protocol().spawn_failed(
+                channel,
+                SpawnFailure::StartFailed,
+                "the slave did not start".into(),
+            ),
+        };
+        self.send_control(reply);
+    }
+
+    /// Queues a session frame; an error (the session no longer allows it) is only logged.
+    fn send_control(&self, reply: Result<Bytes, distio_proto::ProtoError>) {
+        match reply {
+            Ok(message) => self.parts.outbox.control(message),
+            Err(err) => tracing::debug!(peer = %self.peer, "a reply was not sent: {err}"),
+        }
+    }
+
+    /// Ends every slave of the session, then the session.
+    async fn finish(mut self, end: End, writer: &mut tokio::task::JoinHandle<()>) {
+        let settings = self.state.settings().clone();
+        let stopping = matches!(end, End::ServerStopping);
+        let close = match &end {
+            End::Closed | End::Dropped => None,
+            End::HeartbeatLost => Some((
+                CloseReason::HeartbeatLost,
+                format!(
+                    "nothing arrived from the master for {:?}",
+                    settings.heartbeat_interval * settings.heartbeat_misses
+                ),
+            )),
+            End::Violation(what) => {
+                if let Some(suppressed) = VIOLATIONS.allow() {
+                    tracing::warn!(peer = %self.peer, suppressed, "a master broke the protocol: {what}");
+                }
+                Some((
+                    CloseReason::ProtocolViolation,
+                    format!("the server ended the session: {what}"),
+                ))
+            }
+            End::ServerStopping => None,
+        };
+        tracing::info!(peer = %self.peer, end = ?end, slaves = self.channels.len(), "session ending");
+        // Unless the server stops (then exits are reported first), the session closes now:
+        // its slaves' frames and output stop here.
+        if !stopping {
+            let reason = close.as_ref().map_or(CloseReason::Done, |c| c.0);
+            let message = close.as_ref().map_or("", |c| c.1.as_str());
+            let bytes = self.protocol().close(reason, message);
+            if close.is_some() {
+                self.send_control(bytes);
+            }
+        }
+        let (cause, grace) = if stopping {
+            (
+                ExitCause::ServerStopping,
+                settings.kill_grace.min(settings.shutdown_grace),
+            )
+        } else {
+            (ExitCause::SessionEnded, settings.kill_grace)
+        };
+        for (&channel, chan) in &self.channels {
+            match chan {
+                Chan::Starting(task) => {
+                    task.abort();
+                    if stopping {
+                        let reply = self.protocol().spawn_failed(
+                            channel,
+                            SpawnFailure::ServerStopping,
+                            "the server is stopping".into(),
+                        );
+                        self.send_control(reply);
+                    }
+                }
+                Chan::Running(link) => link.command(Command::End { cause, grace }),
+            }
+        }
+        self.channels
+            .retain(|_, chan| matches!(chan, Chan::Running(_)));
+        // Slaves starting now are not wanted.
+        self.started.close();
+        while let Ok(started) = self.started.try_recv() {
+            drop(started);
+        }
+        let deadline = Instant::now() + grace + REAP_MARGIN;
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next_with_id()).await {
+                Ok(Some(done)) => self.on_task_done(done),
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(left = self.tasks.len(), "slaves still ending; killing them");
+                    // Dropping their processes SIGKILLs their groups.
+                    self.tasks.abort_all();
+                    while self.tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        if stopping {
+            let bytes = self
+                .protocol()
+                .close(CloseReason::ServerStopping, "the server is stopping");
+            self.send_control(bytes);
+        }
+        // The writer sends what is queued, then the close; it is aborted if the master
+        // does not take it in time.
+        self.parts.outbox.close();
+        let Session {
+            parts, writer_done, ..
+        } = self;
+        drop(parts);
+        if !writer_done
+            && tokio::time::timeout(FLUSH_LIMIT, &mut *writer)
+                .await
+                .is_err()
+        {
+            writer.abort();
+        }
+        tracing::debug!("session ended");
+    }
+}
+
+/// Sends the outbox's messages and pings to the WebSocket until the outbox is dropped,
+/// then closes it. Gives up on a write that takes longer than `limit`.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::UnboundedReceiver<Out>,
+    limit: Duration,
+) {
+    while let Some(out) = outgoing.recv().await {
+        let message = match out {
+            Out::Message(bytes, room) => {
+                // The room is freed once the message is handed to the socket.
+                let message = Message::Binary(bytes);
+                let fed = tokio::time::timeout(limit, sink.feed(message)).await;
+                drop(room);
+                fed
+            }
+            Out::Ping => tokio::time::timeout(limit, sink.feed(Message::Ping(Bytes::new()))).await,
+        };
+        if !matches!(message, Ok(Ok(()))) {
+            return;
+        }
+        if outgoing.is_empty()
+            && !matches!(tokio::time::timeout(limit, sink.flush()).await, Ok(Ok(())))
+        {
+            return;
+        }
+    }
+    let _ = tokio::time::timeout(limit, sink.send(Message::Close(None))).await;
+}
+
+/// Returns once the server is stopping.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&stop| stop).await;
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

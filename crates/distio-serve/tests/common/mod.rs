@@ -1,0 +1,328 @@
+//! A real server on 127.0.0.1 port 0, real slave processes, and a raw session client.
+//!
+//! The test slave is the test binary itself, started again by the `slave.sh` wrapper in
+//! each test's root with `--exact common::__distio_slave`; that test serves the tasks
+//! below when it finds it was launched as a slave (in a normal run it returns at once).
+
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::{Bytes, BytesMut};
+use distio_proto::remote::{
+    Channel, ClientEvent, ClientSession, CloseReason, SessionCodec, Spawn, Spawned,
+};
+use distio_proto::{Frame, Hello, Metadata, Payload, Request, SlaveIdentity};
+use distio_serve::{Server, ServerBuilder, ShutdownHandle};
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type R<T> = Result<T, distio_slave::TaskFailure>;
+
+#[test]
+fn __distio_slave() {
+    if !distio_slave::launched_as_slave() {
+        return;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            distio_slave::SlaveProcess::new()
+                .task("echo", |s: String, _| async move { R::Ok(s) })
+                .task("sleep", |ms: u64, _| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    R::Ok(ms)
+                })
+                .task("exit", |code: i32, _| async move {
+                    std::process::exit(code);
+                    #[allow(unreachable_code)]
+                    R::Ok(())
+                })
+                .task(
+                    "proxied",
+                    |_: (), ctx: distio_slave::TaskContext| async move {
+                        R::Ok((ctx.slave().server_id(), ctx.slave().was_proxied()))
+                    },
+                )
+                .serve()
+                .await
+                .expect("serve")
+        });
+}
+
+/// Fails the test instead of hanging if `fut` takes more than 30 s.
+pub async fn within<F: std::future::IntoFuture>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), fut.into_future())
+        .await
+        .expect("operation hung for 30 s")
+}
+
+/// True once `pid` no longer runs (gone, or a zombie waiting to be reaped).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Waits up to 20 s for `pid` to be gone.
+pub async fn wait_gone(pid: u32) -> bool {
+    for _ in 0..200 {
+        if process_gone(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn write_script(root: &Path, name: &str, body: &str, mode: u32) {
+    let path = root.join(name);
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A fresh root with the test scripts.
+pub fn make_root() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let root = std::env::temp_dir().join(format!(
+        "distio-serve-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    write_script(
+        &root,
+        "slave.sh",
+        &format!(
+            "exec '{}' common::__distio_slave --exact --nocapture --test-threads=1 -q\n",
+            exe.display()
+        ),
+        0o644,
+    );
+    write_script(
+        &root,
+        "out.sh",
+        "echo hello\necho oops >&2\nexit 3\n",
+        0o644,
+    );
+    write_script(&root, "sleep.sh", "sleep 1000\n", 0o644);
+    write_script(
+        &root,
+        "stubborn.sh",
+        "trap '' TERM\nwhile :; do sleep 1; done\n",
+        0o644,
+    );
+    write_script(&root, "marker.sh", "touch \"$1\"\nsleep 1000\n", 0o644);
+    write_script(
+        &root,
+        "spam.sh",
+        "i=0\nwhile :; do echo \"line $i padding padding padding padding\"; i=$((i+1)); done\n",
+        0o644,
+    );
+    write_script(&root, "run", "#!/bin/sh\necho direct\n", 0o755);
+    write_script(&root, "plain.txt", "not a script\n", 0o644);
+    let _ = std::os::unix::fs::symlink("/bin/sh", root.join("escape"));
+    root
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    pub stop: ShutdownHandle,
+    pub task: tokio::task::JoinHandle<Result<(), distio_serve::ServerError>>,
+}
+
+/// Starts a server on 127.0.0.1:0 with a fresh root, `.sh` run by `/bin/sh`, short
+/// heartbeats and graces, and `configure` applied last.
+pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
+    let root = make_root();
+    let builder = Server::builder()
+        .port(0)
+        .root(&root)
+        .interpreter("sh", "/bin/sh")
+        .kill_grace(Duration::from_millis(500))
+        .shutdown_grace(Duration::from_secs(5))
+        .heartbeat(Duration::from_secs(2), 5);
+    let server = configure(builder).build().await.expect("server starts");
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    let task = tokio::spawn(server.run());
+    TestServer {
+        addr,
+        root,
+        stop,
+        task,
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw session client.
+pub struct Client {
+    pub ws: Ws,
+    pub session: ClientSession,
+}
+
+impl Client {
+    /// Connects without opening the session.
+    pub async fn connect_raw(addr: SocketAddr) -> Ws {
+        let (ws, _) = within(tokio_tungstenite::connect_async(format!(
+            "ws://{addr}/session"
+        )))
+        .await
+        .expect("connect");
+        ws
+    }
+
+    /// Connects and opens the session.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let ws = Self::connect_raw(addr).await;
+        let mut client = Client {
+            ws,
+            session: ClientSession::new(SessionCodec::new()),
+        };
+        let open = client.session.open("test").unwrap();
+        client.send(open).await;
+        match client.event().await {
+            ClientEvent::Welcomed(welcome) => assert!(welcome.capacity >= 1),
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+        client
+    }
+
+    pub async fn send(&mut self, message: Bytes) {
+        within(self.ws.send(Message::Binary(message)))
+            .await
+            .expect("send");
+    }
+
+    /// The next session message, as the client session sees it.
+    pub async fn event(&mut self) -> ClientEvent {
+        loop {
+            let message = within(self.ws.next())
+                .await
+                .expect("the server closed the connection")
+                .expect("websocket error");
+            if let Message::Binary(bytes) = message {
+                return self.session.receive(&bytes).expect("a valid message");
+            }
+        }
+    }
+
+    /// The next event about `channel` (output skipped unless `keep_output`).
+    pub async fn event_on(&mut self, channel: Channel) -> ClientEvent {
+        loop {
+            let event = self.event().await;
+            let on = match &event {
+                ClientEvent::Spawned(s) => s.channel,
+                ClientEvent::SpawnFailed(s) => s.channel,
+                ClientEvent::Routed { channel, .. } => *channel,
+                ClientEvent::Exited(e) => e.channel,
+                ClientEvent::Closing(_) => return event,
+                _ => continue,
+            };
+            if on == channel {
+                return event;
+            }
+        }
+    }
+
+    pub async fn spawn(&mut self, script: &str, args: &[&str]) -> Channel {
+        let mut spawn = Spawn::new(0, 1, script);
+        spawn.args = args.iter().map(|a| a.to_string()).collect();
+        let (channel, message) = self.session.spawn(spawn).unwrap();
+        self.send(message).await;
+        channel
+    }
+
+    pub async fn spawned(&mut self, channel: Channel) -> Spawned {
+        match self.event_on(channel).await {
+            ClientEvent::Spawned(spawned) => spawned,
+            other => panic!("expected spawned on {channel}, got {other:?}"),
+        }
+    }
+
+    /// Sends a slave frame on `channel`.
+    pub async fn route(&mut self, channel: Channel, frame: &Frame) {
+        let mut buf = BytesMut::new();
+        self.session
+            .codec()
+            .encode_routed(channel, frame, &mut buf)
+            .unwrap();
+        self.send(buf.freeze()).await;
+    }
+
+    /// The next slave frame on `channel`.
+    pub async fn routed(&mut self, channel: Channel) -> Frame {
+        match self.event_on(channel).await {
+            ClientEvent::Routed { body, .. } => self
+                .session
+                .codec()
+                .frame_codec()
+                .decode_body(&body)
+                .unwrap(),
+            other => panic!("expected a slave frame on {channel}, got {other:?}"),
+        }
+    }
+
+    /// Spawns the test slave and does its handshake.
+    pub async fn ready_slave(&mut self) -> (Channel, Spawned) {
+        let channel = self.spawn("slave.sh", &[]).await;
+        let spawned = self.spawned(channel).await;
+        let identity = SlaveIdentity {
+            id: 1,
+            alias: "remote".into(),
+            server_id: Some(spawned.server_id),
+            remote_id: Some(1),
+        };
+        self.route(channel, &Frame::Hello(Hello::new(identity)))
+            .await;
+        match self.routed(channel).await {
+            Frame::Ready(ready) => assert_eq!(ready.pid, spawned.pid),
+            other => panic!("expected ready, got {other:?}"),
+        }
+        (channel, spawned)
+    }
+
+    /// Sends a request on `channel`.
+    pub async fn request<T: serde::Serialize>(
+        &mut self,
+        channel: Channel,
+        id: u64,
+        task: &str,
+        input: &T,
+    ) {
+        let request = Request {
+            id,
+            task: task.into(),
+            payload: Payload::encode(input).unwrap(),
+            meta: Metadata::new(),
+        };
+        self.route(channel, &Frame::Request(request)).await;
+    }
+
+    pub async fn kill(&mut self, channel: Channel, signal: i32) {
+        if let Some(message) = self.session.kill(channel, signal).unwrap() {
+            self.send(message).await;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let message = self.session.close(CloseReason::Done, "bye").unwrap();
+        self.send(message).await;
+        let _ = self.ws.close(None).await;
+    }
+}
