@@ -12,6 +12,10 @@ use proptest::prelude::*;
 use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
+mod session;
+#[allow(unused_imports)] // the unit tests use only some
+pub use session::*;
+
 pub fn payload() -> impl Strategy<Value = Payload> {
     vec(any::<u8>(), 0..64).prop_map(|v| Payload::from_bytes(v.into()))
 }
