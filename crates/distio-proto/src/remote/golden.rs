@@ -217,7 +217,10 @@ fn samples() -> Vec<(String, SessionFrame)> {
         out.push((name, output(stream)));
     }
     for cause in CAUSES {
-        out.push((format!("session_exited_{}", cause_name(cause)), exited(cause)));
+        out.push((
+            format!("session_exited_{}", cause_name(cause)),
+            exited(cause),
+        ));
     }
     for reason in REASONS {
         let name = format!("session_closing_{}", reason_name(reason));
@@ -259,7 +262,11 @@ fn encoding_matches_golden_bytes() {
             ));
         }
         // And the checked-in bytes decode to the sample.
-        assert_eq!(codec.decode(&Bytes::from(expected)).unwrap(), frame, "{name}");
+        assert_eq!(
+            codec.decode(&Bytes::from(expected)).unwrap(),
+            frame,
+            "{name}"
+        );
     }
     assert!(
         mismatches.is_empty(),

@@ -12,8 +12,12 @@ use proptest::prelude::*;
 use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
+mod phases;
 mod session;
-#[allow(unused_imports)] // the unit tests use only some
+// Each test binary and the unit tests use only some of these.
+#[allow(unused_imports)]
+pub use phases::*;
+#[allow(unused_imports)]
 pub use session::*;
 
 pub fn payload() -> impl Strategy<Value = Payload> {

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use distio_proto::remote::{
-    CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, SessionFrame,
-    Spawn, SpawnFailed, SpawnFailure, Spawned, Welcome,
+    CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, SessionFrame, Spawn,
+    SpawnFailed, SpawnFailure, Spawned, Welcome,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -135,7 +135,8 @@ pub fn session_frame() -> impl Strategy<Value = SessionFrame> {
                 message,
             })
         }),
-        (channel(), routed_body()).prop_map(|(channel, body)| SessionFrame::Routed { channel, body }),
+        (channel(), routed_body())
+            .prop_map(|(channel, body)| SessionFrame::Routed { channel, body }),
         (channel(), output_stream(), any::<u64>(), bytes(64)).prop_map(
             |(channel, stream, lost, data)| {
                 SessionFrame::Output(Output {
