@@ -122,6 +122,9 @@ proptest! {
     }
 }
 
+/// A decoder that answers whether it refused the bytes.
+type Refuses = dyn Fn(&Bytes) -> bool;
+
 #[test]
 fn a_forged_list_count_reserves_no_room_for_it() {
     use distio_proto::remote::Spawn;
@@ -138,7 +141,7 @@ fn a_forged_list_count_reserves_no_room_for_it() {
         .unwrap();
     let slave = |b: &Bytes| FrameCodec::new().decode_body(b).is_err();
     let session = |b: &Bytes| SessionCodec::new().decode(b).is_err();
-    let cases: [(Vec<u8>, usize, &dyn Fn(&Bytes) -> bool); 2] =
+    let cases: [(Vec<u8>, usize, &Refuses); 2] =
         [(ready.to_vec(), 30, &slave), (spawn.to_vec(), 24, &session)];
     for (mut bytes, at, refused) in cases {
         assert_eq!(
