@@ -30,7 +30,7 @@ fn encode(f: &SessionFrame) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn random_bytes_never_panic(bytes in vec(any::<u8>(), 0..256)) {

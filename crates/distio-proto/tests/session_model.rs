@@ -47,7 +47,7 @@ fn to_master(master: &mut ClientSession, sent: Result<Bytes, ProtoError>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// The master's side only sends what the server accepts, the server's side only what
     /// the master accepts, and both always count the same live channels.
