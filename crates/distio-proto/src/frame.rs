@@ -23,9 +23,10 @@ pub const PROTOCOL_VERSION: u16 = 1;
 
 /// One message on a master–slave connection.
 ///
-/// The variant order is the wire tag (`u32`, little endian) and is frozen: new kinds of frame
-/// (the remote-host frames `distio-serve` adds: spawn, per-slave envelopes, exited) are
-/// appended after [`Frame::Event`] so every existing frame keeps its bytes.
+/// The variant order is the wire tag (`u32`, little endian) and is frozen. The remote-host
+/// frames are not here: they are [`SessionFrame`](crate::remote::SessionFrame)s, tags 6 to
+/// 15, which share this tag space so that a session message is never taken for a slave
+/// frame, nor a slave frame for a session message.
 ///
 /// ```
 /// use distio_proto::{Frame, Control};

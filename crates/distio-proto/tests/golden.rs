@@ -2,6 +2,10 @@
 //! checked into `tests/golden/`. A change to the wire format fails here; if the change is
 //! deliberate, bump `PROTOCOL_VERSION`, update `docs/protocol.md`, and regenerate with
 //! `DISTIO_BLESS=1 cargo test -p distio-proto --test golden`.
+//!
+//! The remote-session frames' vectors (`tests/golden/session_*.bin`) are checked by the unit
+//! tests in `src/remote/golden.rs`, where a `match` on their non-exhaustive enums can be
+//! exhaustive.
 
 use bytes::BytesMut;
 use distio_proto::{

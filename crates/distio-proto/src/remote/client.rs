@@ -236,3 +236,23 @@ impl ClientSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_runs_out_of_channel_numbers_after_the_last() {
+        let mut session = ClientSession::new(SessionCodec::new());
+        session.phase = Phase::Open;
+        // As if 2^32 - 2 spawns had come and gone.
+        session.channels.open(Channel::MAX - 1, false).unwrap();
+        let (channel, _) = session.spawn(Spawn::new(0, 1, "a")).unwrap();
+        assert_eq!(channel, Channel::MAX);
+        assert!(matches!(
+            session.spawn(Spawn::new(0, 1, "a")),
+            Err(ProtoError::Session(SessionViolation::ChannelsExhausted))
+        ));
+        assert_eq!(session.live_channels(), 1);
+    }
+}

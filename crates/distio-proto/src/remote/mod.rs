@@ -15,6 +15,8 @@
 mod channels;
 mod client;
 mod frames;
+#[cfg(test)]
+mod golden;
 mod heartbeat;
 mod message;
 mod server;

@@ -136,6 +136,15 @@ impl ServerSession {
                 found: kind,
             }
             .into()),
+            // The master cannot have seen the welcome yet: it asks for nothing before it.
+            (
+                Phase::Opened,
+                SessionFrame::Spawn(_) | SessionFrame::Routed { .. } | SessionFrame::Kill(_),
+            ) => Err(SessionViolation::HandshakeFirst {
+                expected: "welcome",
+                found: kind,
+            }
+            .into()),
             (Phase::Opened | Phase::Open, frame) => self.receive_open(frame),
         }
     }

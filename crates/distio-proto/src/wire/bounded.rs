@@ -6,12 +6,19 @@
 //! [`Bounded`] wraps the deserializer at every nesting level and turns each request for an
 //! owned string or byte buffer into a request for a borrowed one; visitors for owned types
 //! accept borrowed data too, copying only bytes that are really there.
+//!
+//! A list's or map's element count is a forged length too: serde reserves room for up to
+//! 1 MiB of elements from it before any element is read. [`Wrap`] passes on at most
+//! [`TRUSTED_COUNT`] of it, so a longer collection grows only as its elements really decode.
 
 use serde::Deserialize;
 use serde::de::{
     DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 use std::fmt;
+
+/// The most elements a list or map reserves room for before they have decoded.
+const TRUSTED_COUNT: usize = 16;
 
 /// Deserializes `T` through [`Wrap`]; used as the top-level type handed to bincode.
 pub(crate) struct Bounded<T>(pub(crate) T);
@@ -234,7 +241,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrap<A> {
         self.0.next_element_seed(Wrap(seed))
     }
     fn size_hint(&self) -> Option<usize> {
-        self.0.size_hint()
+        self.0.size_hint().map(|n| n.min(TRUSTED_COUNT))
     }
 }
 
@@ -250,7 +257,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrap<A> {
         self.0.next_value_seed(Wrap(seed))
     }
     fn size_hint(&self) -> Option<usize> {
-        self.0.size_hint()
+        self.0.size_hint().map(|n| n.min(TRUSTED_COUNT))
     }
 }
 

@@ -12,6 +12,14 @@ use proptest::prelude::*;
 use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
+mod phases;
+mod session;
+// Each test binary and the unit tests use only some of these.
+#[allow(unused_imports)]
+pub use phases::*;
+#[allow(unused_imports)]
+pub use session::*;
+
 pub fn payload() -> impl Strategy<Value = Payload> {
     vec(any::<u8>(), 0..64).prop_map(|v| Payload::from_bytes(v.into()))
 }
