@@ -21,7 +21,7 @@ pub(crate) struct Config {
     #[serde(skip)]
     pub(crate) cap: Duration,
     pub(crate) memory_secs: f64,
-    /// Scenarios to run (all when empty): sequential, pipelined, broadcast, workpool,
+    /// Scenarios to run (all when empty): sequential, pipelined, broadcast, workpool, remote,
     /// large, spawn, memory.
     pub(crate) only: Vec<String>,
     #[serde(skip)]
@@ -32,7 +32,7 @@ pub(crate) const USAGE: &str =
     "usage: distio-bench [--smoke] [--rounds N] [--sequential N] [--pipelined N]
        [--window N] [--broadcasts N] [--workpool-tasks N] [--workpool-window N]
        [--mib-echoes N] [--spawns N] [--cap-secs S] [--memory-secs S] [--out DIR]
-       [--only sequential,pipelined,broadcast,workpool,large,spawn,memory]";
+       [--only sequential,pipelined,broadcast,workpool,large,spawn,memory,remote]";
 
 impl Config {
     fn full() -> Self {

@@ -8,6 +8,7 @@
 mod config;
 mod floor;
 mod memory;
+mod remote;
 mod report;
 mod scenarios;
 mod stats;
@@ -53,7 +54,12 @@ fn programs() -> Result<Programs, String> {
             floor_echo.display()
         ));
     }
-    Ok(Programs { floor_echo, bench })
+    let floor_relay = bench.with_file_name("floor-relay");
+    Ok(Programs {
+        floor_echo,
+        floor_relay,
+        bench,
+    })
 }
 
 async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<String>) {
@@ -82,6 +88,14 @@ async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<Str
     }
     if config.runs("memory") {
         keep("memory", scenarios::memory(config, programs).await);
+    }
+    if config.runs("remote") {
+        keep("remote", remote::remote(config, programs).await);
+        keep("remote spawn", remote::remote_spawn(config, programs).await);
+        keep(
+            "remote memory",
+            remote::remote_memory(config, programs).await,
+        );
     }
     (outcomes, failures)
 }
@@ -124,6 +138,19 @@ fn main() -> ExitCode {
         return serve_as_slave();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve-probe") {
+        let root = args
+            .get(1)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        return match remote::serve_probe(&root) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("serve probe: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.first().map(String::as_str) == Some("--memory-probe") {
         return match memory::probe(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,

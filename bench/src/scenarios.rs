@@ -23,6 +23,7 @@ const MIB: usize = 1024 * 1024;
 /// Where the programs are.
 pub(crate) struct Programs {
     pub(crate) floor_echo: PathBuf,
+    pub(crate) floor_relay: PathBuf,
     pub(crate) bench: PathBuf,
 }
 
@@ -31,17 +32,21 @@ fn slave_options(programs: &Programs) -> SpawnOptions {
 }
 
 /// Runs `fut` under the per-round cap.
-async fn capped<T>(config: &Config, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn capped<T>(
+    config: &Config,
+    what: &str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::time::timeout(config.cap, fut)
         .await
         .map_err(|_| format!("{what} exceeded the {:?} cap", config.cap))?
 }
 
-fn bytes_payload(len: usize) -> Payload {
+pub(crate) fn bytes_payload(len: usize) -> Payload {
     Payload::encode(&ByteBuf::from(vec![7u8; len])).unwrap_or_default()
 }
 
-async fn echo(slave: &Slave, payload: &Payload) -> Result<()> {
+pub(crate) async fn echo(slave: &Slave, payload: &Payload) -> Result<()> {
     let response = slave
         .exec_payload("echo", payload.clone())
         .await
@@ -122,7 +127,7 @@ pub(crate) async fn sequential(config: &Config, programs: &Programs) -> Result<V
 }
 
 /// `total` distio requests to `slave` with at most `window` in flight.
-async fn distio_pipelined(
+pub(crate) async fn distio_pipelined(
     slave: &Slave,
     total: usize,
     window: usize,
