@@ -1,7 +1,8 @@
 //! One slave's socket and its session: frames cross as opaque bodies.
 //!
 //! Toward the slave, a body from the session is written behind its 4-byte big-endian
-//! length with one vectored write (no copy of the body). From the slave, a frame's length
+//! length; small frames that arrive together are gathered into one write, a large body is
+//! written from where it is (no copy). From the slave, a frame's length
 //! is read and checked, its body read into a buffer with [`ROUTED_HEADER_LEN`] spare bytes
 //! in front, where the routed header goes: that buffer is the WebSocket message (no
 //! second copy).
@@ -11,10 +12,9 @@ use distio_master::Signal;
 use distio_master::hosted::Signaller;
 use distio_proto::Throttle;
 use distio_proto::remote::{Channel, ROUTED_HEADER_LEN, ServerSession};
-use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::lifetime::Command;
@@ -166,56 +166,22 @@ async fn read_frames<R: AsyncRead + Unpin>(
 }
 
 async fn write_frames<W: AsyncWrite + Unpin>(
-    mut writer: W,
+    writer: W,
     mut inbox: mpsc::UnboundedReceiver<Inbound>,
 ) -> std::io::Result<()> {
+    // Small frames that arrive together go out in one write through the buffer; a body at
+    // least as large as the buffer bypasses it and is written from where it is.
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
     while let Some((body, _room)) = inbox.recv().await {
         let len = u32::try_from(body.len()).map_err(|_| std::io::Error::other("frame too long"))?;
-        write_framed(&mut writer, &len.to_be_bytes(), &body).await?;
+        writer.write_all(&len.to_be_bytes()).await?;
+        writer.write_all(&body).await?;
         if inbox.is_empty() {
             writer.flush().await?;
         }
     }
-    Ok(())
+    writer.flush().await
 }
 
-/// Writes `header` then `body` with vectored writes, without joining them.
-async fn write_framed<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    header: &[u8],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let (mut h, mut b) = (0, 0);
-    while h < header.len() || b < body.len() {
-        let slices = [IoSlice::new(&header[h..]), IoSlice::new(&body[b..])];
-        let n = writer.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let from_header = n.min(header.len() - h);
-        h += from_header;
-        b += n - from_header;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_framed;
-
-    #[tokio::test]
-    async fn a_frame_goes_out_whole_behind_its_length() {
-        let (mut a, mut b) = tokio::io::duplex(7);
-        let writer = tokio::spawn(async move {
-            write_framed(&mut a, &5u32.to_be_bytes(), b"hello")
-                .await
-                .unwrap();
-        });
-        let mut got = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut b, &mut got)
-            .await
-            .unwrap();
-        writer.await.unwrap();
-        assert_eq!(got, b"\0\0\0\x05hello");
-    }
-}
+/// The buffer small frames toward a slave are gathered in.
+const WRITE_BUFFER: usize = 64 * 1024;
