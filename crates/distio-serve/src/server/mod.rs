@@ -126,6 +126,13 @@ impl Server {
             root = %state.settings().root.display(),
             "serving sessions"
         );
+        // Small frames (a response, a welcome) go out at once rather than waiting for
+        // the peer's acknowledgement of the previous ones.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a session: {err}");
+            }
+        });
         axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
