@@ -3,7 +3,7 @@
 //! `floor-echo` children: the same two hops (WebSocket, then a Unix socket pair), with no
 //! distio code.
 
-use distio_bench::{FloorMessage, decode, encode, peak_rss_kib};
+use distio_bench::{FloorMessage, cpu_ns, decode, encode, peak_rss_kib};
 use distio_master::{Master, Output, Slave, SlaveArray, SpawnOptions};
 use futures_util::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -69,6 +69,11 @@ impl ServerProcess {
         let mut command = Command::new(&programs.floor_relay);
         command.arg(&programs.floor_echo);
         Self::start(command)
+    }
+
+    /// The process id, for reading its CPU time.
+    pub(crate) fn pid(&self) -> String {
+        self.child.id().to_string()
     }
 
     /// Peak resident memory so far, in MiB.
@@ -222,6 +227,7 @@ pub(crate) async fn remote(config: &Config, programs: &Programs) -> Result<Vec<O
     let (mut d, mut f) = (Vec::new(), Vec::new());
     let (mut dp, mut fp) = (Duration::ZERO, Duration::ZERO);
     let piped = config.per_round(config.pipelined);
+    let (mut d_cpu, mut f_cpu) = ([0u64; 2], [0u64; 2]);
     for _ in 0..config.rounds {
         capped(config, "distio remote sequential", async {
             for _ in 0..per {
@@ -239,22 +245,33 @@ pub(crate) async fn remote(config: &Config, programs: &Programs) -> Result<Vec<O
             Ok(())
         })
         .await?;
+        let before = [cpu_ns("self"), cpu_ns(&server.pid())];
         dp += capped(
             config,
             "distio remote pipelined",
             distio_pipelined(&slave, piped, config.window, &payload),
         )
         .await?;
+        let after = [cpu_ns("self"), cpu_ns(&server.pid())];
+        for (sum, (a, b)) in d_cpu.iter_mut().zip(after.iter().zip(before)) {
+            *sum += a.saturating_sub(b);
+        }
+        let before = [cpu_ns("self"), cpu_ns(&relay.pid())];
         fp += capped(
             config,
             "floor remote pipelined",
             floor.pipelined(piped, config.window, &raw),
         )
         .await?;
+        let after = [cpu_ns("self"), cpu_ns(&relay.pid())];
+        for (sum, (a, b)) in f_cpu.iter_mut().zip(after.iter().zip(before)) {
+            *sum += a.saturating_sub(b);
+        }
     }
     slave.close().await.map_err(|e| e.to_string())?;
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let total = piped * config.rounds;
+    let per_request = |ns: u64| ns as f64 / 1e3 / total as f64;
     Ok(vec![
         Outcome::new(
             "R1. remote sequential round trip, median",
@@ -276,6 +293,20 @@ pub(crate) async fn remote(config: &Config, programs: &Programs) -> Result<Vec<O
             rate(total, dp),
             rate(total, fp),
             Target::RatioAtLeast(0.5),
+        ),
+        Outcome::new(
+            "R2. remote pipelined, master CPU per request",
+            "µs",
+            per_request(d_cpu[0]),
+            per_request(f_cpu[0]),
+            Target::None,
+        ),
+        Outcome::new(
+            "R2. remote pipelined, server (relay) CPU per request",
+            "µs",
+            per_request(d_cpu[1]),
+            per_request(f_cpu[1]),
+            Target::None,
         ),
     ])
 }

@@ -129,6 +129,7 @@ impl Roster for Listing {
 enum Writer {
     Channel(FrameSink, UnboundedReceiver<distio_proto::Frame>),
     Direct(Arc<DirectWriter>),
+    Remote(Arc<crate::remote::RemoteOutbox>),
 }
 
 /// What the reader task reads, before it is started.
@@ -431,6 +432,14 @@ impl Master {
                     Reader::Stream(stream),
                 )
             }
+            LinkKind::Remote { parts, stream } => {
+                let outbox = parts.outbox(Arc::clone(&room));
+                (
+                    Outbox::Remote(Arc::clone(&outbox)),
+                    Writer::Remote(outbox),
+                    Reader::Stream(stream),
+                )
+            }
             LinkKind::Unix { read, write } => {
                 let direct = Arc::new(DirectWriter::new(write, codec, Arc::clone(&room)));
                 (
@@ -476,6 +485,7 @@ impl Master {
             Writer::Direct(direct) => {
                 tokio::spawn(run_direct_writer(Arc::clone(&core), direct, hello))
             }
+            Writer::Remote(outbox) => tokio::spawn(outbox.run(Arc::clone(&core), hello)),
         };
         let reader = match reader {
             Reader::Stream(stream) => tokio::spawn(run_reader(Arc::clone(&core), stream)),

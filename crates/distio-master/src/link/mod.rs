@@ -55,6 +55,12 @@ pub(crate) enum LinkKind {
         sink: FrameSink,
         stream: FrameStream,
     },
+    /// A channel of a remote session: senders queue for the session's writer (see
+    /// `remote/outbox.rs`); the session delivers the slave's frames to `stream`.
+    Remote {
+        parts: crate::remote::RemoteParts,
+        stream: FrameStream,
+    },
     /// A Unix socket: senders write to it directly (see `unix.rs`).
     Unix {
         read: OwnedReadHalf,

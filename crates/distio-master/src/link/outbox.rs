@@ -13,6 +13,8 @@ pub(crate) enum Outbox {
     Channel(UnboundedSender<Frame>),
     /// Written by the sender itself (Unix-socket links; see `unix.rs`).
     Direct(Arc<DirectWriter>),
+    /// Encoded by the sender and queued for its host's session (remote slaves).
+    Remote(Arc<crate::remote::RemoteOutbox>),
 }
 
 impl Outbox {
@@ -40,6 +42,7 @@ impl Outbox {
                 Ok(None)
             }
             Outbox::Direct(writer) => writer.send(frame, !batch),
+            Outbox::Remote(outbox) => outbox.send(frame).map(|()| None),
         }
     }
 }

@@ -1,18 +1,16 @@
 //! One remote slave as its session and its handle see it: the frames coming to it, how it
 //! ended, how its output is shown, and the way to signal it.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use distio_proto::remote::{Channel, ExitCause, SessionCodec};
 use distio_proto::{Frame, ProtoError};
-use futures_util::{Sink, Stream};
+use futures_util::Stream;
 use std::pin::Pin;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::PollSender;
 
 use super::loss::HostLoss;
 use super::session::Session;
@@ -136,57 +134,6 @@ impl Drop for RemoteProcess {
     /// so its server is told to kill it (nothing is sent for a slave that has ended).
     fn drop(&mut self) {
         self.session.kill(self.channel.channel, Signal::KILL);
-    }
-}
-
-/// The sending half of a remote slave's link: each frame is encoded straight into the
-/// message routing it and queued for the session's writer.
-pub(crate) struct ChannelSink {
-    tx: PollSender<Message>,
-    codec: SessionCodec,
-    channel: Channel,
-}
-
-impl ChannelSink {
-    pub(crate) fn new(tx: mpsc::Sender<Message>, codec: SessionCodec, channel: Channel) -> Self {
-        ChannelSink {
-            tx: PollSender::new(tx),
-            codec,
-            channel,
-        }
-    }
-}
-
-fn session_gone() -> ProtoError {
-    ProtoError::Io(std::io::Error::new(
-        std::io::ErrorKind::BrokenPipe,
-        "the session with the slave's host has ended",
-    ))
-}
-
-impl Sink<Frame> for ChannelSink {
-    type Error = ProtoError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), ProtoError>> {
-        self.tx.poll_reserve(cx).map_err(|_| session_gone())
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: Frame) -> Result<(), ProtoError> {
-        let mut buf = BytesMut::new();
-        self.codec.encode_routed(self.channel, &frame, &mut buf)?;
-        self.tx
-            .send_item(Message::Binary(buf.freeze()))
-            .map_err(|_| session_gone())
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ProtoError>> {
-        // The session's writer flushes what it is given.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ProtoError>> {
-        self.tx.close();
-        Poll::Ready(Ok(()))
     }
 }
 

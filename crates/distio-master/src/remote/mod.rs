@@ -6,7 +6,8 @@
 //! - `sessions`: the master's sessions by host, opened on first use.
 //! - `session`: one session's reader and writer tasks, driving
 //!   [`distio_proto::remote::ClientSession`].
-//! - `channel`: one slave on a session — its link halves, its end, its output.
+//! - `channel`: one slave on a session — its frame stream, its end, its output.
+//! - `outbox`: a remote slave's frames, encoded by their senders and queued for the session.
 //! - `spawn`: asking a host for a slave.
 //! - `loss`: why a host was lost, as a value.
 
@@ -14,6 +15,7 @@ mod channel;
 mod connect;
 mod host;
 mod loss;
+mod outbox;
 mod session;
 mod sessions;
 mod spawn;
@@ -23,6 +25,7 @@ pub use host::{DEFAULT_SERVE_PORT, Host};
 pub use loss::{HostLoss, LossCause};
 
 pub(crate) use channel::{RemoteEnd, RemoteProcess};
+pub(crate) use outbox::{RemoteOutbox, RemoteParts};
 pub(crate) use sessions::Sessions;
 pub(crate) use spawn::{RemoteChild, spawn_remote};
 

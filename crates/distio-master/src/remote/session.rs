@@ -23,13 +23,11 @@ use tokio_tungstenite::tungstenite::Message;
 use super::channel::{OutputRoute, RemoteChannel, RemoteEnd};
 use super::host::Host;
 use super::loss::{HostLoss, LossCause};
+use super::outbox::Outgoing;
 use crate::sync::lock;
 use crate::{MasterError, Signal, process};
 
 pub(crate) type Ws = WebSocketStream<TcpStream>;
-
-/// Messages queued for the session's writer at most.
-const OUTGOING_QUEUED: usize = 1024;
 
 /// How often a session pings a quiet server, and how many pings may go unanswered.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -40,19 +38,21 @@ pub(crate) struct Session {
     pub(crate) host: Host,
     pub(crate) codec: SessionCodec,
     state: Mutex<State>,
-    out: mpsc::Sender<Message>,
+    /// The writer's queue: slave frames (bounded by each slave's room, in bytes) and the
+    /// session's own few messages.
+    out: mpsc::UnboundedSender<Outgoing>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
+/// A spawn waiting for the server's answer: its channel, and who waits.
+type PendingSpawn = (
+    Arc<RemoteChannel>,
+    oneshot::Sender<Result<Spawned, SpawnFailed>>,
+);
+
 struct State {
     client: ClientSession,
-    spawns: HashMap<
-        Channel,
-        (
-            Arc<RemoteChannel>,
-            oneshot::Sender<Result<Spawned, SpawnFailed>>,
-        ),
-    >,
+    spawns: HashMap<Channel, PendingSpawn>,
     channels: HashMap<Channel, Arc<RemoteChannel>>,
     loss: Option<HostLoss>,
 }
@@ -60,7 +60,7 @@ struct State {
 impl Session {
     /// Starts the tasks of a session whose handshake is done.
     pub(crate) fn start(host: Host, ws: Ws, client: ClientSession) -> Arc<Self> {
-        let (out, queued) = mpsc::channel(OUTGOING_QUEUED);
+        let (out, queued) = mpsc::unbounded_channel();
         let codec = client.codec();
         let session = Arc::new(Session {
             host,
@@ -88,7 +88,7 @@ impl Session {
     }
 
     /// The queue of messages for the writer.
-    pub(crate) fn sender(&self) -> mpsc::Sender<Message> {
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Outgoing> {
         self.out.clone()
     }
 
@@ -150,23 +150,9 @@ impl Session {
         }
     }
 
-    /// Queues a control message; if the queue is full, a task waits for room (the session
-    /// ending ends it).
+    /// Queues a session message of no slave's.
     fn queue(&self, message: Bytes) {
-        match self.out.try_send(Message::Binary(message)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(message)) => {
-                // Outside a runtime (a handle dropped at exit) the message is lost, and so
-                // is the session with it: the server ends the slave when the connection goes.
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    let out = self.out.clone();
-                    runtime.spawn(async move {
-                        let _ = out.send(message).await;
-                    });
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
+        let _ = self.out.send(Outgoing::control(Message::Binary(message)));
     }
 
     fn loss(&self) -> Option<HostLoss> {
@@ -328,7 +314,7 @@ async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
                 match heartbeat.poll(Instant::now()) {
                     Beat::WaitUntil(at) => deadline = at,
                     Beat::Ping => {
-                        let _ = session.out.try_send(Message::Ping(Bytes::new()));
+                        let _ = session.out.send(Outgoing::control(Message::Ping(Bytes::new())));
                         deadline = Instant::now() + HEARTBEAT_INTERVAL.min(heartbeat.limit());
                     }
                     Beat::Dead => break LossCause::HeartbeatLost,
@@ -364,7 +350,7 @@ async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
                 .client
                 .close(CloseReason::ProtocolViolation, why);
             if let Ok(bye) = bye {
-                let _ = session.out.try_send(Message::Binary(bye));
+                let _ = session.out.send(Outgoing::control(Message::Binary(bye)));
             }
             // Let the writer send it before the connection drops.
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -377,13 +363,16 @@ async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
 async fn run_writer(
     session: Weak<Session>,
     mut sink: SplitSink<Ws, Message>,
-    mut queued: mpsc::Receiver<Message>,
+    mut queued: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut batch = Vec::with_capacity(64);
     while queued.recv_many(&mut batch, 256).await > 0 {
         let mut failed = None;
-        for message in batch.drain(..) {
-            if let Err(err) = sink.feed(message).await {
+        for out in batch.drain(..) {
+            let Outgoing { message, release } = out;
+            let fed = sink.feed(message).await;
+            drop(release);
+            if let Err(err) = fed {
                 failed = Some(err);
                 break;
             }
@@ -394,6 +383,7 @@ async fn run_writer(
             failed = Some(err);
         }
         if let Some(err) = failed {
+            batch.clear();
             if let Some(session) = session.upgrade() {
                 tracing::debug!(host = %session.host, "session write failed: {err}");
                 session.end(LossCause::ConnectionLost);

@@ -5,8 +5,10 @@ use distio_proto::remote::Spawn;
 use std::sync::Arc;
 
 use super::RemoteTarget;
-use super::channel::{ChannelSink, ChannelStream, OutputRoute, RemoteProcess};
+use super::channel::{ChannelStream, OutputRoute, RemoteProcess};
+use super::outbox::RemoteParts;
 use super::sessions::Sessions;
+use crate::link::LinkKind;
 use crate::spawn::Captured;
 use crate::{Link, MasterError, READY_TIMEOUT, SpawnOptions};
 
@@ -61,14 +63,16 @@ pub(crate) async fn spawn_remote(
     let route = OutputRoute::new(options.output, label);
     let captured = route.captured();
     let (spawned, channel, frames) = session.spawn(spawn, route, READY_TIMEOUT).await?;
-    let link = Link::new(
-        Box::pin(ChannelSink::new(
-            session.sender(),
-            session.codec,
-            channel.channel,
-        )),
-        Box::pin(ChannelStream::new(frames, session.codec)),
-    );
+    let link = Link {
+        kind: LinkKind::Remote {
+            parts: RemoteParts {
+                tx: session.sender(),
+                codec: session.codec,
+                channel: channel.channel,
+            },
+            stream: Box::pin(ChannelStream::new(frames, session.codec)),
+        },
+    };
     Ok(RemoteChild {
         link,
         pid: spawned.pid,

@@ -74,6 +74,17 @@ impl SlaveLink {
         self.inbox.send((body, permit)).is_ok()
     }
 
+    /// Queues `body` for the slave if its inbox has room now: `Ok(false)` if the slave is
+    /// gone, `Err(body)` if it must wait for room (see [`send`](Self::send)).
+    pub(crate) fn try_send(&self, body: Bytes) -> Result<bool, Bytes> {
+        let weight = body.len().clamp(1, self.limit) as u32;
+        match Arc::clone(&self.room).try_acquire_many_owned(weight) {
+            Ok(permit) => Ok(self.inbox.send((body, permit)).is_ok()),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(body),
+            Err(tokio::sync::TryAcquireError::Closed) => Ok(false),
+        }
+    }
+
     /// Hands the slave's task a command; dropped if it has too many waiting.
     pub(crate) fn command(&self, command: Command) {
         if self.commands.try_send(command).is_err() {

@@ -20,6 +20,7 @@ use distio_proto::remote::{
     Beat, Channel, CloseReason, ExitCause, Heartbeat, ServerEvent, ServerSession, Spawn,
     SpawnFailure, Spawned, Welcome,
 };
+use futures_util::FutureExt as _;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -123,18 +124,14 @@ impl Session {
         let open_deadline = Instant::now() + settings.open_timeout;
         let mut heartbeat: Option<Heartbeat> = None;
         let mut stop = self.state.stop_signal();
+        // One timer for the whole session, moved as the deadline moves: the open deadline,
+        // then the heartbeat's. Whether anything arrived is noted per message and handed
+        // to the heartbeat when the timer fires, so a busy session reads no clock per
+        // message (the peer is counted as heard at the tick, less than an interval late).
+        let timer = tokio::time::sleep_until(open_deadline);
+        tokio::pin!(timer);
+        let mut heard = false;
         loop {
-            let wake_at = match heartbeat.as_mut() {
-                None => open_deadline,
-                Some(beat) => match beat.poll(std::time::Instant::now()) {
-                    Beat::Dead => return End::HeartbeatLost,
-                    Beat::Ping => {
-                        self.parts.outbox.ping();
-                        continue;
-                    }
-                    Beat::WaitUntil(at) => Instant::from_std(at),
-                },
-            };
             tokio::select! {
                 () = stopped(&mut stop) => return End::ServerStopping,
                 message = stream.next() => {
@@ -142,9 +139,7 @@ impl Session {
                         None | Some(Err(_)) => return End::Dropped,
                         Some(Ok(message)) => message,
                     };
-                    if let Some(beat) = heartbeat.as_mut() {
-                        beat.heard(std::time::Instant::now());
-                    }
+                    heard = true;
                     let binary = match message {
                         Message::Binary(binary) => binary,
                         Message::Ping(_) | Message::Pong(_) => continue,
@@ -153,23 +148,51 @@ impl Session {
                             return End::Violation("a text message (sessions carry binary messages only)".into());
                         }
                     };
+                    let opening = heartbeat.is_none();
                     if let Err(end) = self.on_message(binary, &mut heartbeat).await {
                         return end;
+                    }
+                    if opening && let Some(beat) = heartbeat.as_mut() {
+                        heard = false;
+                        match self.beat(beat, std::time::Instant::now()) {
+                            Some(at) => timer.as_mut().reset(at),
+                            None => return End::HeartbeatLost,
+                        }
+                    }
+                }
+                () = &mut timer => {
+                    let Some(beat) = heartbeat.as_mut() else {
+                        return End::Violation(format!(
+                            "no open frame within {:?}", settings.open_timeout
+                        ));
+                    };
+                    let now = std::time::Instant::now();
+                    if std::mem::take(&mut heard) {
+                        beat.heard(now);
+                    }
+                    match self.beat(beat, now) {
+                        Some(at) => timer.as_mut().reset(at),
+                        None => return End::HeartbeatLost,
                     }
                 }
                 Some(started) = self.started.recv() => self.on_started(started),
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.on_task_done(done),
-                () = tokio::time::sleep_until(wake_at) => {
-                    if heartbeat.is_none() {
-                        return End::Violation(format!(
-                            "no open frame within {:?}", settings.open_timeout
-                        ));
-                    }
-                }
                 _ = &mut *writer, if !self.writer_done => {
                     self.writer_done = true;
                     return End::Dropped;
                 }
+            }
+        }
+    }
+
+    /// Sends the pings due at `now`; the instant to look again, or `None` if the master
+    /// has been silent too long.
+    fn beat(&self, beat: &mut Heartbeat, now: std::time::Instant) -> Option<Instant> {
+        loop {
+            match beat.poll(now) {
+                Beat::Dead => return None,
+                Beat::Ping => self.parts.outbox.ping(),
+                Beat::WaitUntil(at) => return Some(Instant::from_std(at)),
             }
         }
     }
@@ -211,7 +234,11 @@ impl Session {
                     // the heartbeat's limit; then the slave is killed.
                     let settings = self.state.settings();
                     let limit = settings.heartbeat_interval * settings.heartbeat_misses;
-                    match tokio::time::timeout(limit, link.send(body)).await {
+                    let sent = match link.try_send(body) {
+                        Ok(_) => Ok(true),
+                        Err(body) => tokio::time::timeout(limit, link.send(body)).await,
+                    };
+                    match sent {
                         Ok(_) => {}
                         Err(_) => {
                             tracing::warn!(
@@ -458,17 +485,27 @@ async fn write(
     limit: Duration,
 ) {
     while let Some(out) = outgoing.recv().await {
-        let message = match out {
-            Out::Message(bytes, room) => {
-                // The room is freed once the message is handed to the socket.
-                let message = Message::Binary(bytes);
-                let fed = tokio::time::timeout(limit, sink.feed(message)).await;
-                drop(room);
-                fed
-            }
-            Out::Ping => tokio::time::timeout(limit, sink.feed(Message::Ping(Bytes::new()))).await,
+        // Usually the sink has room at once; only a write that must wait gets a deadline.
+        let ready =
+            match futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx)).now_or_never() {
+                Some(ready) => Ok(ready),
+                None => {
+                    tokio::time::timeout(
+                        limit,
+                        futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx)),
+                    )
+                    .await
+                }
+            };
+        if !matches!(ready, Ok(Ok(()))) {
+            return;
+        }
+        let sent = match out {
+            // The room is freed once the message is handed to the socket.
+            Out::Message(bytes, _room) => sink.start_send_unpin(Message::Binary(bytes)),
+            Out::Ping => sink.start_send_unpin(Message::Ping(Bytes::new())),
         };
-        if !matches!(message, Ok(Ok(()))) {
+        if sent.is_err() {
             return;
         }
         if outgoing.is_empty()
