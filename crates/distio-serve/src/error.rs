@@ -101,6 +101,16 @@ pub enum ServeError {
     #[error("cannot print the configuration as TOML: {0}")]
     PrintConfig(#[from] toml::ser::Error),
 
+    /// The server would listen on a non-loopback address without TLS, and nobody said that is
+    /// intended.
+    #[error(
+        "refusing to listen on {addr} without TLS: basic-auth credentials and everything a session carries would cross the network in the clear; bind to a loopback address (127.0.0.1 or ::1), or set `insecure_plaintext = true` (--insecure-plaintext) if this network is trusted or a TLS proxy on this host fronts the server"
+    )]
+    Plaintext {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+
     /// The server could not listen on its address.
     #[error(
         "cannot listen on {addr}: {source}; choose another `bind` or `port`, or stop what uses it"
@@ -111,14 +121,25 @@ pub enum ServeError {
         /// The operating system's reason.
         source: std::io::Error,
     },
+
+    /// Accepting connections failed while the server was running.
+    #[error(
+        "the server stopped accepting connections: {0}; check the process's file-descriptor limit (`ulimit -n`) and restart it"
+    )]
+    Serve(#[source] std::io::Error),
+
+    /// The async runtime or the signal handlers could not be set up.
+    #[error("cannot start the server's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The process exit code for an error.
 ///
 /// - `0`: `--help` or `--version` was printed (not a failure);
 /// - `64` (`EX_USAGE`): the command line could not be parsed;
-/// - `78` (`EX_CONFIG`): the configuration is invalid (file, key, root, allowlist, credentials);
-/// - `1`: anything else.
+/// - `78` (`EX_CONFIG`): the configuration is invalid (file, key, root, allowlist, credentials,
+///   a non-loopback address without `insecure_plaintext`);
+/// - `1`: anything else (e.g. the port is already in use).
 ///
 /// ```
 /// let err = distio_serve::load_from_args(["distio-serve", "--port", "not-a-port"]).unwrap_err();
@@ -139,8 +160,13 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::Root { .. }
         | ServeError::AllowlistRegex { .. }
         | ServeError::AllowlistEntry { .. }
-        | ServeError::PassphraseUnsupported { .. } => EX_CONFIG,
-        ServeError::Random | ServeError::PrintConfig(_) | ServeError::Bind { .. } => 1,
+        | ServeError::PassphraseUnsupported { .. }
+        | ServeError::Plaintext { .. } => EX_CONFIG,
+        ServeError::Random
+        | ServeError::PrintConfig(_)
+        | ServeError::Bind { .. }
+        | ServeError::Serve(_)
+        | ServeError::Runtime(_) => 1,
     }
 }
 
@@ -163,5 +189,23 @@ mod tests {
     #[test]
     fn other_errors_exit_with_one() {
         assert_eq!(exit_code(&ServeError::Random), 1);
+        let in_use = ServeError::Bind {
+            addr: "127.0.0.1:1337".parse().unwrap(),
+            source: std::io::ErrorKind::AddrInUse.into(),
+        };
+        assert_eq!(exit_code(&in_use), 1);
+        assert!(in_use.to_string().contains("127.0.0.1:1337"), "{in_use}");
+    }
+
+    #[test]
+    fn plaintext_refusal_is_a_config_error_that_says_why() {
+        let err = ServeError::Plaintext {
+            addr: "0.0.0.0:1337".parse().unwrap(),
+        };
+        let text = err.to_string();
+        assert!(text.contains("0.0.0.0:1337"), "{text}");
+        assert!(text.contains("in the clear"), "{text}");
+        assert!(text.contains("insecure_plaintext"), "{text}");
+        assert_eq!(exit_code(&err), EX_CONFIG);
     }
 }

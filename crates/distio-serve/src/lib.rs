@@ -17,7 +17,7 @@
 //! use distio_serve::Server;
 //! use std::time::Duration;
 //!
-//! # async fn run() -> Result<(), distio_serve::ServerError> {
+//! # async fn run() -> Result<(), distio_serve::ServeError> {
 //! let server = Server::builder()
 //!     .port(0)
 //!     .root("/srv/slaves")
@@ -35,6 +35,13 @@
 //! server.run().await
 //! # }
 //! ```
+//!
+//! The `distio-serve` binary is this, with logging and signals around it:
+//! [`load_from_args`] (every layer of the configuration), then
+//! [`ServerBuilder::from_loaded`] (every key mapped onto the builder, the session route
+//! behind the allowlist and basic authentication). A non-loopback address is refused
+//! unless `insecure_plaintext` is set: there is no TLS yet. All errors are [`ServeError`];
+//! [`exit_code`] maps each to the binary's exit code.
 //!
 //! ```
 //! let loaded = distio_serve::load_from_args(["distio-serve", "--port", "4000"])?;
@@ -54,4 +61,4 @@ pub use config::{
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;
-pub use server::{Server, ServerBuilder, ServerError, ServerState, ShutdownHandle, router};
+pub use server::{Server, ServerBuilder, ServerState, ShutdownHandle, router};

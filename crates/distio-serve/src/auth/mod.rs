@@ -53,8 +53,11 @@ impl Access {
             Some(auth) => Some(Arc::new(Credentials::new(auth)?)),
             None => None,
         };
-        if credentials.is_none() {
-            tracing::warn!("no basic_auth configured: any allowed peer may start slaves");
+        if let Some(credentials) = &credentials {
+            tracing::info!(
+                user = credentials.username(),
+                "basic authentication required (plain-text password from the configuration)"
+            );
         }
         Ok(Self {
             allowlist: Arc::new(loaded.allowlist.clone()),

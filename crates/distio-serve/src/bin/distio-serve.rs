@@ -1,78 +1,70 @@
 //! `distio-serve`: hosts distio slaves for remote masters.
 //!
-//! For now it takes `--bind`, `--port` and `--root` (the full configuration loader comes
-//! with the config work). SIGTERM or SIGINT stops it gracefully, with exit code 0.
+//! Loads the configuration (defaults < config file < `DISTIO_SERVE_…` environment < command
+//! line; see `docs/serve.md`), installs the logger, and serves until SIGTERM or SIGINT, which
+//! stop it gracefully with exit code 0. Once it listens it prints `listening on ADDR` on
+//! standard output (scripts and tests read the address from that line); logs go to standard
+//! error. Exit codes: 0 stopped, `--help`, `--version` or `--print-config`; 64 a bad command
+//! line; 78 a bad configuration; 1 anything else.
 
-use clap::Parser;
-use distio_serve::Server;
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::io::Write;
 use std::process::ExitCode;
 
-/// Hosts distio slaves for remote masters over WebSockets.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    bind: IpAddr,
-    /// The port to listen on (0 picks a free one, printed at start).
-    #[arg(long, default_value_t = 1337)]
-    port: u16,
-    /// The directory scripts are found under (default: the working directory).
-    #[arg(long, default_value = ".")]
-    root: PathBuf,
-    /// Runs scripts with this extension with this interpreter, as EXT=PROGRAM (e.g.
-    /// `sh=/bin/sh`); repeatable.
-    #[arg(long = "interpreter", value_name = "EXT=PROGRAM")]
-    interpreters: Vec<String>,
-}
+use distio_serve::{LoadedConfig, ServeError, ServerBuilder, exit_code, init_logging};
+use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = Args::parse();
+    let loaded = match distio_serve::load_from_args(std::env::args_os()) {
+        Ok(loaded) => loaded,
+        Err(err) => return fail(&err),
+    };
+    if loaded.print_config {
+        return match loaded.config.to_toml() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
+    init_logging(&loaded.config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("distio-serve: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return fail(&ServeError::Runtime(err)),
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(&loaded)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("distio-serve: {err}");
-            ExitCode::FAILURE
-        }
+        Err(err) => fail(&err),
     }
 }
 
-async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = Server::builder()
-        .address(args.bind)
-        .port(args.port)
-        .root(args.root);
-    for mapping in &args.interpreters {
-        let (ext, program) = mapping
-            .split_once('=')
-            .ok_or_else(|| format!("--interpreter {mapping:?} is not EXT=PROGRAM"))?;
-        builder = builder.interpreter(ext, program);
+/// Reports `err` (clap prints its own help, version and usage messages) and returns its exit
+/// code.
+fn fail(err: &ServeError) -> ExitCode {
+    let code = exit_code(err);
+    match err {
+        // `--help` and `--version` go to stdout, usage errors to stderr, as clap formats them.
+        ServeError::Usage(clap_err) => {
+            let _ = clap_err.print();
+        }
+        err => eprintln!("distio-serve: {err}"),
     }
-    let server = builder.build().await?;
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    let server = ServerBuilder::from_loaded(loaded)?.build().await?;
+    let addr = server.local_addr();
     // Tests and scripts read the bound address from this line.
-    println!("listening on {}", server.local_addr());
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, root = %loaded.config.root.display(), "listening on {addr}");
     let stop = server.shutdown_handle();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
@@ -80,6 +72,5 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         stop.shutdown();
     });
-    server.run().await?;
-    Ok(())
+    server.run().await
 }

@@ -78,10 +78,47 @@ pub struct CliArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kill_slaves_after: Option<String>,
 
+    /// Run scripts ending in .EXT with PROGRAM, e.g. `py=/usr/bin/python3`; repeatable. Any
+    /// interpreter setting replaces the built-in table (py, js, sh).
+    #[arg(long = "interpreter", value_name = "EXT=PROGRAM", value_parser = parse_interpreter)]
+    #[serde(
+        rename = "interpreters",
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "serialize_interpreters"
+    )]
+    pub interpreters: Vec<(String, PathBuf)>,
+
+    /// Allow a non-loopback --bind without TLS: basic-auth credentials and sessions then cross
+    /// the network in the clear. Only on a trusted network or behind a TLS proxy on this host.
+    #[arg(long = "insecure-plaintext")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_plaintext: bool,
+
     /// Print the effective configuration as TOML (secrets shown as ***) and exit.
     #[arg(long = "print-config")]
     #[serde(skip)]
     pub print_config: bool,
+}
+
+/// Reads an `--interpreter EXT=PROGRAM` value.
+fn parse_interpreter(v: &str) -> Result<(String, PathBuf), String> {
+    match v.split_once('=') {
+        Some((ext, program)) if !ext.is_empty() && !program.is_empty() => Ok((
+            ext.trim_start_matches('.').to_owned(),
+            PathBuf::from(program),
+        )),
+        _ => Err(format!(
+            "`{v}` is not EXT=PROGRAM; write e.g. `py=/usr/bin/python3`"
+        )),
+    }
+}
+
+/// `--interpreter` values, as the `interpreters` table.
+fn serialize_interpreters<S: serde::Serializer>(
+    pairs: &[(String, PathBuf)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(ext, program)| (ext, program)))
 }
 
 /// Checks a `--kill-slaves-after` value; the string itself goes on to the config layer.
@@ -117,6 +154,28 @@ mod tests {
     }
 
     #[test]
+    fn interpreters_and_plaintext_flags() {
+        let args = CliArgs::try_parse_from([
+            "x",
+            "--interpreter",
+            "sh=/bin/sh",
+            "--interpreter=.rb=ruby",
+            "--insecure-plaintext",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.interpreters,
+            [
+                ("sh".to_owned(), PathBuf::from("/bin/sh")),
+                ("rb".to_owned(), PathBuf::from("ruby"))
+            ]
+        );
+        assert!(args.insecure_plaintext);
+        assert!(CliArgs::try_parse_from(["x", "--interpreter", "sh"]).is_err());
+        assert!(CliArgs::try_parse_from(["x", "--interpreter", "=x"]).is_err());
+    }
+
+    #[test]
     fn help_mentions_every_option() {
         let help = CliArgs::command().render_long_help().to_string();
         for flag in [
@@ -128,6 +187,8 @@ mod tests {
             "--log-format",
             "--max-concurrent-slaves",
             "--kill-slaves-after",
+            "--interpreter",
+            "--insecure-plaintext",
             "--print-config",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");

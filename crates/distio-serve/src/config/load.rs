@@ -337,8 +337,29 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             "it must be at least 1",
         ));
     }
-    if config.max_frame_len == 0 {
-        return Err(invalid(figment, "max_frame_len", "it must be at least 1"));
+    for (key, value) in [
+        ("max_frame_len", config.max_frame_len),
+        ("max_channels_per_session", config.max_channels_per_session),
+        ("outbox_limit", config.outbox_limit),
+        ("slave_inbox_limit", config.slave_inbox_limit),
+    ] {
+        if value == 0 {
+            return Err(invalid(figment, key, "it must be at least 1"));
+        }
+        if u32::try_from(value).is_err() {
+            return Err(invalid(
+                figment,
+                key,
+                "it must be at most 4294967295 (4 GiB - 1)",
+            ));
+        }
+    }
+    if config.open_timeout.is_zero() {
+        return Err(invalid(
+            figment,
+            "open_timeout",
+            "it must be longer than zero",
+        ));
     }
     if let Some(auth) = &config.basic_auth {
         if auth.username.is_empty() || auth.username.contains(':') {

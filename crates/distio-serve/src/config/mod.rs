@@ -71,6 +71,20 @@ pub struct ServeConfig {
     /// The largest frame accepted from a master or a slave, in bytes.
     /// Default [`distio_proto::DEFAULT_MAX_FRAME_LEN`].
     pub max_frame_len: usize,
+    /// How many slaves one session may have starting or running at once. Default 1024.
+    pub max_channels_per_session: usize,
+    /// How long a new connection has to open its session before it is closed. Default 10 s.
+    #[serde(with = "duration::required")]
+    pub open_timeout: Duration,
+    /// Most bytes waiting to be written to one session's WebSocket. Default 8 MiB. When it is
+    /// full, slaves' frames wait for room and their output lines are dropped (and counted).
+    pub outbox_limit: usize,
+    /// Most bytes of frames waiting to be written to one slave's socket. Default 8 MiB.
+    pub slave_inbox_limit: usize,
+    /// Allow listening on an address that is not loopback without TLS. Default `false`: the
+    /// server refuses to start there, because basic-auth credentials and sessions would cross
+    /// the network in the clear.
+    pub insecure_plaintext: bool,
     /// How much is logged. Default `info`.
     pub log_level: LogLevel,
     /// How log lines are written. Default `text`.
@@ -109,6 +123,11 @@ impl Default for ServeConfig {
             heartbeat_misses: 3,
             shutdown_grace: Duration::from_secs(10),
             max_frame_len: distio_proto::DEFAULT_MAX_FRAME_LEN,
+            max_channels_per_session: 1024,
+            open_timeout: Duration::from_secs(10),
+            outbox_limit: 8 << 20,
+            slave_inbox_limit: 8 << 20,
+            insecure_plaintext: false,
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             server_name: None,

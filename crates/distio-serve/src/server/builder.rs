@@ -3,11 +3,12 @@
 use axum::Router;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Server, ServerError};
+use super::Server;
+use crate::{Access, LoadedConfig, ServeConfig, ServeError};
 
 /// What wraps the router before it serves (the auth middleware, say).
 pub(crate) type RouterMap = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -33,29 +34,43 @@ pub(crate) struct Settings {
     pub(crate) open_timeout: Duration,
     pub(crate) outbox_limit: usize,
     pub(crate) slave_inbox_limit: usize,
+    pub(crate) insecure_plaintext: bool,
 }
 
 impl Default for Settings {
+    /// The same defaults as [`ServeConfig::default`]: one set, documented in `docs/serve.md`.
     fn default() -> Self {
+        Settings::from_config(&ServeConfig::default())
+    }
+}
+
+impl Settings {
+    /// Every key of a configuration, with the same bounds the builder's setters apply.
+    fn from_config(config: &ServeConfig) -> Self {
         Settings {
-            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 1337,
-            root: PathBuf::from("."),
-            interpreters: BTreeMap::new(),
-            max_concurrent_slaves: 64,
-            queue_limit: 256,
-            queue_timeout: Duration::from_secs(60),
-            kill_slaves_after: None,
-            kill_grace: Duration::from_secs(5),
-            heartbeat_interval: Duration::from_secs(10),
-            heartbeat_misses: 3,
-            shutdown_grace: Duration::from_secs(10),
-            max_frame_len: distio_proto::DEFAULT_MAX_FRAME_LEN,
-            server_name: host_name(),
-            max_channels_per_session: 1024,
-            open_timeout: Duration::from_secs(10),
-            outbox_limit: 8 << 20,
-            slave_inbox_limit: 8 << 20,
+            address: config.bind,
+            port: config.port,
+            root: config.root.clone(),
+            interpreters: config
+                .interpreters
+                .iter()
+                .map(|(ext, program)| (ext.trim_start_matches('.').to_owned(), program.clone()))
+                .collect(),
+            max_concurrent_slaves: config.max_concurrent_slaves.max(1),
+            queue_limit: config.queue_limit,
+            queue_timeout: config.queue_timeout,
+            kill_slaves_after: config.kill_slaves_after.filter(|d| !d.is_zero()),
+            kill_grace: config.kill_grace,
+            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_misses: config.heartbeat_misses.max(1),
+            shutdown_grace: config.shutdown_grace,
+            max_frame_len: config.max_frame_len.clamp(1, u32::MAX as usize),
+            server_name: config.server_name.clone().unwrap_or_else(host_name),
+            max_channels_per_session: config.max_channels_per_session.max(1),
+            open_timeout: config.open_timeout,
+            outbox_limit: config.outbox_limit.clamp(1, u32::MAX as usize),
+            slave_inbox_limit: config.slave_inbox_limit.clamp(1, u32::MAX as usize),
+            insecure_plaintext: config.insecure_plaintext,
         }
     }
 }
@@ -68,15 +83,30 @@ fn host_name() -> String {
         .unwrap_or_else(|| "distio-serve".to_owned())
 }
 
-/// Configures and starts a [`Server`]. Every setting has a safe default: bind 127.0.0.1,
-/// port 1337, the working directory as root, no interpreters (only executable files run).
+/// Whether `address` only reaches this host: 127.0.0.0/8, `::1`, or an IPv4-mapped
+/// loopback address.
+pub(crate) fn is_loopback(address: IpAddr) -> bool {
+    address.to_canonical().is_loopback()
+}
+
+/// Configures and starts a [`Server`].
+///
+/// Every setting has the default of the configuration key of the same name
+/// ([`ServeConfig::default`], listed in `docs/serve.md`): bind 127.0.0.1, port 1337, the
+/// working directory as root, `py`/`js`/`sh` interpreters, CPUs × 4 slaves at once, a
+/// 15-minute lifetime limit. [`from_config`](Self::from_config) sets all of them from a
+/// configuration, [`from_loaded`](Self::from_loaded) adds its access checks.
+///
+/// A non-loopback address is refused at [`build`](Self::build) unless
+/// [`insecure_plaintext`](Self::insecure_plaintext) is set: there is no TLS yet.
 ///
 /// ```no_run
 /// use distio_serve::Server;
 /// use std::time::Duration;
-/// # async fn run() -> Result<(), distio_serve::ServerError> {
+/// # async fn run() -> Result<(), distio_serve::ServeError> {
 /// let server = Server::builder()
 ///     .address("0.0.0.0".parse().unwrap())
+///     .insecure_plaintext(true) // a trusted network: no TLS yet
 ///     .port(1337)
 ///     .root("/srv/slaves")
 ///     .interpreter("py", "/usr/bin/python3")
@@ -95,6 +125,15 @@ fn host_name() -> String {
 pub struct ServerBuilder {
     pub(crate) settings: Settings,
     pub(crate) router_map: Option<RouterMap>,
+    /// The access checks [`from_loaded`](Self::from_loaded) added, for the start's warning.
+    open_access: Option<OpenAccess>,
+}
+
+/// Which access checks guard the session route.
+#[derive(Clone, Copy, Debug)]
+struct OpenAccess {
+    authenticated: bool,
+    allowlisted: bool,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -102,12 +141,56 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("settings", &self.settings)
             .field("router_map", &self.router_map.is_some())
+            .field("open_access", &self.open_access)
             .finish()
     }
 }
 
 impl ServerBuilder {
-    /// The address to listen on (default 127.0.0.1).
+    /// A builder with every key of `config`: `bind`, `port`, `root`, `interpreters` (the
+    /// whole table), the limits, the heartbeat, the graces, `server_name` and
+    /// `insecure_plaintext`. Logging and the access checks (`authorized_ips`,
+    /// `basic_auth`) are not the server core's: see [`from_loaded`](Self::from_loaded).
+    ///
+    /// ```
+    /// let config: distio_serve::ServeConfig = toml::from_str("port = 0\nqueue_limit = 4")?;
+    /// let builder = distio_serve::ServerBuilder::from_config(&config);
+    /// # drop(builder);
+    /// # Ok::<(), toml::de::Error>(())
+    /// ```
+    pub fn from_config(config: &ServeConfig) -> Self {
+        ServerBuilder {
+            settings: Settings::from_config(config),
+            router_map: None,
+            open_access: None,
+        }
+    }
+
+    /// A builder with every key of a loaded configuration, its session route guarded by
+    /// the configuration's [`Access`] checks: the IP allowlist first (403), then basic
+    /// authentication (401). What the `distio-serve` binary runs.
+    ///
+    /// Logs a warning when no `basic_auth` is set and the address is not loopback.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), distio_serve::ServeError> {
+    /// let loaded = distio_serve::load_from_args(["distio-serve", "--config", "serve.toml"])?;
+    /// let server = distio_serve::ServerBuilder::from_loaded(&loaded)?.build().await?;
+    /// server.run().await
+    /// # }
+    /// ```
+    pub fn from_loaded(loaded: &LoadedConfig) -> Result<Self, ServeError> {
+        let access = Access::from_config(loaded)?;
+        let mut builder = Self::from_config(&loaded.config);
+        builder.open_access = Some(OpenAccess {
+            authenticated: access.credentials.is_some(),
+            allowlisted: !access.allowlist.is_open(),
+        });
+        Ok(builder.map_router(move |router| access.protect(router)))
+    }
+
+    /// The address to listen on (default 127.0.0.1). An address that is not loopback also
+    /// needs [`insecure_plaintext`](Self::insecure_plaintext).
     pub fn address(mut self, address: IpAddr) -> Self {
         self.settings.address = address;
         self
@@ -128,7 +211,8 @@ impl ServerBuilder {
     }
 
     /// Runs scripts whose name ends in `.{extension}` with `program` (the script's path
-    /// is its first argument). Other scripts must be executable files.
+    /// is its first argument), in addition to (or instead of) the default `py` →
+    /// `python3`, `js` → `node`, `sh` → `/bin/sh`. Other scripts must be executable files.
     pub fn interpreter(
         mut self,
         extension: impl Into<String>,
@@ -140,8 +224,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How many slaves run at once across all sessions (default 64, at least 1); spawns
-    /// beyond wait in a FIFO queue.
+    /// How many slaves run at once across all sessions (default: CPUs × 4, at least 1);
+    /// spawns beyond wait in a FIFO queue.
     pub fn max_concurrent_slaves(mut self, max: usize) -> Self {
         self.settings.max_concurrent_slaves = max.max(1);
         self
@@ -154,14 +238,14 @@ impl ServerBuilder {
         self
     }
 
-    /// How long a spawn may wait for a place (default 60 s).
+    /// How long a spawn may wait for a place (default 30 s).
     pub fn queue_timeout(mut self, timeout: Duration) -> Self {
         self.settings.queue_timeout = timeout;
         self
     }
 
     /// Ends a slave that runs longer than this (SIGTERM, then SIGKILL after the
-    /// [`kill_grace`](Self::kill_grace)); `None` (the default) lets slaves live.
+    /// [`kill_grace`](Self::kill_grace)); default 15 minutes, `None` lets slaves live.
     pub fn kill_slaves_after(mut self, limit: Option<Duration>) -> Self {
         self.settings.kill_slaves_after = limit;
         self
@@ -174,7 +258,7 @@ impl ServerBuilder {
     }
 
     /// A session is pinged every `interval` and ended when nothing arrived for
-    /// `interval × misses` (default 10 s × 3).
+    /// `interval × misses` (default 5 s × 3).
     pub fn heartbeat(mut self, interval: Duration, misses: u32) -> Self {
         self.settings.heartbeat_interval = interval;
         self.settings.heartbeat_misses = misses.max(1);
@@ -227,6 +311,28 @@ impl ServerBuilder {
         self
     }
 
+    /// Allows listening on an address that is not loopback without TLS (default false).
+    ///
+    /// Without TLS, basic-auth credentials and everything a session carries cross the
+    /// network in the clear; set this only on a trusted network or behind a TLS-terminating
+    /// proxy on the same host. Loopback addresses (127.0.0.0/8, `::1`) never need it.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), distio_serve::ServeError> {
+    /// let server = distio_serve::Server::builder()
+    ///     .address("10.0.0.5".parse().unwrap())
+    ///     .insecure_plaintext(true)
+    ///     .build()
+    ///     .await?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insecure_plaintext(mut self, allow: bool) -> Self {
+        self.settings.insecure_plaintext = allow;
+        self
+    }
+
     /// Wraps the server's router before it serves, e.g. to add authentication layers:
     /// `.map_router(|router| router.layer(my_layer))`. Called once, by
     /// [`build`](Self::build).
@@ -242,29 +348,175 @@ impl ServerBuilder {
         self
     }
 
-    /// Checks the root and binds the listening socket.
-    pub async fn build(self) -> Result<Server, ServerError> {
+    /// Checks the root and the address, then binds the listening socket.
+    ///
+    /// Fails with [`ServeError::Root`] when the root is not a directory,
+    /// [`ServeError::Plaintext`] for a non-loopback address without
+    /// [`insecure_plaintext`](Self::insecure_plaintext) (before anything is bound), and
+    /// [`ServeError::Bind`] when the address cannot be listened on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = distio_serve::Server::builder()
+    ///     .address("0.0.0.0".parse().unwrap())
+    ///     .build()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, distio_serve::ServeError::Plaintext { .. }));
+    /// # }
+    /// ```
+    pub async fn build(self) -> Result<Server, ServeError> {
         let mut settings = self.settings;
         settings.root = tokio::fs::canonicalize(&settings.root)
             .await
+            .map_err(|err| err.to_string())
             .and_then(|root| {
                 if root.is_dir() {
                     Ok(root)
                 } else {
-                    Err(std::io::Error::other("it is not a directory"))
+                    Err("it is not a directory".to_owned())
                 }
             })
-            .map_err(|source| ServerError::Root {
+            .map_err(|reason| ServeError::Root {
                 path: settings.root.clone(),
-                source,
+                reason,
             })?;
-        let address = SocketAddr::new(settings.address, settings.port);
-        let listener = tokio::net::TcpListener::bind(address)
+        let addr = SocketAddr::new(settings.address, settings.port);
+        if !is_loopback(settings.address) {
+            if !settings.insecure_plaintext {
+                return Err(ServeError::Plaintext { addr });
+            }
+            tracing::warn!(
+                %addr,
+                "insecure_plaintext: serving without TLS on a non-loopback address; credentials and sessions cross the network in the clear"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| ServerError::Bind {
-                address: address.to_string(),
-                source,
-            })?;
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        if let Some(access) = self.open_access.filter(|a| !a.authenticated) {
+            let addr = listener.local_addr().unwrap_or(addr);
+            let root = settings.root.display();
+            if is_loopback(settings.address) {
+                tracing::info!(
+                    "no basic_auth configured: any user of this host can run the scripts under {root}"
+                );
+            } else {
+                let from = if access.allowlisted {
+                    " from an authorized_ips address"
+                } else {
+                    ""
+                };
+                tracing::warn!(
+                    "no basic_auth configured: anyone who can reach {addr}{from} can run the scripts under {root}"
+                );
+            }
+        }
         Server::new(listener, settings, self.router_map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_127_8_and_v6_one_and_mapped() {
+        for a in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "0.0.0.0",
+            "::",
+            "10.0.0.1",
+            "::ffff:10.0.0.1",
+            "192.168.1.1",
+        ] {
+            assert!(!is_loopback(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn every_config_key_reaches_the_settings() {
+        let config: ServeConfig = toml::from_str(
+            r#"
+            bind = "10.0.0.1"
+            port = 4000
+            root = "/tmp"
+            max_concurrent_slaves = 3
+            queue_limit = 5
+            queue_timeout = "7s"
+            kill_slaves_after = "1h"
+            kill_grace = "2s"
+            heartbeat_interval = "4s"
+            heartbeat_misses = 6
+            shutdown_grace = "9s"
+            max_frame_len = 1000
+            server_name = "box"
+            max_channels_per_session = 11
+            open_timeout = "3s"
+            outbox_limit = 12345
+            slave_inbox_limit = 23456
+            insecure_plaintext = true
+            [interpreters]
+            rb = "ruby"
+            "#,
+        )
+        .unwrap();
+        let s = ServerBuilder::from_config(&config).settings;
+        assert_eq!(s.address, config.bind);
+        assert_eq!(s.port, 4000);
+        assert_eq!(s.root, PathBuf::from("/tmp"));
+        assert_eq!(s.interpreters, config.interpreters);
+        assert_eq!(s.max_concurrent_slaves, 3);
+        assert_eq!(s.queue_limit, 5);
+        assert_eq!(s.queue_timeout, Duration::from_secs(7));
+        assert_eq!(s.kill_slaves_after, Some(Duration::from_secs(3600)));
+        assert_eq!(s.kill_grace, Duration::from_secs(2));
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(4));
+        assert_eq!(s.heartbeat_misses, 6);
+        assert_eq!(s.shutdown_grace, Duration::from_secs(9));
+        assert_eq!(s.max_frame_len, 1000);
+        assert_eq!(s.server_name, "box");
+        assert_eq!(s.max_channels_per_session, 11);
+        assert_eq!(s.open_timeout, Duration::from_secs(3));
+        assert_eq!(s.outbox_limit, 12345);
+        assert_eq!(s.slave_inbox_limit, 23456);
+        assert!(s.insecure_plaintext);
+    }
+
+    #[test]
+    fn builder_defaults_are_the_config_defaults() {
+        let s = ServerBuilder::default().settings;
+        let c = ServeConfig::default();
+        assert_eq!(s.address, c.bind);
+        assert_eq!(s.port, c.port);
+        assert_eq!(s.queue_timeout, c.queue_timeout);
+        assert_eq!(s.kill_slaves_after, c.kill_slaves_after);
+        assert_eq!(s.interpreters, c.interpreters);
+        assert!(!s.insecure_plaintext);
+    }
+
+    #[tokio::test]
+    async fn non_loopback_without_the_opt_in_is_refused_before_binding() {
+        // Something already listens there: binding would fail with "in use" instead.
+        let taken = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = ServerBuilder::default()
+            .address("0.0.0.0".parse().unwrap())
+            .port(port)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServeError::Plaintext { .. }), "{err}");
+        let err = ServerBuilder::default()
+            .address("0.0.0.0".parse().unwrap())
+            .port(port)
+            .insecure_plaintext(true)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServeError::Bind { .. }), "{err}");
     }
 }

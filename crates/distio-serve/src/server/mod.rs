@@ -1,7 +1,6 @@
 //! The server: its configuration, its router, its sessions and the slaves they start.
 
 mod builder;
-mod error;
 mod lifetime;
 mod outbox;
 mod output;
@@ -13,7 +12,6 @@ mod slots;
 mod state;
 
 pub use builder::ServerBuilder;
-pub use error::ServerError;
 pub use state::ServerState;
 
 use axum::Router;
@@ -25,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+use crate::ServeError;
 use builder::{RouterMap, Settings};
 
 /// The path of the session route.
@@ -33,7 +32,7 @@ const SESSION_PATH: &str = "/session";
 /// A bound server, ready to [`run`](Self::run). Made by [`Server::builder`].
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), distio_serve::ServerError> {
+/// # async fn run() -> Result<(), distio_serve::ServeError> {
 /// let server = distio_serve::Server::builder().port(0).build().await?;
 /// let addr = server.local_addr();
 /// let stop = server.shutdown_handle();
@@ -71,8 +70,8 @@ impl Server {
         listener: tokio::net::TcpListener,
         settings: Settings,
         router_map: Option<RouterMap>,
-    ) -> Result<Self, ServerError> {
-        let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+    ) -> Result<Self, ServeError> {
+        let local_addr = listener.local_addr().map_err(ServeError::Serve)?;
         let (stop, stopped) = watch::channel(false);
         let state = ServerState::new(settings, stopped);
         Ok(Server {
@@ -105,7 +104,7 @@ impl Server {
     /// every session the server is stopping, ends every slave (SIGTERM, then SIGKILL
     /// after the shorter of the kill grace and the shutdown grace) and returns once
     /// they are gone (at most about the shutdown grace later).
-    pub async fn run(self) -> Result<(), ServerError> {
+    pub async fn run(self) -> Result<(), ServeError> {
         let Server {
             listener,
             state,
@@ -122,7 +121,7 @@ impl Server {
             let _ = stopped.wait_for(|&stop| stop).await;
         };
         tracing::info!(
-            address = %listener.local_addr().map_err(ServerError::Serve)?,
+            address = %listener.local_addr().map_err(ServeError::Serve)?,
             root = %state.settings().root.display(),
             "serving sessions"
         );
@@ -139,7 +138,7 @@ impl Server {
         )
         .with_graceful_shutdown(until_stopped)
         .await
-        .map_err(ServerError::Serve)?;
+        .map_err(ServeError::Serve)?;
         state.wait_sessions().await;
         tracing::info!("stopped");
         Ok(())

@@ -141,7 +141,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
     pub stop: ShutdownHandle,
-    pub task: tokio::task::JoinHandle<Result<(), distio_serve::ServerError>>,
+    pub task: tokio::task::JoinHandle<Result<(), distio_serve::ServeError>>,
 }
 
 /// Starts a server on 127.0.0.1:0 with a fresh root, `.sh` run by `/bin/sh`, short
@@ -167,7 +167,7 @@ pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Te
     }
 }
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A raw session client.
@@ -189,7 +189,11 @@ impl Client {
 
     /// Connects and opens the session.
     pub async fn connect(addr: SocketAddr) -> Client {
-        let ws = Self::connect_raw(addr).await;
+        Self::open_on(Self::connect_raw(addr).await).await
+    }
+
+    /// Opens the session on an upgraded connection.
+    pub async fn open_on(ws: Ws) -> Client {
         let mut client = Client {
             ws,
             session: ClientSession::new(SessionCodec::new()),
