@@ -44,15 +44,15 @@ pub(crate) struct Session {
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
+/// A spawn waiting for the server's answer: the channel it will use, and its waiter.
+type PendingSpawn = (
+    Arc<RemoteChannel>,
+    oneshot::Sender<Result<Spawned, SpawnFailed>>,
+);
+
 struct State {
     client: ClientSession,
-    spawns: HashMap<
-        Channel,
-        (
-            Arc<RemoteChannel>,
-            oneshot::Sender<Result<Spawned, SpawnFailed>>,
-        ),
-    >,
+    spawns: HashMap<Channel, PendingSpawn>,
     channels: HashMap<Channel, Arc<RemoteChannel>>,
     loss: Option<HostLoss>,
 }
