@@ -1,5 +1,6 @@
 //! Starting local slave processes.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -341,27 +342,30 @@ pub struct CapturedOutput {
     pub stderr: Vec<u8>,
 }
 
+/// The newest [`CAPTURE_LIMIT`] bytes of each stream. A ring buffer: appending costs the
+/// bytes appended, not the bytes kept (a slave writing many short lines, relayed one line
+/// at a time for a remote slave, must not cost a megabyte's move per line).
 #[derive(Debug, Default)]
 pub(crate) struct Captured {
-    stdout: Mutex<Vec<u8>>,
-    stderr: Mutex<Vec<u8>>,
+    stdout: Mutex<VecDeque<u8>>,
+    stderr: Mutex<VecDeque<u8>>,
 }
 
 impl Captured {
     /// Appends to the captured stream, keeping the newest [`CAPTURE_LIMIT`] bytes.
     pub(crate) fn append(&self, stderr: bool, data: &[u8]) {
         let mut buf = lock(if stderr { &self.stderr } else { &self.stdout });
-        buf.extend_from_slice(data);
-        if buf.len() > CAPTURE_LIMIT {
-            let excess = buf.len() - CAPTURE_LIMIT;
-            buf.drain(..excess);
-        }
+        let data = &data[data.len().saturating_sub(CAPTURE_LIMIT)..];
+        let excess = (buf.len() + data.len()).saturating_sub(CAPTURE_LIMIT);
+        buf.drain(..excess);
+        buf.extend(data);
     }
 
     pub(crate) fn snapshot(&self) -> CapturedOutput {
+        let copy = |buf: &Mutex<VecDeque<u8>>| lock(buf).iter().copied().collect();
         CapturedOutput {
-            stdout: lock(&self.stdout).clone(),
-            stderr: lock(&self.stderr).clone(),
+            stdout: copy(&self.stdout),
+            stderr: copy(&self.stderr),
         }
     }
 }
@@ -448,11 +452,11 @@ pub(crate) async fn spawn_local(
             let store = Arc::new(Captured::default());
             if let Some(out) = stdout {
                 let store = Arc::clone(&store);
-                pump(Box::pin(async move { capture(out, &store.stdout).await }));
+                pump(Box::pin(async move { capture(out, &store, false).await }));
             }
             if let Some(err) = stderr {
                 let store = Arc::clone(&store);
-                pump(Box::pin(async move { capture(err, &store.stderr).await }));
+                pump(Box::pin(async move { capture(err, &store, true).await }));
             }
             Some(store)
         }
@@ -485,19 +489,12 @@ async fn until_stopped(pump: Pump, mut process_gone: watch::Receiver<()>) {
 }
 
 /// Keeps the newest [`CAPTURE_LIMIT`] bytes of a child's stream.
-async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Mutex<Vec<u8>>) {
+async fn capture<R: AsyncRead + Unpin>(mut stream: R, into: &Captured, stderr: bool) {
     let mut chunk = vec![0u8; 8192];
     loop {
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => {
-                let mut buf = lock(into);
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() > CAPTURE_LIMIT {
-                    let excess = buf.len() - CAPTURE_LIMIT;
-                    buf.drain(..excess);
-                }
-            }
+            Ok(n) => into.append(stderr, &chunk[..n]),
         }
     }
 }
@@ -518,4 +515,29 @@ pub(crate) async fn watch_process(core: Arc<SlaveCore>, mut process: LocalProces
     }
     tokio::time::sleep(crate::slave_core::EXIT_GRACE).await;
     core.end_link.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_output_keeps_the_newest_bytes_of_each_stream() {
+        let store = Captured::default();
+        for n in 0..CAPTURE_LIMIT / 2 {
+            store.append(false, format!("{:03}\n", n % 1000).as_bytes());
+        }
+        store.append(true, b"err\n");
+        let snap = store.snapshot();
+        assert_eq!(snap.stdout.len(), CAPTURE_LIMIT);
+        assert!(
+            snap.stdout
+                .ends_with(format!("{:03}\n", (CAPTURE_LIMIT / 2 - 1) % 1000).as_bytes())
+        );
+        assert_eq!(snap.stderr, b"err\n");
+        // One append larger than the limit keeps its tail.
+        let big: Vec<u8> = (0..CAPTURE_LIMIT + 10).map(|i| (i % 251) as u8).collect();
+        store.append(true, &big);
+        assert_eq!(store.snapshot().stderr, big[10..]);
+    }
 }

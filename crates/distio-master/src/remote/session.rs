@@ -344,7 +344,12 @@ async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
         }
     };
     if let Some(session) = session.upgrade() {
-        if let LossCause::ProtocolViolation(why) = &cause {
+        // A session already ended (its writer failed) has closed its protocol side, so a
+        // message read after that is refused as "after close": that is not the server
+        // breaking the protocol, and there is no one to tell.
+        if let LossCause::ProtocolViolation(why) = &cause
+            && !session.is_lost()
+        {
             tracing::warn!(host = %session.host, "closing the session: {why}");
             let bye = lock(&session.state)
                 .client

@@ -1,8 +1,9 @@
 //! A slave's stdout and stderr, line by line, as output frames.
 //!
-//! Bounded: a line goes out only if the session's outbox has room for it now; otherwise
-//! it is dropped and counted, and the count goes out as `lost` with the stream's next
-//! line that does. A line is at most [`LINE_LIMIT`](distio_master::LINE_LIMIT) bytes
+//! Bounded: a line goes out only if the session's outbox has room for it now, within the
+//! small share of it output may take (so other slaves' frames never wait behind much of
+//! it); otherwise it is dropped and counted, and the count goes out as `lost` with the
+//! stream's next line that does. A line is at most [`LINE_LIMIT`](distio_master::LINE_LIMIT) bytes
 //! (longer runs are cut into pieces); a piece cut at the limit is sent without a newline.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -66,7 +67,7 @@ async fn relay<R: AsyncRead + Unpin>(
             .output(&output);
         // An error: the session is closing; the stream is still drained.
         if let Ok(message) = message {
-            if outbox.try_send(message) {
+            if outbox.try_output(message) {
                 lost = 0;
             } else {
                 lost += 1;

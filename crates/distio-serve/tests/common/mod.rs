@@ -43,6 +43,73 @@ fn __distio_slave() {
                     #[allow(unreachable_code)]
                     R::Ok(())
                 })
+                .task("square", |n: u64, _| async move { R::Ok(n * n) })
+                .task("fail", |why: String, _| async move {
+                    R::<()>::Err(distio_slave::TaskFailure::new(why))
+                })
+                .task(
+                    "print",
+                    |(out, err): (Vec<String>, Vec<String>), _| async move {
+                        use std::io::Write;
+                        for line in &out {
+                            println!("{line}");
+                        }
+                        let _ = std::io::stdout().flush();
+                        for line in &err {
+                            eprintln!("{line}");
+                        }
+                        R::Ok(out.len() + err.len())
+                    },
+                )
+                .task("flood", |_: (), _| async move {
+                    // Writes lines until the process ends, on a thread of its own (it
+                    // blocks when the server's pipe is full).
+                    std::thread::spawn(|| {
+                        let mut i = 0u64;
+                        loop {
+                            println!("flood line {i} padding padding padding padding padding");
+                            i += 1;
+                        }
+                    });
+                    R::Ok(())
+                })
+                .task(
+                    "emit",
+                    |(name, n): (String, u32), ctx: distio_slave::TaskContext| async move {
+                        for i in 0..n {
+                            ctx.slave()
+                                .emit_wait(&name, &i)
+                                .await
+                                .map_err(|e| distio_slave::TaskFailure::new(e.to_string()))?;
+                        }
+                        R::Ok(n)
+                    },
+                )
+                .task(
+                    "pause_for",
+                    |ms: u64, ctx: distio_slave::TaskContext| async move {
+                        let slave = ctx.slave().clone();
+                        slave.pause();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                            slave.resume();
+                        });
+                        R::Ok(())
+                    },
+                )
+                .task(
+                    "identity",
+                    |_: (), ctx: distio_slave::TaskContext| async move {
+                        let me = ctx.slave();
+                        R::Ok((
+                            me.id(),
+                            me.alias().to_owned(),
+                            me.server_id(),
+                            me.remote_id(),
+                            me.was_proxied(),
+                        ))
+                    },
+                )
                 .task(
                     "proxied",
                     |_: (), ctx: distio_slave::TaskContext| async move {
@@ -329,4 +396,30 @@ impl Client {
         self.send(message).await;
         let _ = self.ws.close(None).await;
     }
+}
+
+/// How many established TCP connections have `port` as their local port (connections
+/// accepted by a server on it), from /proc/net/tcp and /proc/net/tcp6.
+pub fn tcp_connections_to(port: u16) -> usize {
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            // 01: ESTABLISHED.
+            if local_port == Some(port) && *state == "01" {
+                count += 1;
+            }
+        }
+    }
+    count
 }
