@@ -1,9 +1,10 @@
 //! distio-bench: every scenario for distio and for the raw IPC floor, interleaved in one
 //! run; prints a table and writes JSON. Run it through `cargo xtask bench` (release build).
 //!
-//! The same binary is the distio slave (it detects being launched as one) and the memory
-//! probe (`--memory-probe distio|floor SECS`); `floor-echo`, built beside it, is the floor's
-//! child.
+//! The same binary is the memory probe (`--memory-probe distio|floor SECS`) and the remote
+//! scenarios' server (`--serve-probe ROOT`); built beside it are the distio slave
+//! (`bench-slave`), the floor's child (`floor-echo`) and the remote floor's relay
+//! (`floor-relay`).
 
 mod config;
 mod floor;
@@ -13,37 +14,11 @@ mod report;
 mod scenarios;
 mod stats;
 
-use distio_slave::SlaveProcess;
-use serde_bytes::ByteBuf;
 use std::process::ExitCode;
 
 use config::Config;
 use report::{Machine, Outcome};
 use scenarios::Programs;
-
-/// The distio slave: one thread, like the floor's child.
-fn serve_as_slave() -> ExitCode {
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return ExitCode::FAILURE;
-    };
-    let served = runtime.block_on(async {
-        SlaveProcess::new()
-            .task("echo", |data: ByteBuf, _| async move { Ok(data) })
-            .task("noop", |_: (), _| async { Ok(()) })
-            .serve()
-            .await
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("bench slave: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 fn programs() -> Result<Programs, String> {
     let bench = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -55,9 +30,11 @@ fn programs() -> Result<Programs, String> {
         ));
     }
     let floor_relay = bench.with_file_name("floor-relay");
+    let slave = bench.with_file_name("bench-slave");
     Ok(Programs {
         floor_echo,
         floor_relay,
+        slave,
         bench,
     })
 }
@@ -134,9 +111,6 @@ fn write_json(
 }
 
 fn main() -> ExitCode {
-    if distio_slave::launched_as_slave() {
-        return serve_as_slave();
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve-probe") {
         let root = args

@@ -33,7 +33,9 @@ pub(crate) fn probe(args: &[String]) -> Result<(), String> {
 
 async fn distio_load(load_for: Duration) -> Result<u64, String> {
     let master = Master::new();
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("bench-slave");
     let slaves = master
         .spawn_many(SLAVES, SpawnOptions::new(exe).output(Output::Inherit))
         .await

@@ -92,7 +92,7 @@ impl Drop for ServerProcess {
 /// The options for a bench slave on the server at `port`.
 fn remote_options(programs: &Programs, port: u16) -> Result<SpawnOptions> {
     let script = programs
-        .bench
+        .slave
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or("bench has no file name")?;

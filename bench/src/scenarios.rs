@@ -24,11 +24,14 @@ const MIB: usize = 1024 * 1024;
 pub(crate) struct Programs {
     pub(crate) floor_echo: PathBuf,
     pub(crate) floor_relay: PathBuf,
+    /// The distio slave (`bench-slave`): a small binary of its own, so its memory is a
+    /// slave's, not the benchmark's.
+    pub(crate) slave: PathBuf,
     pub(crate) bench: PathBuf,
 }
 
 fn slave_options(programs: &Programs) -> SpawnOptions {
-    SpawnOptions::new(&programs.bench).output(Output::Inherit)
+    SpawnOptions::new(&programs.slave).output(Output::Inherit)
 }
 
 /// Runs `fut` under the per-round cap.

@@ -70,9 +70,9 @@ pub(crate) enum Stdout {
 #[derive(Clone, Debug)]
 pub struct ProcessSpec {
     program: PathBuf,
-    args: Vec<OsString>,
-    env: Vec<(OsString, OsString)>,
-    current_dir: Option<PathBuf>,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) current_dir: Option<PathBuf>,
     pub(crate) inherit_env: bool,
     pub(crate) stdio: Stdout,
 }

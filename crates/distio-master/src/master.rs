@@ -257,7 +257,7 @@ impl Master {
             alias: options.alias,
             group: options.group,
             location: Location::Local {
-                path: options.program,
+                path: options.process.program().to_owned(),
             },
             pid: Some(child.pid),
             link: child.link,

@@ -87,12 +87,11 @@ pub enum Output {
 /// ```
 #[derive(Clone, Debug)]
 pub struct SpawnOptions {
-    pub(crate) program: PathBuf,
+    /// The program, its arguments, environment (on top of the master's) and working
+    /// directory: the same description a host's [`ProcessSpec`] is.
+    pub(crate) process: ProcessSpec,
     pub(crate) alias: Option<String>,
     pub(crate) group: Option<String>,
-    pub(crate) args: Vec<OsString>,
-    pub(crate) env: Vec<(OsString, OsString)>,
-    pub(crate) current_dir: Option<PathBuf>,
     pub(crate) output: Output,
     pub(crate) default_timeout: Timeout,
     pub(crate) catch_all: Option<bool>,
@@ -105,13 +104,12 @@ pub struct SpawnOptions {
 impl SpawnOptions {
     /// Options to start the executable at `program`.
     pub fn new(program: impl Into<PathBuf>) -> Self {
+        let mut process = ProcessSpec::new(program);
+        process.inherit_env = true;
         SpawnOptions {
-            program: program.into(),
+            process,
             alias: None,
             group: None,
-            args: Vec::new(),
-            env: Vec::new(),
-            current_dir: None,
             output: Output::default(),
             default_timeout: Timeout::Inherit,
             catch_all: None,
@@ -190,7 +188,7 @@ impl SpawnOptions {
 
     /// The executable to start.
     pub fn program(&self) -> &Path {
-        &self.program
+        self.process.program()
     }
 
     /// The slave's alias, unique among live slaves. With
@@ -212,7 +210,7 @@ impl SpawnOptions {
     /// Adds a command-line argument.
     #[must_use]
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        self.args.push(arg.into());
+        self.process = self.process.arg(arg);
         self
     }
 
@@ -223,21 +221,21 @@ impl SpawnOptions {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        self.args.extend(args.into_iter().map(Into::into));
+        self.process = self.process.args(args);
         self
     }
 
     /// Sets an environment variable for the slave (on top of the master's environment).
     #[must_use]
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
+        self.process = self.process.env(key, value);
         self
     }
 
     /// The slave's working directory (default: the master's).
     #[must_use]
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.current_dir = Some(dir.into());
+        self.process = self.process.current_dir(dir);
         self
     }
 
@@ -406,22 +404,15 @@ pub(crate) async fn spawn_local(
     options: &SpawnOptions,
     label: String,
 ) -> Result<LocalChild, MasterError> {
-    check_program(&options.program)?;
-    let mut spec = ProcessSpec::new(&options.program).args(&options.args);
-    if let Some(dir) = &options.current_dir {
-        spec = spec.current_dir(dir);
-    }
-    for (key, value) in &options.env {
-        spec = spec.env(key, value);
-    }
-    spec.inherit_env = true;
+    check_program(options.program())?;
+    let mut spec = options.process.clone();
     spec.stdio = match options.output {
         Output::Inherit => Stdout::Inherit,
         Output::Null => Stdout::Null,
         Output::Prefixed | Output::Capture => Stdout::Piped,
     };
     let started = spec.start().await.map_err(|source| MasterError::Spawn {
-        path: options.program.clone(),
+        path: options.program().to_owned(),
         source,
     })?;
     let pid = started.handle.pid();

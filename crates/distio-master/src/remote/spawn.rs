@@ -30,9 +30,9 @@ pub(crate) async fn spawn_remote(
     label: &str,
     codec: distio_proto::FrameCodec,
 ) -> Result<RemoteChild, MasterError> {
-    if !options.env.is_empty() || options.current_dir.is_some() {
+    if !options.process.env.is_empty() || options.process.current_dir.is_some() {
         return Err(MasterError::RemoteOption {
-            option: if options.env.is_empty() {
+            option: if options.process.env.is_empty() {
                 "current_dir"
             } else {
                 "env"
@@ -40,6 +40,7 @@ pub(crate) async fn spawn_remote(
         });
     }
     let args = options
+        .process
         .args
         .iter()
         .map(|arg| {
