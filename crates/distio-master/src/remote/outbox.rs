@@ -3,7 +3,7 @@
 //! the slave's own in between.
 
 use bytes::BytesMut;
-use distio_proto::remote::{Channel, SessionCodec};
+use distio_proto::remote::{Channel, ROUTED_HEADER_LEN, SessionCodec};
 use distio_proto::{Frame, Hello, ProtoError, RequestId};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
@@ -89,7 +89,9 @@ impl RemoteOutbox {
     }
 
     fn encode(&self, frame: &Frame) -> Result<Outgoing, ProtoError> {
-        let mut buf = BytesMut::new();
+        // Sized up front (a walk of the frame, no copy), so encoding never reallocates.
+        let body = self.codec.frame_codec().encoded_len(frame)?;
+        let mut buf = BytesMut::with_capacity(ROUTED_HEADER_LEN + body);
         self.codec.encode_routed(self.channel, frame, &mut buf)?;
         let len = buf.len();
         self.room.add(len);
