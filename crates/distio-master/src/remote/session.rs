@@ -244,11 +244,15 @@ impl Session {
                 }
             }
             ClientEvent::Closing(closing) => {
-                return Err(match closing.reason {
+                let cause = match closing.reason {
                     CloseReason::ServerStopping => LossCause::ServerStopping,
                     CloseReason::HeartbeatLost => LossCause::HeartbeatLost,
                     _ => LossCause::ClosedByServer(closing.message),
-                });
+                };
+                // Ended here, under the cause the server gave, so that a spawn racing the
+                // close is refused with it (not as a frame sent after closing).
+                self.end(cause.clone());
+                return Err(cause);
             }
             ClientEvent::Welcomed(_) => {}
             _ => {}
