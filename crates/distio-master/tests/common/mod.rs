@@ -47,34 +47,9 @@ pub fn block_on_one_thread<F: std::future::Future>(fut: F) -> F::Output {
         .block_on(fut)
 }
 
-/// Fails the test instead of hanging if `fut` takes more than 30 s.
-pub async fn within<F: IntoFuture>(fut: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), fut.into_future())
-        .await
-        .expect("operation hung for 30 s")
-}
-
-/// True once `pid` no longer runs (gone, or a zombie waiting to be reaped).
-pub fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-    }
-}
-
-/// Waits up to 20 s for `pid` to be gone.
-pub async fn wait_gone(pid: u32) -> bool {
-    for _ in 0..200 {
-        if process_gone(pid) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
+mod procs;
+#[allow(unused_imports)]
+pub use procs::{process_gone, wait_gone, within};
 
 static RECORDED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 static BIG_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
