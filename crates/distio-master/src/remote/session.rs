@@ -204,14 +204,21 @@ impl Session {
 
     /// Acts on one message from the server. `Err` ends the session.
     async fn receive(&self, message: Bytes) -> Result<(), LossCause> {
-        let event = lock(&self.state).client.receive(&message);
+        // One lock per message: a routed frame's destination is looked up with the check.
+        let (event, frames) = {
+            let mut state = lock(&self.state);
+            let event = state.client.receive(&message);
+            let frames = match &event {
+                Ok(ClientEvent::Routed { channel, .. }) => {
+                    state.channels.get(channel).and_then(|c| c.frames())
+                }
+                _ => None,
+            };
+            (event, frames)
+        };
         let event = event.map_err(|err| LossCause::ProtocolViolation(err.to_string()))?;
         match event {
-            ClientEvent::Routed { channel, body } => {
-                let frames = lock(&self.state)
-                    .channels
-                    .get(&channel)
-                    .and_then(|c| c.frames());
+            ClientEvent::Routed { body, .. } => {
                 if let Some(frames) = frames {
                     // Waits when the slave's reader is behind: the session is a stream.
                     let _ = frames.send(body).await;
