@@ -131,6 +131,74 @@ pub enum ServeError {
     /// The async runtime or the signal handlers could not be set up.
     #[error("cannot start the server's runtime: {0}")]
     Runtime(#[source] std::io::Error),
+
+    /// The admin listener cannot listen on its address.
+    #[error(
+        "cannot listen for the admin endpoints on {addr}: {source}; choose another `admin_bind` or `admin_port`, or set `admin_port = 0` to turn them off"
+    )]
+    AdminBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// The control socket cannot be created.
+    #[error(
+        "cannot create the control socket {}: {source}; set `control_socket` to a path in a directory this user may write, or to \"off\"", path.display()
+    )]
+    ControlSocket {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// Something other than a socket is at the control socket's path.
+    #[error(
+        "{} exists and is not a socket; remove it or set `control_socket` to another path", path.display()
+    )]
+    ControlPathTaken {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// Another server answers on the control socket.
+    #[error(
+        "another distio-serve answers on the control socket {}; stop it, or give this server its own `control_socket` (and `admin_port`)", path.display()
+    )]
+    ControlInUse {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The operator CLI found no control socket to use.
+    #[error(
+        "no control socket is known: pass --control-socket PATH, or set `control_socket` in the configuration (run as the server's user, or as root)"
+    )]
+    ControlUnknown,
+
+    /// The operator CLI cannot talk to the server.
+    #[error(
+        "cannot talk to distio-serve on {}: {source}; is the server running, and may this user use the socket (its owner or group)? Name it with --control-socket", path.display()
+    )]
+    ControlConnect {
+        /// The socket's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// The server's answer on the control socket is not one the CLI understands.
+    #[error("the server's answer on the control socket cannot be read ({0}); is the server the same version as this command?")]
+    ControlReply(#[source] serde_json::Error),
+
+    /// The server refused the operator's request.
+    #[error("the server refused: {message}")]
+    ControlRefused {
+        /// The server's reason, as a sentence.
+        message: String,
+    },
 }
 
 /// The process exit code for an error.
@@ -166,7 +234,14 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::PrintConfig(_)
         | ServeError::Bind { .. }
         | ServeError::Serve(_)
-        | ServeError::Runtime(_) => 1,
+        | ServeError::Runtime(_)
+        | ServeError::AdminBind { .. }
+        | ServeError::ControlSocket { .. }
+        | ServeError::ControlInUse { .. }
+        | ServeError::ControlConnect { .. }
+        | ServeError::ControlReply(_)
+        | ServeError::ControlRefused { .. } => 1,
+        ServeError::ControlPathTaken { .. } | ServeError::ControlUnknown => EX_CONFIG,
     }
 }
 

@@ -49,6 +49,7 @@
 //! # Ok::<(), distio_serve::ServeError>(())
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 mod error;
@@ -57,7 +58,7 @@ mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    BasicAuth, CliArgs, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, load_from_args,
+    BasicAuth, CliArgs, Command, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, load_from_args,
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;

@@ -13,6 +13,8 @@ fn start_binary() -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
         .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--root"])
         .arg(&root)
+        .env("DISTIO_SERVE_ADMIN_PORT", "0")
+        .env("DISTIO_SERVE_CONTROL_SOCKET", "off")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

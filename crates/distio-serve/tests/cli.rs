@@ -23,6 +23,10 @@ fn command() -> Command {
             command.env_remove(key);
         }
     }
+    // Several servers run at once: none takes the default admin port or control socket.
+    command
+        .env("DISTIO_SERVE_ADMIN_PORT", "0")
+        .env("DISTIO_SERVE_CONTROL_SOCKET", "off");
     command
 }
 

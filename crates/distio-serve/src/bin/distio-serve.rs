@@ -4,7 +4,8 @@
 //! line; see `docs/serve.md`), installs the logger, and serves until SIGTERM or SIGINT, which
 //! stop it gracefully with exit code 0. Once it listens it prints `listening on ADDR` on
 //! standard output (scripts and tests read the address from that line); logs go to standard
-//! error. Exit codes: 0 stopped, `--help`, `--version` or `--print-config`; 64 a bad command
+//! error. With a subcommand (`status`, `list`, `kill`, `drain`) it is instead the operator's
+//! client of a running server's control socket (see `docs/serve.md`). Exit codes: 0 stopped, `--help`, `--version` or `--print-config`; 64 a bad command
 //! line; 78 a bad configuration; 1 anything else.
 
 use std::io::Write;
@@ -14,10 +15,23 @@ use distio_serve::{LoadedConfig, ServeError, ServerBuilder, exit_code, init_logg
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
-    let loaded = match distio_serve::load_from_args(std::env::args_os()) {
+    let args = match <distio_serve::CliArgs as clap::Parser>::try_parse_from(std::env::args_os()) {
+        Ok(args) => args,
+        Err(err) => return fail(&err.into()),
+    };
+    let loaded = match distio_serve::config::load(&args) {
         Ok(loaded) => loaded,
         Err(err) => return fail(&err),
     };
+    if let Some(distio_serve::Command::Admin(command)) = &args.command {
+        return match distio_serve::admin::run_command(command, &loaded.config) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
     if loaded.print_config {
         return match loaded.config.to_toml() {
             Ok(text) => {
@@ -65,6 +79,12 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, root = %loaded.config.root.display(), "listening on {addr}");
     let stop = server.shutdown_handle();
+    let admin = distio_serve::admin::start(&loaded.config, server.state(), stop.clone()).await?;
+    if let Some(admin_addr) = admin.http_addr() {
+        // Tests and scripts read the admin address from this line (nobody may be reading).
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "admin on {admin_addr}").and_then(|()| stdout.flush());
+    }
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
@@ -72,5 +92,7 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
         }
         stop.shutdown();
     });
-    server.run().await
+    let served = server.run().await;
+    admin.stop().await;
+    served
 }

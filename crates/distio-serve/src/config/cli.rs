@@ -98,6 +98,28 @@ pub struct CliArgs {
     #[arg(long = "print-config")]
     #[serde(skip)]
     pub print_config: bool,
+
+    /// A subcommand instead of serving (none: serve).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands of `distio-serve`; without one it serves.
+///
+/// ```
+/// use clap::Parser;
+/// let args = distio_serve::CliArgs::try_parse_from(["distio-serve", "list", "--json"])?;
+/// assert!(matches!(args.command, Some(distio_serve::Command::Admin(_))));
+/// let args = distio_serve::CliArgs::try_parse_from(["distio-serve", "--port", "4000"])?;
+/// assert!(args.command.is_none());
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// The operator's commands (status, list, kill, drain), talking to a running server.
+    #[command(flatten)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// Reads an `--interpreter EXT=PROGRAM` value.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use cli::CliArgs;
+pub use cli::{CliArgs, Command};
 pub use load::{LoadedConfig, load, load_from_args};
 
 /// The effective configuration of a `distio-serve` process.
@@ -85,6 +85,17 @@ pub struct ServeConfig {
     /// server refuses to start there, because basic-auth credentials and sessions would cross
     /// the network in the clear.
     pub insecure_plaintext: bool,
+    /// The address of the admin listener (`/healthz`, `/readyz`, `/metrics`). Default
+    /// `127.0.0.1` (loopback only).
+    pub admin_bind: IpAddr,
+    /// The port of the admin listener. Default `9337`; `0` turns the listener off.
+    pub admin_port: u16,
+    /// The operator's control socket (`distio-serve status|list|kill|drain`). Default:
+    /// `control.sock` in `$RUNTIME_DIRECTORY` under systemd, else
+    /// `/run/distio-serve/control.sock` as root, else
+    /// `$XDG_RUNTIME_DIR/distio-serve/control.sock`; `"off"` turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_socket: Option<PathBuf>,
     /// How much is logged. Default `info`.
     pub log_level: LogLevel,
     /// How log lines are written. Default `text`.
@@ -128,6 +139,9 @@ impl Default for ServeConfig {
             outbox_limit: 8 << 20,
             slave_inbox_limit: 8 << 20,
             insecure_plaintext: false,
+            admin_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            admin_port: 9337,
+            control_socket: None,
             log_level: LogLevel::Info,
             log_format: LogFormat::Text,
             server_name: None,

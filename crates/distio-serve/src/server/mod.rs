@@ -116,6 +116,7 @@ impl Server {
         if let Some(map) = router_map {
             router = map(router);
         }
+        router = router.layer(axum::middleware::from_fn_with_state(state.clone(), crate::admin::session_gate));
         let mut stopped = stop.stop.subscribe();
         let until_stopped = async move {
             let _ = stopped.wait_for(|&stop| stop).await;
@@ -190,6 +191,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     State(state): State<ServerState>,
+    user: Option<axum::Extension<crate::AuthenticatedUser>>,
 ) -> Response {
     if state.stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
@@ -199,6 +201,7 @@ async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let sessions = state.sessions();
-            sessions.track_future(session::run(socket, peer, state))
+            let user = user.map(|axum::Extension(crate::AuthenticatedUser(user))| user);
+            sessions.track_future(session::run(socket, peer, user, state))
         })
 }

@@ -105,11 +105,12 @@ pub(crate) async fn run<R, W>(
     outbox: &Outbox,
     max_frame_len: usize,
     signaller: &Signaller,
+    metrics: &crate::admin::Metrics,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let from_slave = read_frames(reader, channel, session, outbox, max_frame_len, signaller);
+    let from_slave = read_frames(reader, channel, session, outbox, max_frame_len, signaller, metrics);
     let to_slave = async {
         if let Err(err) = write_frames(writer, inbox).await {
             tracing::debug!(channel, "cannot write to a slave's socket: {err}");
@@ -130,6 +131,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
     outbox: &Outbox,
     max_frame_len: usize,
     signaller: &Signaller,
+    metrics: &crate::admin::Metrics,
 ) {
     // Small frames come in batches through the buffer; a large body is read straight into
     // its message (the buffer is bypassed while it is empty).
@@ -170,6 +172,7 @@ async fn read_frames<R: AsyncRead + Unpin>(
             return;
         };
         message[..ROUTED_HEADER_LEN].copy_from_slice(&header);
+        metrics.frame_to_master(len);
         if !outbox.send(message.freeze()).await {
             return;
         }

@@ -60,6 +60,19 @@ enum End {
     ServerStopping,
 }
 
+impl End {
+    /// The `reason` of the session's end log line.
+    fn label(&self) -> &'static str {
+        match self {
+            End::Closed => "closed",
+            End::Dropped => "dropped",
+            End::HeartbeatLost => "heartbeat_lost",
+            End::Violation(_) => "protocol_violation",
+            End::ServerStopping => "server_stopping",
+        }
+    }
+}
+
 enum Chan {
     Starting(AbortHandle),
     Running(SlaveLink),
@@ -75,10 +88,17 @@ struct Session {
     started: mpsc::Receiver<Started>,
     /// The writer task has returned (its handle must not be polled again).
     writer_done: bool,
+    entry: crate::admin::SessionEntry,
 }
 
 /// Serves one session until it ends, and ends everything it started.
-pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: ServerState) {
+pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, user: Option<String>, state: ServerState) {
+    let entry = state.admin().session_opened(peer, user);
+    let span = tracing::info_span!("session", session = entry.id(), %peer, user = entry.user());
+    tracing::Instrument::instrument(run_session(socket, peer, state, entry), span).await;
+}
+
+async fn run_session(socket: WebSocket, peer: SocketAddr, state: ServerState, entry: crate::admin::SessionEntry) {
     let settings = state.settings();
     let (sink, stream) = socket.split();
     let (outbox, outgoing) = Outbox::new(settings.outbox_limit);
@@ -95,14 +115,16 @@ pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, state: ServerState)
             session: Arc::new(Mutex::new(protocol)),
             outbox,
             started: started_tx,
+            session_id: entry.id(),
         },
         channels: HashMap::new(),
         tasks: JoinSet::new(),
         ids: HashMap::new(),
         started,
         writer_done: false,
+        entry,
     };
-    tracing::debug!(%peer, "session connected");
+    tracing::info!(session = session.entry.id(), %peer, user = session.entry.user(), "session started");
     let end = session.serve(stream, &mut writer).await;
     session.finish(end, &mut writer).await;
 }
@@ -219,7 +241,7 @@ impl Session {
                     std::thread::available_parallelism().map_or(1, |n| saturate(n.get()));
                 let reply = self.protocol().welcome(&welcome);
                 self.send_control(reply);
-                tracing::info!(peer = %self.peer, client = %open.client, "session opened");
+                tracing::debug!(peer = %self.peer, client = %open.client, "session opened");
                 *heartbeat = Some(Heartbeat::new(
                     settings.heartbeat_interval,
                     settings.heartbeat_misses,
@@ -229,6 +251,7 @@ impl Session {
             ServerEvent::Spawn(spawn) => self.spawn(spawn),
             ServerEvent::Refused { reply, .. } => self.parts.outbox.control(reply),
             ServerEvent::Routed { channel, body } => {
+                self.state.admin().metrics().frame_to_slave(body.len());
                 if let Some(Chan::Running(link)) = self.channels.get(&channel) {
                     // Waits while the slave's inbox is full (the slave reads slowly), up to
                     // the heartbeat's limit; then the slave is killed.
@@ -291,9 +314,9 @@ impl Session {
             return;
         }
         let parts = self.parts.clone();
-        let task = self
-            .tasks
-            .spawn(async move { (channel, slave::run(spawn, parts).await) });
+        let task = self.tasks.spawn(tracing::Instrument::in_current_span(async move {
+            (channel, slave::run(spawn, parts).await)
+        }));
         self.ids.insert(task.id(), channel);
         self.channels.insert(channel, Chan::Starting(task));
     }
@@ -397,7 +420,7 @@ impl Session {
             }
             End::ServerStopping => None,
         };
-        tracing::info!(peer = %self.peer, end = ?end, slaves = self.channels.len(), "session ending");
+        tracing::debug!(peer = %self.peer, end = ?end, slaves = self.channels.len(), "session ending");
         // Unless the server stops (then exits are reported first), the session closes now:
         // its slaves' frames and output stop here.
         if !stopping {
@@ -463,7 +486,7 @@ impl Session {
         // does not take it in time.
         self.parts.outbox.close();
         let Session {
-            parts, writer_done, ..
+            parts, writer_done, entry, ..
         } = self;
         drop(parts);
         if !writer_done
@@ -473,7 +496,7 @@ impl Session {
         {
             writer.abort();
         }
-        tracing::debug!("session ended");
+        tracing::info!(session = entry.id(), peer = %entry.peer(), user = entry.user(), reason = end.label(), duration = ?entry.duration(), "session ended");
     }
 }
 

@@ -52,6 +52,7 @@ pub(crate) struct SessionParts {
     pub(crate) session: Arc<Mutex<ServerSession>>,
     pub(crate) outbox: Outbox,
     pub(crate) started: mpsc::Sender<Started>,
+    pub(crate) session_id: u64,
 }
 
 /// The life of the slave spawned by `spawn`.
@@ -59,14 +60,20 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
     let channel = spawn.channel;
     let (hosted, permit) = match start(&spawn, &parts.state).await {
         Ok(started) => started,
-        Err(Refusal { kind, message }) => return Finished::Failed(kind, message),
+        Err(Refusal { kind, message }) => {
+            parts.state.admin().metrics().spawn_refused(kind);
+            tracing::info!(script = %spawn.script, reason = ?kind, "spawn refused: {message}");
+            return Finished::Failed(kind, message);
+        }
     };
     let pid = hosted.handle.pid();
     let server_id = parts.state.next_server_id();
+    let entry = parts.state.admin().slave_started(server_id, parts.session_id, &spawn.script, hosted.handle.signaller());
     tracing::info!(
+        session = parts.session_id,
+        slave = server_id,
         channel,
         pid,
-        server_id,
         script = %spawn.script,
         alias = %spawn.alias,
         "slave started"
@@ -87,7 +94,8 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
     }
     let exited = relay_until_exit(hosted, channel, ends, &parts).await;
     drop(permit);
-    tracing::info!(channel, pid, code = ?exited.code, signal = ?exited.signal, cause = ?exited.cause, "slave ended");
+    let (reason, ran) = entry.finish(exited.cause);
+    tracing::info!(session = parts.session_id, slave = server_id, channel, pid, script = %spawn.script, code = ?exited.code, signal = ?exited.signal, reason, duration = ?ran, "slave ended");
     Finished::Exited(exited)
 }
 
@@ -106,6 +114,7 @@ async fn start(spawn: &Spawn, state: &ServerState) -> Result<(HostedProcess, Per
                 kind: SpawnFailure::StartFailed,
                 message: format!("resolving the script `{}` failed: {err}", spawn.script),
             })??;
+    let queued_at = std::time::Instant::now();
     let permit = state
         .slots()
         .acquire(settings.queue_timeout)
@@ -130,6 +139,7 @@ async fn start(spawn: &Spawn, state: &ServerState) -> Result<(HostedProcess, Per
                 ),
             },
         })?;
+    state.admin().metrics().queue_waited(queued_at.elapsed());
     let mut spec = ProcessSpec::new(&resolved.program)
         .args(&resolved.args)
         .args(&spawn.args)
@@ -178,6 +188,7 @@ async fn relay_until_exit(
             &parts.outbox,
             settings.max_frame_len,
             &signaller,
+            parts.state.admin().metrics(),
         );
         let output = super::output::pump(stdout, stderr, channel, &parts.session, &parts.outbox);
         let drained = async {

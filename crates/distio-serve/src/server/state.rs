@@ -29,6 +29,7 @@ struct Shared {
     stop: watch::Receiver<bool>,
     sessions: TaskTracker,
     env: Vec<(OsString, OsString)>,
+    admin: crate::admin::Admin,
 }
 
 impl ServerState {
@@ -49,8 +50,14 @@ impl ServerState {
                 stop,
                 sessions: TaskTracker::new(),
                 env,
+                admin: crate::admin::Admin::default(),
             }),
         }
+    }
+
+    /// The server's operator state: metrics, live sessions and slaves, draining.
+    pub fn admin(&self) -> &crate::admin::Admin {
+        &self.shared.admin
     }
 
     pub(crate) fn settings(&self) -> &Settings {
