@@ -94,11 +94,6 @@ struct Session {
 /// Serves one session until it ends, and ends everything it started.
 pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, user: Option<String>, state: ServerState) {
     let entry = state.admin().session_opened(peer, user);
-    let span = tracing::info_span!("session", session = entry.id(), %peer, user = entry.user());
-    tracing::Instrument::instrument(run_session(socket, peer, state, entry), span).await;
-}
-
-async fn run_session(socket: WebSocket, peer: SocketAddr, state: ServerState, entry: crate::admin::SessionEntry) {
     let settings = state.settings();
     let (sink, stream) = socket.split();
     let (outbox, outgoing) = Outbox::new(settings.outbox_limit);
@@ -314,9 +309,9 @@ impl Session {
             return;
         }
         let parts = self.parts.clone();
-        let task = self.tasks.spawn(tracing::Instrument::in_current_span(async move {
-            (channel, slave::run(spawn, parts).await)
-        }));
+        let task = self
+            .tasks
+            .spawn(async move { (channel, slave::run(spawn, parts).await) });
         self.ids.insert(task.id(), channel);
         self.channels.insert(channel, Chan::Starting(task));
     }

@@ -62,7 +62,7 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
         Ok(started) => started,
         Err(Refusal { kind, message }) => {
             parts.state.admin().metrics().spawn_refused(kind);
-            tracing::info!(script = %spawn.script, reason = ?kind, "spawn refused: {message}");
+            tracing::debug!(script = ?spawn.script, reason = ?kind, "spawn refused");
             return Finished::Failed(kind, message);
         }
     };
