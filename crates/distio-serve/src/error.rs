@@ -190,7 +190,9 @@ pub enum ServeError {
     },
 
     /// The server's answer on the control socket is not one the CLI understands.
-    #[error("the server's answer on the control socket cannot be read ({0}); is the server the same version as this command?")]
+    #[error(
+        "the server's answer on the control socket cannot be read ({0}); is the server the same version as this command?"
+    )]
     ControlReply(#[source] serde_json::Error),
 
     /// The server refused the operator's request.

@@ -70,8 +70,13 @@ async fn scrape_until(addr: SocketAddr, check: impl Fn(&str) -> bool) -> String 
     .await
 }
 
-async fn connect_with(addr: SocketAddr, auth: Option<&str>) -> Result<common::Ws, tungstenite::Error> {
-    let mut request = format!("ws://{addr}/session").into_client_request().unwrap();
+async fn connect_with(
+    addr: SocketAddr,
+    auth: Option<&str>,
+) -> Result<common::Ws, tungstenite::Error> {
+    let mut request = format!("ws://{addr}/session")
+        .into_client_request()
+        .unwrap();
     if let Some(auth) = auth {
         request
             .headers_mut()
@@ -134,16 +139,24 @@ async fn metrics_move_as_a_scripted_session_runs() {
 
     // Two refusals: no credentials, then wrong ones.
     assert_eq!(refused_with(connect_with(addr, None).await), 401);
-    assert_eq!(refused_with(connect_with(addr, Some("Basic b3BzOng=")).await), 401);
+    assert_eq!(
+        refused_with(connect_with(addr, Some("Basic b3BzOng=")).await),
+        401
+    );
 
-    let ws = connect_with(addr, Some(GOOD)).await.expect("the session is accepted");
+    let ws = connect_with(addr, Some(GOOD))
+        .await
+        .expect("the session is accepted");
     let mut client = Client::open_on(ws).await;
     let (channel, _) = client.ready_slave().await;
     client.request(channel, 1, "echo", &"hi".to_owned()).await;
     let _ = client.routed(channel).await;
     // A script that is not there is refused.
     let missing = client.spawn("missing.sh", &[]).await;
-    assert!(matches!(client.event_on(missing).await, ClientEvent::SpawnFailed(_)));
+    assert!(matches!(
+        client.event_on(missing).await,
+        ClientEvent::SpawnFailed(_)
+    ));
     let during = scrape(admin).await;
     client.kill(channel, 9).await;
     match client.event_on(channel).await {
@@ -157,14 +170,26 @@ async fn metrics_move_as_a_scripted_session_runs() {
     assert_eq!(sample(&during, "distio_serve_sessions_open"), 1.0);
     assert_eq!(sample(&during, "distio_serve_slaves_running"), 1.0);
     assert_eq!(moved("distio_serve_sessions_total"), 1.0);
-    assert_eq!(moved(r#"distio_serve_auth_refusals_total{reason="missing"}"#), 1.0);
-    assert_eq!(moved(r#"distio_serve_auth_refusals_total{reason="bad_credentials"}"#), 1.0);
-    assert_eq!(moved(r#"distio_serve_spawns_total{outcome="started",reason=""}"#), 1.0);
+    assert_eq!(
+        moved(r#"distio_serve_auth_refusals_total{reason="missing"}"#),
+        1.0
+    );
+    assert_eq!(
+        moved(r#"distio_serve_auth_refusals_total{reason="bad_credentials"}"#),
+        1.0
+    );
+    assert_eq!(
+        moved(r#"distio_serve_spawns_total{outcome="started",reason=""}"#),
+        1.0
+    );
     assert_eq!(
         moved(r#"distio_serve_spawns_total{outcome="refused",reason="no_such_script"}"#),
         1.0
     );
-    assert_eq!(moved(r#"distio_serve_slaves_ended_total{reason="killed"}"#), 1.0);
+    assert_eq!(
+        moved(r#"distio_serve_slaves_ended_total{reason="killed"}"#),
+        1.0
+    );
     assert_eq!(moved("distio_serve_spawn_queue_wait_seconds_count"), 1.0);
     assert_eq!(sample(&after, "distio_serve_slaves_running"), 0.0);
     // The hello and the request went to the slave; the ready and the answer came back.
@@ -247,8 +272,7 @@ fn cli(socket: &Path, args: &[&str]) -> (bool, String) {
         .expect("run distio-serve");
     (
         output.status.success(),
-        String::from_utf8(output.stdout).unwrap()
-            + &String::from_utf8_lossy(&output.stderr),
+        String::from_utf8(output.stdout).unwrap() + &String::from_utf8_lossy(&output.stderr),
     )
 }
 
@@ -264,9 +288,8 @@ fn cli_json(socket: &Path, args: &[&str]) -> serde_json::Value {
 async fn the_operator_lists_kills_and_drains_through_the_control_socket() {
     let mut server = start_binary();
     let socket = server.socket.clone();
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&socket).unwrap().permissions(),
-    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o660);
 
     let status = cli_json(&socket, &["status"]);
@@ -308,7 +331,9 @@ async fn the_operator_lists_kills_and_drains_through_the_control_socket() {
     assert_eq!(refused_with(connect_with(server.addr, None).await), 503);
     assert_eq!(cli_json(&socket, &["status"])["state"], "draining");
     let (second, _) = client.ready_slave().await;
-    client.request(second, 1, "echo", &"still here".to_owned()).await;
+    client
+        .request(second, 1, "echo", &"still here".to_owned())
+        .await;
     match client.routed(second).await {
         distio_proto::Frame::Response(_) => {}
         other => panic!("expected the answer, got {other:?}"),

@@ -6,7 +6,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::control::{ControlRequest, ControlResponse, SocketPath, StatusView, control_socket_path};
+use super::control::{
+    ControlRequest, ControlResponse, SocketPath, StatusView, control_socket_path,
+};
 use super::registry::{SessionView, SlaveView};
 use super::table;
 use crate::{ServeConfig, ServeError};
@@ -183,7 +185,11 @@ fn render(reply: &ControlResponse) -> String {
         } => format!("sent signal {signal} to slave {server_id} (pid {pid})\n"),
         ControlResponse::Draining { sessions, already } => format!(
             "{}: no new sessions; the server exits when the last of its {sessions} open session{} ends\n",
-            if *already { "draining already" } else { "draining" },
+            if *already {
+                "draining already"
+            } else {
+                "draining"
+            },
             if *sessions == 1 { "" } else { "s" }
         ),
         ControlResponse::Error { message } => format!("error: {message}\n"),
@@ -221,9 +227,8 @@ fn render_list(sessions: &[SessionView], slaves: &[SlaveView]) -> String {
     let session_rows: Vec<Vec<String>> = sessions
         .iter()
         .map(|s| {
-            let since = humantime::format_rfc3339_seconds(
-                UNIX_EPOCH + Duration::from_secs(s.since_unix),
-            );
+            let since =
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s.since_unix));
             vec![
                 s.id.to_string(),
                 s.peer.clone(),
@@ -244,7 +249,8 @@ fn render_list(sessions: &[SessionView], slaves: &[SlaveView]) -> String {
                 v.script.clone(),
                 table::duration(v.uptime_secs),
                 v.rss_bytes.map_or_else(|| "-".into(), table::bytes),
-                v.cpu_secs.map_or_else(|| "-".into(), |c| format!("{c:.2}s")),
+                v.cpu_secs
+                    .map_or_else(|| "-".into(), |c| format!("{c:.2}s")),
             ]
         })
         .collect();
@@ -294,7 +300,13 @@ mod tests {
                 cpu_secs: Some(0.5),
             }],
         });
-        assert!(text.contains("1        127.0.0.1:5000  ops   1970-01-01T00:00:00Z  1m1s  1"), "{text}");
-        assert!(text.contains("4      1        1234  a.sh    3s      2.0KiB  0.50s"), "{text}");
+        assert!(
+            text.contains("1        127.0.0.1:5000  ops   1970-01-01T00:00:00Z  1m1s  1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("4      1        1234  a.sh    3s      2.0KiB  0.50s"),
+            "{text}"
+        );
     }
 }

@@ -178,11 +178,11 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, ServeError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(fail)?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(fail)?;
     }
     match std::fs::symlink_metadata(path) {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -350,7 +350,12 @@ fn handle(
             }
             match admin.registry().kill(server_id, signal) {
                 Ok(pid) => {
-                    tracing::info!(slave = server_id, pid, signal, "an operator signalled a slave");
+                    tracing::info!(
+                        slave = server_id,
+                        pid,
+                        signal,
+                        "an operator signalled a slave"
+                    );
                     ControlResponse::Killed {
                         server_id,
                         pid,
@@ -412,8 +417,14 @@ mod tests {
             already: false,
         };
         let text = serde_json::to_string(&reply).unwrap();
-        assert_eq!(text, r#"{"result":"draining","sessions":2,"already":false}"#);
-        assert_eq!(serde_json::from_str::<ControlResponse>(&text).unwrap(), reply);
+        assert_eq!(
+            text,
+            r#"{"result":"draining","sessions":2,"already":false}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ControlResponse>(&text).unwrap(),
+            reply
+        );
     }
 
     #[tokio::test]
@@ -433,7 +444,10 @@ mod tests {
         drop(listener);
         let file = dir.join("file");
         std::fs::write(&file, "x").unwrap();
-        assert!(matches!(bind(&file), Err(ServeError::ControlPathTaken { .. })));
+        assert!(matches!(
+            bind(&file),
+            Err(ServeError::ControlPathTaken { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -221,6 +221,12 @@ pub async fn start(
             .await
             .map_err(|source| ServeError::AdminBind { addr, source })?;
         let addr = listener.local_addr().unwrap_or(addr);
+        if !addr.ip().to_canonical().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "the admin endpoints have no authentication: let only your probes and monitoring reach {addr}"
+            );
+        }
         let until = cancel.clone().cancelled_owned();
         tasks.spawn(serve_http(listener, state.clone(), until));
         tracing::info!(%addr, "admin endpoints: /healthz /readyz /metrics");

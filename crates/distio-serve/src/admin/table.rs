@@ -20,7 +20,11 @@ pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
                 line.push_str("  ");
             }
             line.push_str(cell);
-            let pad = widths.get(i).copied().unwrap_or(0) - cell.chars().count();
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(cell.chars().count());
             line.extend(std::iter::repeat_n(' ', pad));
         }
         out.push_str(line.trim_end());

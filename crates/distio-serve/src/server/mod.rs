@@ -116,7 +116,10 @@ impl Server {
         if let Some(map) = router_map {
             router = map(router);
         }
-        router = router.layer(axum::middleware::from_fn_with_state(state.clone(), crate::admin::session_gate));
+        router = router.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::admin::session_gate,
+        ));
         let mut stopped = stop.stop.subscribe();
         let until_stopped = async move {
             let _ = stopped.wait_for(|&stop| stop).await;

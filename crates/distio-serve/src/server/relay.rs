@@ -110,7 +110,15 @@ pub(crate) async fn run<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let from_slave = read_frames(reader, channel, session, outbox, max_frame_len, signaller, metrics);
+    let from_slave = read_frames(
+        reader,
+        channel,
+        session,
+        outbox,
+        max_frame_len,
+        signaller,
+        metrics,
+    );
     let to_slave = async {
         if let Err(err) = write_frames(writer, inbox).await {
             tracing::debug!(channel, "cannot write to a slave's socket: {err}");

@@ -92,7 +92,12 @@ struct Session {
 }
 
 /// Serves one session until it ends, and ends everything it started.
-pub(crate) async fn run(socket: WebSocket, peer: SocketAddr, user: Option<String>, state: ServerState) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    peer: SocketAddr,
+    user: Option<String>,
+    state: ServerState,
+) {
     let entry = state.admin().session_opened(peer, user);
     let settings = state.settings();
     let (sink, stream) = socket.split();
@@ -481,7 +486,10 @@ impl Session {
         // does not take it in time.
         self.parts.outbox.close();
         let Session {
-            parts, writer_done, entry, ..
+            parts,
+            writer_done,
+            entry,
+            ..
         } = self;
         drop(parts);
         if !writer_done

@@ -68,7 +68,12 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
     };
     let pid = hosted.handle.pid();
     let server_id = parts.state.next_server_id();
-    let entry = parts.state.admin().slave_started(server_id, parts.session_id, &spawn.script, hosted.handle.signaller());
+    let entry = parts.state.admin().slave_started(
+        server_id,
+        parts.session_id,
+        &spawn.script,
+        hosted.handle.signaller(),
+    );
     tracing::info!(
         session = parts.session_id,
         slave = server_id,
