@@ -5,7 +5,8 @@
 //! stop it gracefully with exit code 0. Once it listens it prints `listening on ADDR` on
 //! standard output (scripts and tests read the address from that line); logs go to standard
 //! error. With a subcommand (`status`, `list`, `kill`, `drain`) it is instead the operator's
-//! client of a running server's control socket (see `docs/serve.md`). Exit codes: 0 stopped, `--help`, `--version` or `--print-config`; 64 a bad command
+//! client of a running server's control socket (see `docs/serve.md`). Exit codes: 0 stopped,
+//! `--help`, `--version` or `--print-config`; 64 a bad command
 //! line; 78 a bad configuration; 1 anything else.
 
 use std::io::Write;
