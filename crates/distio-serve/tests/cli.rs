@@ -51,8 +51,10 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str], dir: &Path) -> Running {
+        // The tests run as root.
         let mut child = command()
             .args(args)
+            .arg("--allow-root-slaves")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
