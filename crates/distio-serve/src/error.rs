@@ -129,7 +129,9 @@ pub enum ServeError {
     RootSlaves,
 
     /// `run_as_user` or `run_as_group` names no user or group of this host.
-    #[error("the containment key `{key}` names `{name}`, which is not a {what} of this host ({file}); use an existing name or a numeric id")]
+    #[error(
+        "the containment key `{key}` names `{name}`, which is not a {what} of this host ({file}); use an existing name or a numeric id"
+    )]
     UnknownAccount {
         /// `run_as_user` or `run_as_group`.
         key: &'static str,

@@ -58,7 +58,8 @@ mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    BasicAuth, CliArgs, CliContainment, Containment, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, load_from_args,
+    BasicAuth, CliArgs, CliContainment, Containment, LoadedConfig, LogFormat, LogLevel, Secret,
+    ServeConfig, load_from_args,
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;

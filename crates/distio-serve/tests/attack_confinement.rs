@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What became of a spawn: its output lines and exit code, or its refusal.
 enum Outcome {
-    Ran { lines: Vec<String>, code: Option<i32> },
+    Ran {
+        lines: Vec<String>,
+        code: Option<i32>,
+    },
     Refused(SpawnFailure, String),
 }
 
@@ -73,7 +76,10 @@ async fn dot_dot_escapes_are_refused() {
     let server = start(|b| b).await;
     let mut client = Client::connect(server.addr).await;
     for script in ["../slave.sh", "sub/../../x.sh", "sub/..", ".."] {
-        assert_eq!(refused(&mut client, script).await, SpawnFailure::OutsideRoot);
+        assert_eq!(
+            refused(&mut client, script).await,
+            SpawnFailure::OutsideRoot
+        );
     }
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
@@ -88,7 +94,10 @@ async fn absolute_paths_and_odd_components_are_refused() {
         refused(&mut client, script.to_str().unwrap()).await,
         SpawnFailure::OutsideRoot
     );
-    assert_eq!(refused(&mut client, "/bin/sh").await, SpawnFailure::OutsideRoot);
+    assert_eq!(
+        refused(&mut client, "/bin/sh").await,
+        SpawnFailure::OutsideRoot
+    );
     for odd in ["./out.sh", "sub//x.sh", "sub/"] {
         assert_eq!(refused(&mut client, odd).await, SpawnFailure::Invalid);
     }
@@ -109,7 +118,10 @@ async fn symlinks_to_a_file_or_a_directory_outside_are_refused() {
     std::os::unix::fs::symlink("out.sh", server.root.join("inside.sh")).unwrap();
     let mut client = Client::connect(server.addr).await;
     for script in ["escape", "abs.sh", "outdir/run.sh", "reldir/run.sh"] {
-        assert_eq!(refused(&mut client, script).await, SpawnFailure::OutsideRoot);
+        assert_eq!(
+            refused(&mut client, script).await,
+            SpawnFailure::OutsideRoot
+        );
     }
     assert!(matches!(
         refused(&mut client, "sub/rel.sh").await,
@@ -149,7 +161,10 @@ async fn a_fifo_a_device_or_a_directory_named_as_script_is_refused_without_hangi
         eprintln!("skipping the device case: cannot create a device node here");
     }
     for script in scripts {
-        assert_eq!(refused(&mut client, script).await, SpawnFailure::NotExecutable);
+        assert_eq!(
+            refused(&mut client, script).await,
+            SpawnFailure::NotExecutable
+        );
     }
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
@@ -160,7 +175,10 @@ async fn a_world_writable_script_is_refused_unless_allowed() {
     let server = start(|b| b).await;
     write(&server.root.join("open.sh"), "exit 7\n", 0o666);
     let mut client = Client::connect(server.addr).await;
-    assert_eq!(refused(&mut client, "open.sh").await, SpawnFailure::NotExecutable);
+    assert_eq!(
+        refused(&mut client, "open.sh").await,
+        SpawnFailure::NotExecutable
+    );
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 
@@ -245,7 +263,11 @@ async fn client_chosen_interpreter_env_or_cwd_are_ignored() {
         0o644,
     );
     let mut client = Client::connect(server.addr).await;
-    let args = ["--interpreter=/bin/bash", "LD_PRELOAD=/tmp/evil.so", "--cwd=/"];
+    let args = [
+        "--interpreter=/bin/bash",
+        "LD_PRELOAD=/tmp/evil.so",
+        "--cwd=/",
+    ];
     let lines = match within(outcome(&mut client, "env.sh", &args)).await {
         Outcome::Ran { lines, code } => {
             assert_eq!(code, Some(0), "{lines:?}");
@@ -260,7 +282,10 @@ async fn client_chosen_interpreter_env_or_cwd_are_ignored() {
             assert_eq!(Path::new(cwd), server.root, "the slave's working directory");
         } else if let Some(args) = line.strip_prefix("args=") {
             // They arrived as plain arguments, nothing more.
-            assert!(args.contains("--cwd=/") && args.contains("LD_PRELOAD"), "{args}");
+            assert!(
+                args.contains("--cwd=/") && args.contains("LD_PRELOAD"),
+                "{args}"
+            );
         } else if let Some((key, _)) = line.split_once('=') {
             assert!(allowed.contains(&key), "the slave saw `{key}`: {lines:?}");
             keys.push(key.to_owned());

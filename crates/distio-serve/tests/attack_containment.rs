@@ -26,10 +26,7 @@ fn as_nobody(containment: Containment) -> Containment {
 }
 
 /// Output lines of `channel` until it exits, and its exit (code, signal).
-async fn run_to_exit(
-    client: &mut Client,
-    channel: u32,
-) -> (Vec<String>, Option<i32>, Option<i32>) {
+async fn run_to_exit(client: &mut Client, channel: u32) -> (Vec<String>, Option<i32>, Option<i32>) {
     let mut lines = Vec::new();
     loop {
         match client.event().await {
@@ -190,14 +187,21 @@ async fn a_fork_bomb_in_a_slave_is_contained_and_the_server_stays_responsive() {
     .await;
     assert!(answered.is_ok(), "the server did not answer a new session");
     bomber.close().await;
-    assert!(wait_gone(spawned.pid).await, "the bomb outlived its session");
+    assert!(
+        wait_gone(spawned.pid).await,
+        "the bomb outlived its session"
+    );
     for _ in 0..200 {
         if processes_of(NOBODY).is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(processes_of(NOBODY), Vec::<u32>::new(), "the bomb's processes outlived it");
+    assert_eq!(
+        processes_of(NOBODY),
+        Vec::<u32>::new(),
+        "the bomb's processes outlived it"
+    );
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 }
@@ -226,11 +230,17 @@ async fn a_memory_hog_in_a_slave_is_contained() {
         !lines.iter().any(|l| l.starts_with("survived")),
         "the hog got its memory: {lines:?}"
     );
-    assert!(code != Some(0) || signal.is_some(), "{code:?} {signal:?} {lines:?}");
+    assert!(
+        code != Some(0) || signal.is_some(),
+        "{code:?} {signal:?} {lines:?}"
+    );
     // The server is fine: the next slave runs.
     let channel = client.spawn("out.sh", &[]).await;
     let (lines, code, _) = within(run_to_exit(&mut client, channel)).await;
-    assert_eq!((lines.first().map(String::as_str), code), (Some("hello"), Some(3)));
+    assert_eq!(
+        (lines.first().map(String::as_str), code),
+        (Some("hello"), Some(3))
+    );
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 }
@@ -251,7 +261,9 @@ async fn a_setsid_double_forked_descendant_dies_with_its_slave() {
         "(setsid sh -c 'echo $$ > \"$1\"; exec sleep 1000' daemon \"$1\" &)\nsleep 1000\n",
     );
     let mut client = Client::connect(server.addr).await;
-    let channel = client.spawn("daemon.sh", &[pidfile.to_str().unwrap()]).await;
+    let channel = client
+        .spawn("daemon.sh", &[pidfile.to_str().unwrap()])
+        .await;
     let spawned = client.spawned(channel).await;
     let mut daemon = None;
     for _ in 0..400 {
@@ -266,11 +278,25 @@ async fn a_setsid_double_forked_descendant_dies_with_its_slave() {
     }
     let daemon = daemon.expect("the daemon started");
     let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
-    let pgid: u32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert_ne!(pgid, spawned.pid, "the daemon did not leave the slave's group");
+    let pgid: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        pgid, spawned.pid,
+        "the daemon did not leave the slave's group"
+    );
     client.kill(channel, libc::SIGKILL).await;
     let _ = within(run_to_exit(&mut client, channel)).await;
-    assert!(wait_gone(daemon).await, "the setsid daemon outlived its slave");
+    assert!(
+        wait_gone(daemon).await,
+        "the setsid daemon outlived its slave"
+    );
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 }

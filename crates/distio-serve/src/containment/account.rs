@@ -73,12 +73,16 @@ fn lookup_group(groups: &str, group: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    const PASSWD_TEXT: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65533::/:/sbin/nologin\nbad line\n";
+    const PASSWD_TEXT: &str =
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65533::/:/sbin/nologin\nbad line\n";
     const GROUP_TEXT: &str = "root:x:0:\nnogroup:x:65533:\nstaff:x:50:alice\n";
 
     #[test]
     fn users_and_groups_by_name_or_number() {
-        assert_eq!(lookup_user(PASSWD_TEXT, "nobody"), Some((65534, Some(65533))));
+        assert_eq!(
+            lookup_user(PASSWD_TEXT, "nobody"),
+            Some((65534, Some(65533)))
+        );
         assert_eq!(lookup_user(PASSWD_TEXT, "0"), Some((0, Some(0))));
         assert_eq!(lookup_user(PASSWD_TEXT, "4242"), Some((4242, None)));
         assert_eq!(lookup_user(PASSWD_TEXT, "alice"), None);

@@ -109,12 +109,16 @@ impl SlaveCgroups {
     /// A new cgroup for one slave, with its limits, and its `cgroup.procs` open for the
     /// child to join.
     pub(crate) fn create(&self) -> Result<(SlaveCgroup, OwnedFd), String> {
-        let dir = self
-            .dir
-            .join(format!("slave-{}", self.next.fetch_add(1, Ordering::Relaxed)));
+        let dir = self.dir.join(format!(
+            "slave-{}",
+            self.next.fetch_add(1, Ordering::Relaxed)
+        ));
         make_dir(&dir)?;
         let cgroup = SlaveCgroup { dir };
-        let limits = [("memory", "memory.max", self.memory), ("pids", "pids.max", self.pids)];
+        let limits = [
+            ("memory", "memory.max", self.memory),
+            ("pids", "pids.max", self.pids),
+        ];
         for (controller, file, value) in limits {
             if let (true, Some(value)) = (self.controllers.contains(&controller), value) {
                 write(&cgroup.dir.join(file), &value.to_string())?;

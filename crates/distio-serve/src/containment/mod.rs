@@ -114,7 +114,9 @@ impl Jail {
                     rlimits,
                     "containment: process groups only (no writable cgroup v2), resource limits"
                 );
-                if config.memory_max_bytes.is_some_and(|v| v > 0) || config.pids_max.is_some_and(|v| v > 0) {
+                if config.memory_max_bytes.is_some_and(|v| v > 0)
+                    || config.pids_max.is_some_and(|v| v > 0)
+                {
                     tracing::warn!(
                         "memory_max_bytes and pids_max need a writable cgroup v2 and are not enforced (the rlimits still are)"
                     );

@@ -92,7 +92,9 @@ fn check_text(script: &str) -> Result<(), Refusal> {
     let invalid = |why: &str| {
         Err(refuse(
             SpawnFailure::Invalid,
-            format!("the script path {script:?} {why}; name it by a relative path like `dir/worker.py`"),
+            format!(
+                "the script path {script:?} {why}; name it by a relative path like `dir/worker.py`"
+            ),
         ))
     };
     if script.is_empty() {
@@ -235,7 +237,12 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.join("escape")).unwrap();
         std::os::unix::fs::symlink("../..", dir.join("sub/up")).unwrap();
         std::os::unix::fs::symlink("sub/a.sh", dir.join("inside.sh")).unwrap();
-        rustix::fs::mkfifoat(rustix::fs::CWD, dir.join("fifo"), Mode::from_raw_mode(0o644)).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            dir.join("fifo"),
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
         std::fs::canonicalize(dir).unwrap()
     }
 
@@ -276,7 +283,10 @@ mod tests {
         assert_eq!(kind("open.sh"), SpawnFailure::NotExecutable);
         assert!(resolve(&root, "open.sh", &interpreters(), true).is_ok());
         match resolve(&root, "inside.sh", &interpreters(), false).unwrap() {
-            Program::Interpreted { interpreter, script } => {
+            Program::Interpreted {
+                interpreter,
+                script,
+            } => {
                 assert_eq!(interpreter, PathBuf::from("/bin/sh"));
                 let target = std::fs::read_link(format!("/proc/self/fd/{}", script.as_raw_fd()));
                 assert_eq!(target.unwrap(), path.join("sub/a.sh"));

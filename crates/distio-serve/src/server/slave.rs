@@ -21,8 +21,8 @@ use super::lifetime::{self, Ending};
 use super::outbox::Outbox;
 use super::relay::{self, SlaveEnds, SlaveLink};
 use super::script::{self, Program, Refusal};
-use crate::containment::SlaveCgroup;
 use super::slots::{Permit, SlotError};
+use crate::containment::SlaveCgroup;
 
 /// How long the socket and output of an exited slave are still relayed: what it wrote
 /// before it ended gets through, but a process that left its group and kept them open
@@ -127,7 +127,12 @@ async fn start(
         )
     })
     .await
-    .map_err(|err| failed(format!("resolving the script `{}` failed: {err}", spawn.script)))??;
+    .map_err(|err| {
+        failed(format!(
+            "resolving the script `{}` failed: {err}",
+            spawn.script
+        ))
+    })??;
     let permit = state
         .slots()
         .acquire(settings.queue_timeout)
@@ -152,8 +157,12 @@ async fn start(
                 ),
             },
         })?;
-    let cannot_start =
-        |err: &dyn std::fmt::Display| failed(format!("the server could not start `{}`: {err}", spawn.script));
+    let cannot_start = |err: &dyn std::fmt::Display| {
+        failed(format!(
+            "the server could not start `{}`: {err}",
+            spawn.script
+        ))
+    };
     let spec = match program {
         Program::Direct(file) => ProcessSpec::from_fd(file)
             .map_err(|err| cannot_start(&err))?
