@@ -421,6 +421,11 @@ pub(crate) fn serve_probe(root: &Path) -> Result<()> {
             .port(0)
             .root(root)
             .max_concurrent_slaves(64)
+            // Its own slaves, run as the user running it (root included), as local ones would be.
+            .containment(distio_serve::Containment {
+                allow_root_slaves: true,
+                ..distio_serve::Containment::default()
+            })
             .build()
             .await
             .map_err(|e| e.to_string())?;

@@ -52,6 +52,11 @@ async fn main() -> Result<(), Error> {
             let server = distio_serve::Server::builder()
                 .port(0)
                 .root(root)
+                // Its own slaves, run as the user running it (root included), as local ones would be.
+                .containment(distio_serve::Containment {
+                    allow_root_slaves: true,
+                    ..distio_serve::Containment::default()
+                })
                 .build()
                 .await?;
             let host = format!("ws://{}", server.local_addr());

@@ -36,7 +36,7 @@
 
 use distio_proto::local::SLAVE_FD_ENV;
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -45,7 +45,7 @@ use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
 use crate::Signal;
 pub use crate::process::LineSplitter;
-use crate::process::{self, ProcessGroup};
+use crate::process::{self, ChildSetup, ProcessGroup, Rlimit};
 use crate::sync::lock;
 
 /// What the child's stdout and stderr are connected to.
@@ -75,6 +75,67 @@ pub struct ProcessSpec {
     pub(crate) current_dir: Option<PathBuf>,
     pub(crate) inherit_env: bool,
     pub(crate) stdio: Stdout,
+    /// Descriptors the child keeps across exec (the program's, a script's), at the same
+    /// numbers; ours close when the last clone of the spec goes.
+    passed: Vec<Arc<OwnedFd>>,
+    arg0: Option<OsString>,
+    limits: ResourceLimits,
+    cgroup_procs: Option<Arc<OwnedFd>>,
+    user: Option<(u32, u32)>,
+}
+
+/// Resource limits set on a hosted process before it runs (each as both its soft and hard
+/// limit, so the process cannot raise it). `None` leaves a limit as this process has it.
+///
+/// ```
+/// use distio_master::hosted::{ProcessSpec, ResourceLimits};
+/// let limits = ResourceLimits {
+///     core_dump_bytes: Some(0),
+///     open_files: Some(1024),
+///     ..ResourceLimits::default()
+/// };
+/// let spec = ProcessSpec::new("/bin/true").limits(limits);
+/// # let _ = spec;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResourceLimits {
+    /// `RLIMIT_AS`: the most virtual memory, in bytes.
+    pub address_space_bytes: Option<u64>,
+    /// `RLIMIT_NPROC`: the most processes (and threads) *the process's user* may have, counted
+    /// over every process of that user on the machine, not per process. Not enforced for
+    /// root (or a process with `CAP_SYS_RESOURCE`).
+    pub processes: Option<u64>,
+    /// `RLIMIT_NOFILE`: one more than the highest descriptor number the process may open.
+    pub open_files: Option<u64>,
+    /// `RLIMIT_CPU`: CPU time in seconds; SIGXCPU at the limit (then SIGKILL).
+    pub cpu_seconds: Option<u64>,
+    /// `RLIMIT_CORE`: the largest core dump in bytes; `Some(0)` turns core dumps off.
+    pub core_dump_bytes: Option<u64>,
+}
+
+impl ResourceLimits {
+    fn rlimits(&self) -> Vec<Rlimit> {
+        [
+            (libc::RLIMIT_AS, self.address_space_bytes),
+            (libc::RLIMIT_NPROC, self.processes),
+            (libc::RLIMIT_NOFILE, self.open_files),
+            (libc::RLIMIT_CPU, self.cpu_seconds),
+            (libc::RLIMIT_CORE, self.core_dump_bytes),
+        ]
+        .into_iter()
+        .filter_map(|(resource, value)| {
+            value.map(|value| Rlimit {
+                resource: resource as i32,
+                value,
+            })
+        })
+        .collect()
+    }
+}
+
+/// The path by which a process reaches its own descriptor `fd`.
+fn fd_path(fd: RawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{fd}"))
 }
 
 impl ProcessSpec {
@@ -88,7 +149,109 @@ impl ProcessSpec {
             current_dir: None,
             inherit_env: false,
             stdio: Stdout::Piped,
+            passed: Vec::new(),
+            arg0: None,
+            limits: ResourceLimits::default(),
+            cgroup_procs: None,
+            user: None,
         }
+    }
+
+    /// A spec that runs the very file open as `program` (opened for reading, e.g. after
+    /// checking it), not whatever a path names by the time of the exec: the child keeps the
+    /// descriptor at the same number and executes `/proc/self/fd/N` (what
+    /// `execveat(fd, "", AT_EMPTY_PATH)` does). For a `#!` script the kernel hands the
+    /// interpreter that same `/proc/self/fd/N`, which is why the descriptor stays open in
+    /// the child: the script sees it as an inherited descriptor, and its `argv[0]` is
+    /// `/proc/self/fd/N` unless [`arg0`](Self::arg0) sets it. Fails only if the descriptor
+    /// cannot be moved above the standard ones.
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let file = std::fs::File::open("/srv/slaves/worker")?;
+    /// let started = distio_master::hosted::ProcessSpec::from_fd(file.into())?
+    ///     .arg0("worker")
+    ///     .start()
+    ///     .await?;
+    /// # drop(started);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_fd(program: OwnedFd) -> std::io::Result<Self> {
+        let program = process::above_stdio(program)?;
+        let mut spec = ProcessSpec::new(fd_path(program.as_raw_fd()));
+        spec.passed.push(Arc::new(program));
+        Ok(spec)
+    }
+
+    /// Adds an argument naming the file open as `file`: the child keeps the descriptor at
+    /// the same number and gets `/proc/self/fd/N` as the argument, so an interpreter reads
+    /// the very file the caller opened (and checked), whatever its path names by then.
+    /// Fails only if the descriptor cannot be moved above the standard ones.
+    ///
+    /// ```no_run
+    /// # fn run() -> std::io::Result<()> {
+    /// let script = std::fs::File::open("/srv/slaves/worker.py")?;
+    /// let spec = distio_master::hosted::ProcessSpec::new("/usr/bin/python3")
+    ///     .arg_fd(script.into())?
+    ///     .arg("--fast");
+    /// # drop(spec);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn arg_fd(mut self, file: OwnedFd) -> std::io::Result<Self> {
+        let file = process::above_stdio(file)?;
+        self.args.push(fd_path(file.as_raw_fd()).into());
+        self.passed.push(Arc::new(file));
+        Ok(self)
+    }
+
+    /// The child's `argv[0]` (default: the program's path).
+    #[must_use]
+    pub fn arg0(mut self, arg0: impl Into<OsString>) -> Self {
+        self.arg0 = Some(arg0.into());
+        self
+    }
+
+    /// Resource limits the child gets before it runs the program.
+    #[must_use]
+    pub fn limits(mut self, limits: ResourceLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Makes the child join a cgroup before it runs the program: `procs` is that cgroup's
+    /// `cgroup.procs` file, open for writing. Joining happens first, so everything the
+    /// program starts is in the cgroup too; a child that cannot join does not start.
+    ///
+    /// ```no_run
+    /// # fn run() -> std::io::Result<()> {
+    /// let procs = std::fs::OpenOptions::new()
+    ///     .write(true)
+    ///     .open("/sys/fs/cgroup/distio/slave-1/cgroup.procs")?;
+    /// let spec = distio_master::hosted::ProcessSpec::new("/bin/true").join_cgroup(procs.into());
+    /// # drop(spec);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn join_cgroup(mut self, procs: OwnedFd) -> Self {
+        self.cgroup_procs = Some(Arc::new(procs));
+        self
+    }
+
+    /// Runs the child as user `uid` and group `gid`, with no supplementary groups (switched
+    /// after joining the cgroup and setting the limits, just before exec). This process
+    /// must be allowed to switch (root, or `CAP_SETUID`/`CAP_SETGID`), or the start fails.
+    ///
+    /// ```
+    /// let spec = distio_master::hosted::ProcessSpec::new("/bin/true").run_as(65534, 65534);
+    /// # drop(spec);
+    /// ```
+    #[must_use]
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
     }
 
     /// The program to start.
@@ -152,11 +315,28 @@ impl ProcessSpec {
             Stdout::Null => Stdio::null(),
         };
         command.stdout(stdio()).stderr(stdio());
-        process::prepare_child(&mut command, theirs.as_raw_fd());
+        if let Some(arg0) = &self.arg0 {
+            command.arg0(arg0);
+        }
+        let mut keep_open = vec![theirs.as_raw_fd()];
+        keep_open.extend(self.passed.iter().map(|fd| fd.as_raw_fd()));
+        let setup = ChildSetup {
+            keep_open,
+            cgroup_procs: self.cgroup_procs.as_ref().map(|fd| fd.as_raw_fd()),
+            limits: self.limits.rlimits(),
+            user: self.user,
+        };
+        process::prepare_child(&mut command, setup);
 
         // The spawner closes our copy of the child's end once the child has its own, so
         // the socket sees the child's exit.
-        let (mut child, group) = process::spawn(command, vec![theirs]).await?;
+        // Every descriptor the child needs stays open on the spawner until the fork is done,
+        // even if this future is dropped meanwhile (a closed number could be reused by an
+        // unrelated file the child would then keep or run).
+        let mut inherited = vec![Arc::new(theirs)];
+        inherited.extend(self.passed.iter().cloned());
+        inherited.extend(self.cgroup_procs.iter().cloned());
+        let (mut child, group) = process::spawn(command, inherited).await?;
         let pid = child.id().unwrap_or_default();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let handle = ProcessHandle {

@@ -125,26 +125,76 @@ pub(crate) fn above_stdio(fd: OwnedFd) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
+/// A resource limit set in the child before exec: `resource` is one of libc's `RLIMIT_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rlimit {
+    pub(crate) resource: i32,
+    pub(crate) value: u64,
+}
+
+/// What the child does between fork and exec beyond the basics, as plain data built before
+/// the fork: the pre-exec closure only reads it, so it allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct ChildSetup {
+    /// Descriptors that must survive exec (their close-on-exec flag is cleared).
+    pub(crate) keep_open: Vec<RawFd>,
+    /// An open `cgroup.procs` file of the cgroup the child joins first.
+    pub(crate) cgroup_procs: Option<RawFd>,
+    /// Limits set (soft and hard) before exec.
+    pub(crate) limits: Vec<Rlimit>,
+    /// User and group ids to switch to (supplementary groups dropped), last before exec.
+    pub(crate) user: Option<(u32, u32)>,
+}
+
 /// Arranges for the child to lead its own process group (see [`ProcessGroup`]), and, in
-/// the child between fork and exec, for `child_fd` to survive exec and for the child to be
-/// killed when the master dies. The parent-death signal fires when the thread that forks
-/// ends: fork on the [`spawner`] thread, which lives as long as the process.
-pub(crate) fn prepare_child(command: &mut tokio::process::Command, child_fd: RawFd) {
+/// the child between fork and exec: to join its cgroup, set its resource limits, switch
+/// user (dropping supplementary groups), keep `setup.keep_open` across exec and be killed
+/// when the master dies. The parent-death signal fires when the thread that forks ends:
+/// fork on the [`spawner`] thread, which lives as long as the process. It is set after the
+/// user switch, which would clear it.
+pub(crate) fn prepare_child(command: &mut tokio::process::Command, setup: ChildSetup) {
     command.process_group(0);
     let master_pid = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec. It only calls fcntl, prctl,
-    // getppid and reads plain integers: async-signal-safe functions that neither allocate
-    // nor take locks, as the pre_exec contract requires.
+    // SAFETY: the closure runs in the forked child before exec. It only calls write,
+    // setrlimit, setgroups, setgid, setuid, fcntl, prctl and getppid, and reads plain data
+    // built before the fork (iterating a Vec does not allocate): async-signal-safe
+    // functions that neither allocate nor take locks, as the pre_exec contract requires.
     unsafe {
         command.pre_exec(move || {
-            if libc::fcntl(child_fd, libc::F_SETFD, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
+            let check = |rc: libc::c_int| {
+                if rc == -1 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            };
+            if let Some(procs) = setup.cgroup_procs {
+                // "0" moves the writing process: the child joins the cgroup before it
+                // runs anything, so whatever it starts is in it too.
+                let written = libc::write(procs, b"0".as_ptr().cast(), 1);
+                if written != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for limit in &setup.limits {
+                let value = libc::rlimit {
+                    rlim_cur: limit.value as libc::rlim_t,
+                    rlim_max: limit.value as libc::rlim_t,
+                };
+                #[allow(clippy::useless_conversion)]
+                check(libc::setrlimit(limit.resource as _, &value))?;
+            }
+            if let Some((uid, gid)) = setup.user {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setgid(gid))?;
+                check(libc::setuid(uid))?;
+            }
+            for &fd in &setup.keep_open {
+                check(libc::fcntl(fd, libc::F_SETFD, 0))?;
             }
             #[cfg(target_os = "linux")]
             {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
                 // The master may have died between fork and prctl: then nobody would send
                 // the signal, so give up now.
                 if libc::getppid() != master_pid {

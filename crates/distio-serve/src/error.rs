@@ -122,6 +122,33 @@ pub enum ServeError {
         source: std::io::Error,
     },
 
+    /// The server runs as root and was not told whom to run slaves as.
+    #[error(
+        "refusing to run slaves as root: this server runs as root, so every script would own the host; set `containment.run_as_user` (--run-as-user) to an unprivileged user, or `containment.allow_root_slaves = true` (--allow-root-slaves) if that is really intended"
+    )]
+    RootSlaves,
+
+    /// `run_as_user` or `run_as_group` names no user or group of this host.
+    #[error(
+        "the containment key `{key}` names `{name}`, which is not a {what} of this host ({file}); use an existing name or a numeric id"
+    )]
+    UnknownAccount {
+        /// `run_as_user` or `run_as_group`.
+        key: &'static str,
+        /// The name as configured.
+        name: String,
+        /// `user` or `group`.
+        what: &'static str,
+        /// The file it was looked up in.
+        file: &'static str,
+    },
+
+    /// The kernel cannot open scripts confined beneath the root (`openat2` is missing).
+    #[error(
+        "this kernel has no openat2(2) (Linux 5.6 or later is needed), so scripts cannot be opened without a symlink leading out of the root; distio-serve does not fall back to a racy check: run it on a newer kernel"
+    )]
+    NoOpenat2,
+
     /// Accepting connections failed while the server was running.
     #[error(
         "the server stopped accepting connections: {0}; check the process's file-descriptor limit (`ulimit -n`) and restart it"
@@ -231,12 +258,15 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::AllowlistRegex { .. }
         | ServeError::AllowlistEntry { .. }
         | ServeError::PassphraseUnsupported { .. }
-        | ServeError::Plaintext { .. } => EX_CONFIG,
+        | ServeError::Plaintext { .. }
+        | ServeError::RootSlaves
+        | ServeError::UnknownAccount { .. } => EX_CONFIG,
         ServeError::Random
         | ServeError::PrintConfig(_)
         | ServeError::Bind { .. }
         | ServeError::Serve(_)
         | ServeError::Runtime(_)
+        | ServeError::NoOpenat2
         | ServeError::AdminBind { .. }
         | ServeError::ControlSocket { .. }
         | ServeError::ControlInUse { .. }

@@ -52,14 +52,15 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+mod containment;
 mod error;
 mod logging;
 mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    BasicAuth, CliArgs, Command, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig,
-    load_from_args,
+    BasicAuth, CliArgs, CliContainment, Command, Containment, LoadedConfig, LogFormat, LogLevel,
+    Secret, ServeConfig, load_from_args,
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;

@@ -11,7 +11,14 @@ use std::process::{Child, Command, Stdio};
 fn start_binary() -> (Child, SocketAddr) {
     let root = make_root();
     let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
-        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--root"])
+        .args([
+            "--port",
+            "0",
+            "--interpreter",
+            "sh=/bin/sh",
+            "--allow-root-slaves",
+        ])
+        .arg("--root")
         .arg(&root)
         .env("DISTIO_SERVE_ADMIN_PORT", "0")
         .env("DISTIO_SERVE_CONTROL_SOCKET", "off")

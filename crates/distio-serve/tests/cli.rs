@@ -55,8 +55,10 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str], dir: &Path) -> Running {
+        // The tests run as root.
         let mut child = command()
             .args(args)
+            .arg("--allow-root-slaves")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -296,7 +298,14 @@ fn a_non_loopback_bind_needs_insecure_plaintext_and_is_refused_before_binding() 
 
     // With the opt-in it goes on to bind (and finds the port taken: exit 1).
     let out = run(
-        &["--bind", "0.0.0.0", "--port", &port, "--insecure-plaintext"],
+        &[
+            "--bind",
+            "0.0.0.0",
+            "--port",
+            &port,
+            "--insecure-plaintext",
+            "--allow-root-slaves",
+        ],
         &root,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

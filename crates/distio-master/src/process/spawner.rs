@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +24,7 @@ static SPAWNER: Worker<Job> = Worker::new("distio-spawner", QUEUED, run);
 struct Job {
     command: Command,
     /// Descriptors the child inherits: open until the fork is done, closed after.
-    inherited: Vec<OwnedFd>,
+    inherited: Vec<Arc<OwnedFd>>,
     /// The caller's runtime, which watches the child.
     runtime: Handle,
     reply: oneshot::Sender<io::Result<(Child, ProcessGroup)>>,
@@ -34,7 +35,7 @@ struct Job {
 /// is listed with the reaper.
 pub(crate) async fn spawn(
     command: Command,
-    inherited: Vec<OwnedFd>,
+    inherited: Vec<Arc<OwnedFd>>,
 ) -> io::Result<(Child, ProcessGroup)> {
     let runtime = Handle::try_current().map_err(io::Error::other)?;
     let (reply, answer) = oneshot::channel();

@@ -94,6 +94,10 @@ pub struct CliArgs {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure_plaintext: bool,
 
+    /// Who slaves run as (the `[containment]` keys that have options).
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "CliContainment::is_empty")]
+    pub containment: CliContainment,
     /// Print the effective configuration as TOML (secrets shown as ***) and exit.
     #[arg(long = "print-config")]
     #[serde(skip)]
@@ -120,6 +124,37 @@ pub enum Command {
     /// The operator's commands (status, list, kill, drain), talking to a running server.
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
+}
+
+/// The `[containment]` keys that have command-line options.
+///
+/// ```
+/// use clap::Parser;
+/// let args = distio_serve::CliArgs::try_parse_from(["distio-serve", "--run-as-user=nobody"])?;
+/// assert_eq!(args.containment.run_as_user.as_deref(), Some("nobody"));
+/// assert!(!args.containment.allow_root_slaves);
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, clap::Args)]
+pub struct CliContainment {
+    /// Run slaves as this user (name or uid); needed when the server runs as root.
+    #[arg(long = "run-as-user", value_name = "USER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<String>,
+    /// Run slaves as this group (name or gid) [default: the user's primary group].
+    #[arg(long = "run-as-group", value_name = "GROUP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_group: Option<String>,
+    /// Let a server running as root run slaves as root (every script then owns the host).
+    #[arg(long = "allow-root-slaves")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_root_slaves: bool,
+}
+
+impl CliContainment {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Reads an `--interpreter EXT=PROGRAM` value.

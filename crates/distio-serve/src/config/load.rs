@@ -19,6 +19,8 @@ const ENV_CONFIG: &str = "DISTIO_SERVE_CONFIG";
 /// Keys whose environment values are taken as written, never parsed as numbers or booleans
 /// (a password `007` stays `007`).
 const RAW_ENV_KEYS: &[&str] = &[
+    "containment.run_as_user",
+    "containment.run_as_group",
     "basic_auth.username",
     "basic_auth.password",
     "server_name",

@@ -5,6 +5,7 @@
 //! [`load_from_args`] and `docs/serve.md`.
 
 mod cli;
+mod containment;
 mod duration;
 mod legacy;
 mod load;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use cli::{CliArgs, Command};
+pub use cli::{CliArgs, CliContainment, Command};
+pub use containment::Containment;
 pub use load::{LoadedConfig, load, load_from_args};
 
 /// The effective configuration of a `distio-serve` process.
@@ -110,6 +112,8 @@ pub struct ServeConfig {
     /// not listed runs directly if it is executable. Default `py` → `python3`, `js` → `node`,
     /// `sh` → `/bin/sh`.
     pub interpreters: BTreeMap<String, PathBuf>,
+    /// Who slaves run as, their resource limits and cgroups (the `[containment]` table).
+    pub containment: Containment,
 }
 
 impl Default for ServeConfig {
@@ -147,6 +151,7 @@ impl Default for ServeConfig {
             server_name: None,
             basic_auth: None,
             interpreters,
+            containment: Containment::default(),
         }
     }
 }

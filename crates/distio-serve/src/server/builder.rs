@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Server;
-use crate::{Access, LoadedConfig, ServeConfig, ServeError};
+use crate::containment::Jail;
+use crate::{Access, Containment, LoadedConfig, ServeConfig, ServeError};
 
 /// What wraps the router before it serves (the auth middleware, say).
 pub(crate) type RouterMap = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -35,6 +37,9 @@ pub(crate) struct Settings {
     pub(crate) outbox_limit: usize,
     pub(crate) slave_inbox_limit: usize,
     pub(crate) insecure_plaintext: bool,
+    pub(crate) containment: Containment,
+    /// Set up by [`ServerBuilder::build`] from `root` and `containment`.
+    pub(crate) jail: Option<Arc<Jail>>,
 }
 
 impl Default for Settings {
@@ -71,6 +76,8 @@ impl Settings {
             outbox_limit: config.outbox_limit.clamp(1, u32::MAX as usize),
             slave_inbox_limit: config.slave_inbox_limit.clamp(1, u32::MAX as usize),
             insecure_plaintext: config.insecure_plaintext,
+            containment: config.containment.clone(),
+            jail: None,
         }
     }
 }
@@ -333,6 +340,24 @@ impl ServerBuilder {
         self
     }
 
+    /// Who slaves run as, their resource limits and their cgroups (the `[containment]`
+    /// table). A server running as root refuses to build without `run_as_user` or
+    /// `allow_root_slaves`.
+    ///
+    /// ```
+    /// use distio_serve::{Containment, Server};
+    /// let builder = Server::builder().containment(Containment {
+    ///     run_as_user: Some("nobody".into()),
+    ///     processes: Some(256),
+    ///     ..Containment::default()
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn containment(mut self, containment: Containment) -> Self {
+        self.settings.containment = containment;
+        self
+    }
+
     /// Wraps the server's router before it serves, e.g. to add authentication layers:
     /// `.map_router(|router| router.layer(my_layer))`. Called once, by
     /// [`build`](Self::build).
@@ -392,6 +417,10 @@ impl ServerBuilder {
                 "insecure_plaintext: serving without TLS on a non-loopback address; credentials and sessions cross the network in the clear"
             );
         }
+        settings.jail = Some(Arc::new(Jail::set_up(
+            &settings.root,
+            &settings.containment,
+        )?));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
@@ -514,6 +543,10 @@ mod tests {
             .address("0.0.0.0".parse().unwrap())
             .port(port)
             .insecure_plaintext(true)
+            .containment(Containment {
+                allow_root_slaves: true,
+                ..Containment::default()
+            })
             .build()
             .await
             .unwrap_err();

@@ -5,7 +5,7 @@ mod lifetime;
 mod outbox;
 mod output;
 mod relay;
-mod script;
+pub(crate) mod script;
 mod session;
 mod slave;
 mod slots;

@@ -1,6 +1,12 @@
 //! One slave of a session, from its spawn to its exit: resolve the script, wait for a
 //! place, start the process, relay it until it has exited and its socket and output have
 //! ended, then report how it exited.
+//!
+//! What runs is the descriptor `script::resolve` checked (see `ProcessSpec::from_fd`),
+//! with the server's allowlisted environment, in the root, as the configured user, with
+//! the configured limits, in its own process group and (where cgroups work) its own
+//! cgroup, killed as a whole when the slave ends. Nothing of how it runs comes from the
+//! client: the spawn frame carries only the script's path and its arguments.
 
 use distio_master::hosted::{HostedProcess, ProcessSpec};
 use distio_proto::SlaveId;
@@ -14,8 +20,9 @@ use super::ServerState;
 use super::lifetime::{self, Ending};
 use super::outbox::Outbox;
 use super::relay::{self, SlaveEnds, SlaveLink};
-use super::script::{self, Refusal};
+use super::script::{self, Program, Refusal};
 use super::slots::{Permit, SlotError};
+use crate::containment::SlaveCgroup;
 
 /// How long the socket and output of an exited slave are still relayed: what it wrote
 /// before it ended gets through, but a process that left its group and kept them open
@@ -58,7 +65,7 @@ pub(crate) struct SessionParts {
 /// The life of the slave spawned by `spawn`.
 pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
     let channel = spawn.channel;
-    let (hosted, permit) = match start(&spawn, &parts.state).await {
+    let (hosted, permit, cgroup) = match start(&spawn, &parts.state).await {
         Ok(started) => started,
         Err(Refusal { kind, message }) => {
             parts.state.admin().metrics().spawn_refused(kind);
@@ -98,6 +105,10 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
         return Finished::Abandoned;
     }
     let exited = relay_until_exit(hosted, channel, ends, &parts).await;
+    // Whatever the slave left behind in its cgroup (a double-forked daemon) goes too.
+    if let Some(cgroup) = cgroup {
+        cgroup.end().await;
+    }
     drop(permit);
     let (reason, ran) = entry.finish(exited.cause);
     tracing::info!(session = parts.session_id, slave = server_id, channel, pid, script = %spawn.script, code = ?exited.code, signal = ?exited.signal, reason, duration = ?ran, "slave ended");
@@ -105,20 +116,36 @@ pub(crate) async fn run(spawn: Spawn, parts: SessionParts) -> Finished {
 }
 
 /// Resolves the script, waits for a place and starts the process.
-async fn start(spawn: &Spawn, state: &ServerState) -> Result<(HostedProcess, Permit), Refusal> {
+async fn start(
+    spawn: &Spawn,
+    state: &ServerState,
+) -> Result<(HostedProcess, Permit, Option<SlaveCgroup>), Refusal> {
     let settings = state.settings();
-    let (root, interpreters, script) = (
-        settings.root.clone(),
-        settings.interpreters.clone(),
-        spawn.script.clone(),
-    );
-    let resolved =
-        tokio::task::spawn_blocking(move || script::resolve(&root, &script, &interpreters))
-            .await
-            .map_err(|err| Refusal {
-                kind: SpawnFailure::StartFailed,
-                message: format!("resolving the script `{}` failed: {err}", spawn.script),
-            })??;
+    let failed = |message: String| Refusal {
+        kind: SpawnFailure::StartFailed,
+        message,
+    };
+    let jail = settings
+        .jail
+        .clone()
+        .ok_or_else(|| failed("the server was not built with its containment".to_owned()))?;
+    let (interpreters, script) = (settings.interpreters.clone(), spawn.script.clone());
+    let resolving = jail.clone();
+    let program = tokio::task::spawn_blocking(move || {
+        script::resolve(
+            &resolving.root,
+            &script,
+            &interpreters,
+            resolving.allow_world_writable,
+        )
+    })
+    .await
+    .map_err(|err| {
+        failed(format!(
+            "resolving the script `{}` failed: {err}",
+            spawn.script
+        ))
+    })??;
     let queued_at = std::time::Instant::now();
     let permit = state
         .slots()
@@ -145,18 +172,43 @@ async fn start(spawn: &Spawn, state: &ServerState) -> Result<(HostedProcess, Per
             },
         })?;
     state.admin().metrics().queue_waited(queued_at.elapsed());
-    let mut spec = ProcessSpec::new(&resolved.program)
-        .args(&resolved.args)
+    let cannot_start = |err: &dyn std::fmt::Display| {
+        failed(format!(
+            "the server could not start `{}`: {err}",
+            spawn.script
+        ))
+    };
+    let spec = match program {
+        Program::Direct(file) => ProcessSpec::from_fd(file)
+            .map_err(|err| cannot_start(&err))?
+            .arg0(&spawn.script),
+        Program::Interpreted {
+            interpreter,
+            script,
+        } => ProcessSpec::new(interpreter)
+            .arg_fd(script)
+            .map_err(|err| cannot_start(&err))?,
+    };
+    let mut spec = spec
         .args(&spawn.args)
-        .current_dir(&settings.root);
+        .current_dir(jail.root.path())
+        .limits(jail.limits);
     for (key, value) in state.env() {
         spec = spec.env(key, value);
     }
-    let hosted = spec.start().await.map_err(|err| Refusal {
-        kind: SpawnFailure::StartFailed,
-        message: format!("the server could not start `{}`: {err}", spawn.script),
-    })?;
-    Ok((hosted, permit))
+    if let Some((uid, gid)) = jail.user {
+        spec = spec.run_as(uid, gid);
+    }
+    let cgroup = match jail.slave_cgroup() {
+        None => None,
+        Some(Ok((cgroup, procs))) => {
+            spec = spec.join_cgroup(procs);
+            Some(cgroup)
+        }
+        Some(Err(err)) => return Err(cannot_start(&err)),
+    };
+    let hosted = spec.start().await.map_err(|err| cannot_start(&err))?;
+    Ok((hosted, permit, cgroup))
 }
 
 /// Relays the slave until it has exited and its socket and output have ended (or

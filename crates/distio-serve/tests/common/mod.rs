@@ -197,7 +197,12 @@ pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Te
         .interpreter("sh", "/bin/sh")
         .kill_grace(Duration::from_millis(500))
         .shutdown_grace(Duration::from_secs(5))
-        .heartbeat(Duration::from_secs(2), 5);
+        .heartbeat(Duration::from_secs(2), 5)
+        // The tests run as root; the containment tests set their own user.
+        .containment(distio_serve::Containment {
+            allow_root_slaves: true,
+            ..distio_serve::Containment::default()
+        });
     let server = configure(builder).build().await.expect("server starts");
     let addr = server.local_addr();
     let stop = server.shutdown_handle();
