@@ -57,7 +57,7 @@ mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    BasicAuth, CliArgs, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, load_from_args,
+    BasicAuth, CliArgs, CliCommand, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, load_from_args,
 };
 pub use error::{ServeError, exit_code};
 pub use logging::init_logging;

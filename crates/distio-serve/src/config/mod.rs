@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use cli::CliArgs;
+pub use cli::{CliArgs, CliCommand};
 pub use load::{LoadedConfig, load, load_from_args};
 
 /// The effective configuration of a `distio-serve` process.
@@ -151,9 +151,9 @@ impl ServeConfig {
     /// The configuration as TOML, with every secret written as `***`.
     ///
     /// ```
-    /// use distio_serve::{BasicAuth, Secret, ServeConfig};
+    /// use distio_serve::{BasicAuth, ServeConfig};
     /// let config = ServeConfig {
-    ///     basic_auth: Some(BasicAuth { username: "ops".into(), password: Secret::new("hunter2") }),
+    ///     basic_auth: Some(BasicAuth::with_password("ops", "hunter2")),
     ///     ..ServeConfig::default()
     /// };
     /// let text = config.to_toml()?;
@@ -170,7 +170,7 @@ impl ServeConfig {
 ///
 /// ```
 /// let auth: distio_serve::BasicAuth = toml::from_str("username = \"ops\"\npassword = \"a:b\"")?;
-/// assert_eq!(auth.password.expose(), "a:b");
+/// assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("a:b"));
 /// assert!(!format!("{auth:?}").contains("a:b"));
 /// # Ok::<(), toml::de::Error>(())
 /// ```
@@ -179,8 +179,47 @@ impl ServeConfig {
 pub struct BasicAuth {
     /// The user name. It must not be empty and must not contain `:`.
     pub username: String,
-    /// The password, in plain text (hashed passwords come later).
-    pub password: Secret,
+    /// The password in plain text (the server warns at start): prefer `password_hash`.
+    /// Exactly one of the two is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// The password's PBKDF2 hash, `$pbkdf2-sha256$i=N$SALT$HASH`, as printed by
+    /// `distio-serve hash-password` (see [`PasswordHash`](crate::auth::PasswordHash)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<Secret>,
+}
+
+impl BasicAuth {
+    /// Credentials with a plain-text password.
+    ///
+    /// ```
+    /// let auth = distio_serve::BasicAuth::with_password("ops", "pw");
+    /// assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("pw"));
+    /// ```
+    pub fn with_password(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: Some(Secret::new(password)),
+            password_hash: None,
+        }
+    }
+
+    /// Credentials checked against a password hash.
+    ///
+    /// ```
+    /// use distio_serve::{BasicAuth, auth::PasswordHash};
+    /// let hash = PasswordHash::derive(b"pw", PasswordHash::MIN_ITERATIONS)?;
+    /// let auth = BasicAuth::with_hash("ops", &hash);
+    /// assert!(auth.password.is_none() && auth.password_hash.is_some());
+    /// # Ok::<(), distio_serve::ServeError>(())
+    /// ```
+    pub fn with_hash(username: impl Into<String>, hash: &crate::auth::PasswordHash) -> Self {
+        Self {
+            username: username.into(),
+            password: None,
+            password_hash: Some(Secret::new(hash.to_string())),
+        }
+    }
 }
 
 /// A secret string: never shown by `Debug`, `Display` or `Serialize` (all print `***`).
@@ -389,10 +428,7 @@ mod tests {
     #[test]
     fn secrets_never_show() {
         let config = ServeConfig {
-            basic_auth: Some(BasicAuth {
-                username: "ops".into(),
-                password: Secret::new("s3cr3t-pw"),
-            }),
+            basic_auth: Some(BasicAuth::with_password("ops", "s3cr3t-pw")),
             ..ServeConfig::default()
         };
         assert!(!format!("{config:?}").contains("s3cr3t-pw"));
@@ -400,6 +436,21 @@ mod tests {
         let toml = config.to_toml().unwrap();
         assert!(!toml.contains("s3cr3t-pw"), "{toml}");
         assert!(toml.contains("***"), "{toml}");
+        let hashed = ServeConfig {
+            basic_auth: Some(BasicAuth {
+                username: "ops".into(),
+                password: None,
+                password_hash: Some(Secret::new("$pbkdf2-sha256$i=600000$c2FsdA$aGFzaA")),
+            }),
+            ..ServeConfig::default()
+        };
+        for text in [
+            format!("{hashed:?}"),
+            format!("{hashed:#?}"),
+            hashed.to_toml().unwrap(),
+        ] {
+            assert!(!text.contains("c2FsdA") && !text.contains("aGFzaA"), "{text}");
+        }
     }
 
     #[test]
