@@ -355,6 +355,13 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             ));
         }
     }
+    if config.client_stall_timeout.is_zero() {
+        return Err(invalid(
+            figment,
+            "client_stall_timeout",
+            "it must be longer than zero",
+        ));
+    }
     if config.open_timeout.is_zero() {
         return Err(invalid(
             figment,

@@ -79,6 +79,14 @@ pub struct ServeConfig {
     /// Most bytes waiting to be written to one session's WebSocket. Default 8 MiB. When it is
     /// full, slaves' frames wait for room and their output lines are dropped (and counted).
     pub outbox_limit: usize,
+    /// How long a session's WebSocket may take no bytes at all (the client does not read)
+    /// before the session ends and its slaves are killed. Default 30 s; above zero.
+    #[serde(with = "duration::required")]
+    pub client_stall_timeout: Duration,
+    /// How long a session with no slaves may send no frame before the server closes it.
+    /// Default 10 min; `None` (`"off"` or zero) means never.
+    #[serde(with = "duration::optional")]
+    pub idle_session_timeout: Option<Duration>,
     /// Most bytes of frames waiting to be written to one slave's socket. Default 8 MiB.
     pub slave_inbox_limit: usize,
     /// Allow listening on an address that is not loopback without TLS. Default `false`: the
@@ -126,6 +134,8 @@ impl Default for ServeConfig {
             max_channels_per_session: 1024,
             open_timeout: Duration::from_secs(10),
             outbox_limit: 8 << 20,
+            client_stall_timeout: Duration::from_secs(30),
+            idle_session_timeout: Some(Duration::from_secs(10 * 60)),
             slave_inbox_limit: 8 << 20,
             insecure_plaintext: false,
             log_level: LogLevel::Info,
