@@ -271,12 +271,11 @@ impl Credentials {
         if self.cache().contains(&tag, Instant::now()) {
             return Ok(());
         }
-        let permit = match tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned())
-            .await
-        {
-            Ok(Ok(permit)) => permit,
-            _ => return Err(AuthFailure::Busy),
-        };
+        let permit =
+            match tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(AuthFailure::Busy),
+            };
         let user_ok = hmac::verify(&self.key, &user, &self.user_tag).is_ok();
         let hash = Arc::clone(hash);
         // The permit is held until the verification ends, even if this request is dropped.
@@ -315,8 +314,7 @@ impl Credentials {
 }
 
 /// Why a `basic_auth` section is refused when it has neither or both password keys.
-pub(crate) const ONE_OF: &str =
-    "it must have exactly one of `password` and `password_hash` (make a hash with `distio-serve hash-password`)";
+pub(crate) const ONE_OF: &str = "it must have exactly one of `password` and `password_hash` (make a hash with `distio-serve hash-password`)";
 
 /// The 401 response: the same for every failure, so it never tells which part was wrong.
 fn unauthorized() -> Response {
@@ -354,7 +352,10 @@ pub async fn require_basic_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match credentials.check(request.headers().get(AUTHORIZATION)).await {
+    match credentials
+        .check(request.headers().get(AUTHORIZATION))
+        .await
+    {
         Ok(()) => {
             request
                 .extensions_mut()
@@ -443,13 +444,18 @@ mod tests {
     impl Credentials {
         fn verify_header(&self, header: &HeaderValue) -> Result<(), AuthFailure> {
             let (u, p) = parse_basic_authorization(header.as_bytes())?;
-            if self.verify(&u, &p) { Ok(()) } else { Err(AuthFailure::WrongCredentials) }
+            if self.verify(&u, &p) {
+                Ok(())
+            } else {
+                Err(AuthFailure::WrongCredentials)
+            }
         }
     }
 
     fn hashed() -> Credentials {
-        let hash = PasswordHash::derive_with_salt(b"pa:ss", vec![1; 16], PasswordHash::MIN_ITERATIONS)
-            .unwrap();
+        let hash =
+            PasswordHash::derive_with_salt(b"pa:ss", vec![1; 16], PasswordHash::MIN_ITERATIONS)
+                .unwrap();
         let auth = BasicAuth::with_hash("ops", &hash);
         Credentials::new(&auth).unwrap()
     }
@@ -466,7 +472,11 @@ mod tests {
         assert_eq!(c.check(Some(&ok)).await, Ok(()));
         for wrong in ["ops:pa", "root:pa:ss", "OPS:pa:ss"] {
             let h = HeaderValue::from_str(&header(wrong)).unwrap();
-            assert_eq!(c.check(Some(&h)).await, Err(AuthFailure::WrongCredentials), "{wrong}");
+            assert_eq!(
+                c.check(Some(&h)).await,
+                Err(AuthFailure::WrongCredentials),
+                "{wrong}"
+            );
         }
         assert!(c.verify(b"ops", b"pa:ss"));
         assert!(!c.verify(b"nobody", b"pa:ss"));
@@ -492,7 +502,10 @@ mod tests {
         assert!(Credentials::new(&auth).is_err());
         auth.password_hash = Some(crate::Secret::new("$pbkdf2-sha256$i=1$a$b"));
         let err = Credentials::new(&auth).unwrap_err().to_string();
-        assert!(err.contains("password_hash") && !err.contains("$a$b"), "{err}");
+        assert!(
+            err.contains("password_hash") && !err.contains("$a$b"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@ impl VerifiedCache {
 
     /// Remembers `tag` until `now + TTL`, dropping the oldest entry if full.
     pub(crate) fn insert(&mut self, tag: [u8; 32], now: Instant) {
-        self.entries.retain(|(t, expires)| *expires > now && *t != tag);
+        self.entries
+            .retain(|(t, expires)| *expires > now && *t != tag);
         if self.entries.len() >= CAPACITY {
             self.entries.remove(0);
         }

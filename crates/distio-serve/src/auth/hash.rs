@@ -251,7 +251,10 @@ impl fmt::Display for PasswordHash {
 /// assert!(hash_password_from(&b"\n"[..], PasswordHash::MIN_ITERATIONS).is_err());
 /// # Ok::<(), distio_serve::ServeError>(())
 /// ```
-pub fn hash_password_from(input: impl BufRead, iterations: u32) -> Result<PasswordHash, ServeError> {
+pub fn hash_password_from(
+    input: impl BufRead,
+    iterations: u32,
+) -> Result<PasswordHash, ServeError> {
     let refuse = |reason: &str| ServeError::HashPassword {
         reason: reason.to_owned(),
     };
@@ -285,15 +288,17 @@ mod tests {
     use super::*;
 
     fn quick(password: &[u8]) -> PasswordHash {
-        PasswordHash::derive_with_salt(password, vec![7; 16], PasswordHash::MIN_ITERATIONS)
-            .unwrap()
+        PasswordHash::derive_with_salt(password, vec![7; 16], PasswordHash::MIN_ITERATIONS).unwrap()
     }
 
     #[test]
     fn round_trips_through_its_string() {
         let hash = quick(b"pa:ss");
         let text = hash.to_string();
-        assert!(text.starts_with("$pbkdf2-sha256$i=600000$BwcHBwcHBwcHBwcHBwcHBw$"), "{text}");
+        assert!(
+            text.starts_with("$pbkdf2-sha256$i=600000$BwcHBwcHBwcHBwcHBwcHBw$"),
+            "{text}"
+        );
         let back = PasswordHash::parse(&text).unwrap();
         assert_eq!(back, hash);
         assert!(back.verify(b"pa:ss"));
@@ -305,7 +310,10 @@ mod tests {
     fn padding_and_surrounding_space_are_accepted() {
         let text = quick(b"x").to_string();
         let parts: Vec<&str> = text.split('$').collect();
-        let padded = format!("  ${}${}${}==${}=\n", parts[1], parts[2], parts[3], parts[4]);
+        let padded = format!(
+            "  ${}${}${}==${}=\n",
+            parts[1], parts[2], parts[3], parts[4]
+        );
         assert_eq!(PasswordHash::parse(&padded), Ok(quick(b"x")));
     }
 
@@ -318,16 +326,46 @@ mod tests {
         for (text, problem) in [
             (String::new(), HashProblem::Format),
             ("$pbkdf2-sha512$i=600000$a$b".into(), HashProblem::Format),
-            (format!("$pbkdf2-sha256$600000${salt}${out}"), HashProblem::Format),
-            (format!("$pbkdf2-sha256$i=${salt}${out}"), HashProblem::Format),
-            (format!("$pbkdf2-sha256$i=-1${salt}${out}"), HashProblem::Format),
-            (format!("$pbkdf2-sha256$i=99999999999${salt}${out}"), HashProblem::Format),
-            (format!("$pbkdf2-sha256$i=599999${salt}${out}"), HashProblem::Iterations),
-            (format!("$pbkdf2-sha256$i=4294967295${salt}${out}"), HashProblem::Iterations),
-            (format!("$pbkdf2-sha256$i=600000$AAAA${out}"), HashProblem::Salt),
-            (format!("$pbkdf2-sha256$i=600000$!!${out}"), HashProblem::Salt),
-            (format!("$pbkdf2-sha256$i=600000${salt}$AAAA"), HashProblem::Output),
-            (format!("$pbkdf2-sha256$i=600000${salt}${out}$"), HashProblem::Format),
+            (
+                format!("$pbkdf2-sha256$600000${salt}${out}"),
+                HashProblem::Format,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=${salt}${out}"),
+                HashProblem::Format,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=-1${salt}${out}"),
+                HashProblem::Format,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=99999999999${salt}${out}"),
+                HashProblem::Format,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=599999${salt}${out}"),
+                HashProblem::Iterations,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=4294967295${salt}${out}"),
+                HashProblem::Iterations,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=600000$AAAA${out}"),
+                HashProblem::Salt,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=600000$!!${out}"),
+                HashProblem::Salt,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=600000${salt}$AAAA"),
+                HashProblem::Output,
+            ),
+            (
+                format!("$pbkdf2-sha256$i=600000${salt}${out}$"),
+                HashProblem::Format,
+            ),
             (format!("{good}x"), HashProblem::Output),
         ] {
             assert_eq!(PasswordHash::parse(&text), Err(problem), "{text}");

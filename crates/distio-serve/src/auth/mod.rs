@@ -13,11 +13,11 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 
 pub use allowlist::{Allowlist, require_allowed_peer};
+pub(crate) use basic::ONE_OF;
 pub use basic::{
     AuthFailure, AuthenticatedUser, CHALLENGE, Credentials, parse_basic_authorization,
     require_basic_auth,
 };
-pub(crate) use basic::ONE_OF;
 pub use hash::{HashProblem, PasswordHash, hash_password_from};
 
 use crate::{LoadedConfig, ServeError};

@@ -381,7 +381,11 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             (Some(_), None) => {}
             (None, Some(hash)) => {
                 if let Err(problem) = crate::auth::PasswordHash::parse(hash.expose()) {
-                    return Err(invalid(figment, "basic_auth.password_hash", problem.to_string()));
+                    return Err(invalid(
+                        figment,
+                        "basic_auth.password_hash",
+                        problem.to_string(),
+                    ));
                 }
             }
             _ => return Err(invalid(figment, "basic_auth", crate::auth::ONE_OF)),
@@ -607,7 +611,9 @@ mod tests {
 
     #[test]
     fn a_password_hash_is_checked_at_load_and_never_shown() {
-        let hash = crate::auth::PasswordHash::derive(b"pw", 600_000).unwrap().to_string();
+        let hash = crate::auth::PasswordHash::derive(b"pw", 600_000)
+            .unwrap()
+            .to_string();
         Jail::expect_with(|jail| {
             jail.create_file(
                 "serve.toml",
@@ -624,7 +630,10 @@ mod tests {
                 "[basic_auth]\nusername = \"ops\"\npassword_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHRzYWx0c2FsdA$c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0cw\"",
             )?;
             let err = load_err(&["--config", "weak.toml"]).to_string();
-            assert!(err.contains("basic_auth.password_hash") && err.contains("iteration"), "{err}");
+            assert!(
+                err.contains("basic_auth.password_hash") && err.contains("iteration"),
+                "{err}"
+            );
             assert!(!err.contains("c2FsdHNhbHRz"), "{err}");
 
             jail.create_file("both.toml", "[basic_auth]\nusername = \"ops\"")?;

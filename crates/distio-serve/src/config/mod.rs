@@ -459,7 +459,10 @@ mod tests {
             format!("{hashed:#?}"),
             hashed.to_toml().unwrap(),
         ] {
-            assert!(!text.contains("c2FsdA") && !text.contains("aGFzaA"), "{text}");
+            assert!(
+                !text.contains("c2FsdA") && !text.contains("aGFzaA"),
+                "{text}"
+            );
         }
     }
 
