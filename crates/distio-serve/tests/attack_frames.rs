@@ -9,7 +9,7 @@
 
 mod common;
 #[path = "../../distio-proto/tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod proto_common;
 
 use bytes::{BufMut, Bytes, BytesMut};
