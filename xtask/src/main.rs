@@ -3,10 +3,12 @@
 //! - `ci`: every check CI runs, in order (the single source of truth; `.ci/run` calls it).
 //! - `bench`: the benchmark, distio against the raw IPC floor (`--smoke` for tiny counts).
 //! - `soak`: the master's soak test, watching for growth (ten minutes by default).
+//! - `fuzz`: the hostile-input tests on every decoder the server exposes, long (release).
 
 mod bench;
 mod ci;
 mod cmd;
+mod fuzz;
 mod soak;
 
 use std::process::ExitCode;
@@ -20,7 +22,10 @@ commands:
           flags go to distio-bench, e.g. `--rounds 3 --pipelined 50000`)
   soak    run the master's soak test in release for SECONDS (default 600): mixed load,
           timeouts, kills and respawns; fails if memory, descriptors, threads or
-          child processes grow";
+          child processes grow
+  fuzz    run the hostile-input tests in release on every decoder distio-serve exposes
+          (session frames, slave frames, the Authorization header, password hashes, the
+          config file), `--cases N` each (default 1000000); fails on any finding";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 const EX_USAGE: i32 = 64;
 /// Exit code for a bad configuration (`EX_CONFIG` from `sysexits.h`).
 const EX_CONFIG: i32 = 78;
+/// Exit code for bad input data (`EX_DATAERR` from `sysexits.h`).
+const EX_DATAERR: i32 = 65;
 
 /// Everything that can stop `distio-serve` from starting or running.
 ///
@@ -91,6 +93,14 @@ pub enum ServeError {
     PassphraseUnsupported {
         /// The legacy JSON file that contains it.
         path: PathBuf,
+    },
+
+    /// `distio-serve hash-password` could not make a hash (empty or unreadable input, a bad
+    /// `--iterations`).
+    #[error("cannot hash the password: {reason}")]
+    HashPassword {
+        /// What was wrong with the input or the options; never the password.
+        reason: String,
     },
 
     /// The system's random number generator failed (needed for the per-process credential key).
@@ -236,6 +246,7 @@ pub enum ServeError {
 /// - `64` (`EX_USAGE`): the command line could not be parsed;
 /// - `78` (`EX_CONFIG`): the configuration is invalid (file, key, root, allowlist, credentials,
 ///   a non-loopback address without `insecure_plaintext`);
+/// - `65` (`EX_DATAERR`): `hash-password` got no usable password or options;
 /// - `1`: anything else (e.g. the port is already in use).
 ///
 /// ```
@@ -261,6 +272,7 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::Plaintext { .. }
         | ServeError::RootSlaves
         | ServeError::UnknownAccount { .. } => EX_CONFIG,
+        ServeError::HashPassword { .. } => EX_DATAERR,
         ServeError::Random
         | ServeError::PrintConfig(_)
         | ServeError::Bind { .. }

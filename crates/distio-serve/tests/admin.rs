@@ -6,7 +6,7 @@ mod common;
 
 use common::{Client, make_root, process_gone, within};
 use distio_proto::remote::{ClientEvent, ExitCause};
-use distio_serve::{Access, Allowlist, BasicAuth, Credentials, Secret, Server};
+use distio_serve::{Access, Allowlist, BasicAuth, Credentials, Server};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -101,10 +101,7 @@ async fn metrics_move_as_a_scripted_session_runs() {
     let access = Access {
         allowlist: Arc::new(Allowlist::parse(Vec::<String>::new()).unwrap()),
         credentials: Some(Arc::new(
-            Credentials::new(&BasicAuth {
-                username: "ops".into(),
-                password: Secret::new("pw"),
-            })
+            Credentials::new(&BasicAuth::with_password("ops", "pw"))
             .unwrap(),
         )),
     };
@@ -235,7 +232,7 @@ fn start_binary() -> Binary {
     let root = make_root();
     let socket = root.join("ctl/control.sock");
     let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
-        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--root"])
+        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--allow-root-slaves", "--root"])
         .arg(&root)
         .env("DISTIO_SERVE_ADMIN_PORT", free_port().to_string())
         .env("DISTIO_SERVE_CONTROL_SOCKET", &socket)

@@ -368,13 +368,10 @@ async fn connection_refused_is_host_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_and_the_allowlist_are_host_errors() {
-    use distio_serve::{Access, Allowlist, BasicAuth, Credentials, Secret};
+    use distio_serve::{Access, Allowlist, BasicAuth, Credentials};
     use std::sync::Arc;
 
-    let auth = BasicAuth {
-        username: "ops".into(),
-        password: Secret::new("s3cret:with:colons"),
-    };
+    let auth = BasicAuth::with_password("ops", "s3cret:with:colons");
     let access = Access {
         allowlist: Arc::new(Allowlist::parse(["127.0.0.1"]).unwrap()),
         credentials: Some(Arc::new(Credentials::new(&auth).unwrap())),

@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,10 @@ use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use ring::hmac;
 use ring::rand::SystemRandom;
+use tokio::sync::Semaphore;
 
+use super::cache::VerifiedCache;
+use super::hash::PasswordHash;
 use crate::{BasicAuth, ServeError};
 
 /// The `WWW-Authenticate` challenge sent with every 401.
@@ -52,6 +56,8 @@ pub enum AuthFailure {
     NoColon,
     /// The user name or the password is wrong.
     WrongCredentials,
+    /// Too many password-hash verifications were waiting: answered 503, not 401.
+    Busy,
 }
 
 impl fmt::Display for AuthFailure {
@@ -62,6 +68,7 @@ impl fmt::Display for AuthFailure {
             AuthFailure::BadBase64 => "the Basic credentials are not valid base64",
             AuthFailure::NoColon => "the Basic credentials have no colon",
             AuthFailure::WrongCredentials => "wrong user name or password",
+            AuthFailure::Busy => "too many password checks were waiting",
         })
     }
 }
@@ -99,12 +106,32 @@ pub fn parse_basic_authorization(value: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Aut
     Ok((decoded, password))
 }
 
-/// The credentials the server expects, kept only as HMAC tags under a key made fresh for each
-/// process, so that checking them takes the same time whatever was sent.
+/// How long a request waits for a turn to verify a password hash before it is answered
+/// 503 (busy).
+pub(crate) const HASH_WAIT: Duration = Duration::from_secs(3);
+
+/// How the password is checked.
+enum Check {
+    /// A plain-text password from the configuration: its HMAC tag.
+    Plain { password_tag: Vec<u8> },
+    /// A PBKDF2 hash from the configuration.
+    Hashed { hash: Arc<PasswordHash> },
+}
+
+/// The credentials the server expects: the user name kept only as an HMAC tag under a key
+/// made fresh for each process, and the password as a tag too (plain-text configuration)
+/// or as its PBKDF2 hash (`password_hash`).
+///
+/// Checking a hash is costly (about 0.3 s of CPU), so [`check`](Self::check) runs it on
+/// a blocking thread, one or two at a time (a request that waits longer than 3 s gets
+/// [`AuthFailure::Busy`]), and remembers credentials that passed for 5 minutes (a small
+/// bounded cache keyed by an HMAC of what was presented). A wrong user name costs the same
+/// hash verification as a wrong password, so neither the answer nor its timing tells
+/// which was wrong.
 ///
 /// ```
-/// use distio_serve::{BasicAuth, Credentials, Secret};
-/// let creds = Credentials::new(&BasicAuth { username: "ops".into(), password: Secret::new("pw") })?;
+/// use distio_serve::{BasicAuth, Credentials};
+/// let creds = Credentials::new(&BasicAuth::with_password("ops", "pw"))?;
 /// assert!(creds.verify(b"ops", b"pw"));
 /// assert!(!creds.verify(b"ops", b"PW"));
 /// # Ok::<(), distio_serve::ServeError>(())
@@ -113,7 +140,9 @@ pub struct Credentials {
     username: String,
     key: hmac::Key,
     user_tag: Vec<u8>,
-    password_tag: Vec<u8>,
+    check: Check,
+    verified: Mutex<VerifiedCache>,
+    hashing: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Credentials {
@@ -128,27 +157,52 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// Prepares the configured credentials for checking.
     ///
-    /// Fails only if the system random number generator does.
+    /// Fails if the configuration has neither or both of `password` and `password_hash`, if
+    /// the hash is not valid, or if the system random number generator fails.
     pub fn new(auth: &BasicAuth) -> Result<Self, ServeError> {
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
             .map_err(|_| ServeError::Random)?;
         let user_tag = hmac::sign(&key, auth.username.as_bytes()).as_ref().to_vec();
-        let password_tag = hmac::sign(&key, auth.password.expose().as_bytes())
-            .as_ref()
-            .to_vec();
+        let check = match (&auth.password, &auth.password_hash) {
+            (Some(password), None) => Check::Plain {
+                password_tag: hmac::sign(&key, password.expose().as_bytes())
+                    .as_ref()
+                    .to_vec(),
+            },
+            (None, Some(hash)) => Check::Hashed {
+                hash: Arc::new(PasswordHash::parse(hash.expose()).map_err(|problem| {
+                    ServeError::InvalidKey {
+                        key: "basic_auth.password_hash".into(),
+                        origin: "the configuration".into(),
+                        reason: problem.to_string(),
+                    }
+                })?),
+            },
+            _ => {
+                return Err(ServeError::InvalidKey {
+                    key: "basic_auth".into(),
+                    origin: "the configuration".into(),
+                    reason: ONE_OF.into(),
+                });
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             username: auth.username.clone(),
             key,
             user_tag,
-            password_tag,
+            check,
+            verified: Mutex::new(VerifiedCache::default()),
+            // One core stays free for sessions on a small machine.
+            hashing: Arc::new(Semaphore::new(if cpus > 2 { 2 } else { 1 })),
         })
     }
 
     /// The expected user name.
     ///
     /// ```
-    /// # use distio_serve::{BasicAuth, Credentials, Secret};
-    /// let creds = Credentials::new(&BasicAuth { username: "ops".into(), password: Secret::new("pw") })?;
+    /// # use distio_serve::{BasicAuth, Credentials};
+    /// let creds = Credentials::new(&BasicAuth::with_password("ops", "pw"))?;
     /// assert_eq!(creds.username(), "ops");
     /// # Ok::<(), distio_serve::ServeError>(())
     /// ```
@@ -156,42 +210,111 @@ impl Credentials {
         &self.username
     }
 
-    /// Whether both the user name and the password match, compared in constant time; both are
-    /// always checked, so the time taken does not tell which one was wrong.
+    /// Whether the password is kept as a hash (`password_hash`) rather than in plain text.
     ///
     /// ```
-    /// # use distio_serve::{BasicAuth, Credentials, Secret};
-    /// let creds = Credentials::new(&BasicAuth { username: "ops".into(), password: Secret::new("pw") })?;
+    /// # use distio_serve::{BasicAuth, Credentials};
+    /// let creds = Credentials::new(&BasicAuth::with_password("ops", "pw"))?;
+    /// assert!(!creds.is_hashed());
+    /// # Ok::<(), distio_serve::ServeError>(())
+    /// ```
+    pub fn is_hashed(&self) -> bool {
+        matches!(self.check, Check::Hashed { .. })
+    }
+
+    /// Whether both the user name and the password match, compared in constant time; both are
+    /// always checked, so the time taken does not tell which one was wrong. With a password
+    /// hash this blocks for the hash's cost: async code uses [`check`](Self::check).
+    ///
+    /// ```
+    /// # use distio_serve::{BasicAuth, Credentials};
+    /// let creds = Credentials::new(&BasicAuth::with_password("ops", "pw"))?;
     /// assert!(!creds.verify(b"root", b"pw"));
     /// # Ok::<(), distio_serve::ServeError>(())
     /// ```
     pub fn verify(&self, username: &[u8], password: &[u8]) -> bool {
         let user_ok = hmac::verify(&self.key, username, &self.user_tag).is_ok();
-        let password_ok = hmac::verify(&self.key, password, &self.password_tag).is_ok();
+        let password_ok = match &self.check {
+            Check::Plain { password_tag } => {
+                hmac::verify(&self.key, password, password_tag).is_ok()
+            }
+            // An unknown user costs the same verification as a known one.
+            Check::Hashed { hash } => hash.verify(password),
+        };
         user_ok & password_ok
     }
 
-    /// Checks an `Authorization` header (or its absence).
+    /// Checks an `Authorization` header (or its absence). A password hash is verified on a
+    /// blocking thread, behind a limit on how many run at once.
     ///
     /// ```
-    /// # use distio_serve::{BasicAuth, Credentials, Secret};
+    /// # async fn run() -> Result<(), distio_serve::ServeError> {
+    /// # use distio_serve::{BasicAuth, Credentials};
     /// use axum::http::HeaderValue;
-    /// let creds = Credentials::new(&BasicAuth { username: "ops".into(), password: Secret::new("pw") })?;
+    /// let creds = Credentials::new(&BasicAuth::with_password("ops", "pw"))?;
     /// // base64("ops:pw") = "b3BzOnB3"
-    /// assert!(creds.check(Some(&HeaderValue::from_static("Basic b3BzOnB3"))).is_ok());
-    /// assert!(creds.check(None).is_err());
-    /// # Ok::<(), distio_serve::ServeError>(())
+    /// assert!(creds.check(Some(&HeaderValue::from_static("Basic b3BzOnB3"))).await.is_ok());
+    /// assert!(creds.check(None).await.is_err());
+    /// # Ok(()) }
     /// ```
-    pub fn check(&self, header: Option<&HeaderValue>) -> Result<(), AuthFailure> {
+    pub async fn check(&self, header: Option<&HeaderValue>) -> Result<(), AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;
         let (user, password) = parse_basic_authorization(header.as_bytes())?;
-        if self.verify(&user, &password) {
+        let Check::Hashed { hash } = &self.check else {
+            return if self.verify(&user, &password) {
+                Ok(())
+            } else {
+                Err(AuthFailure::WrongCredentials)
+            };
+        };
+        let tag = self.presented_tag(&user, &password);
+        if self.cache().contains(&tag, Instant::now()) {
+            return Ok(());
+        }
+        let permit =
+            match tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                _ => return Err(AuthFailure::Busy),
+            };
+        let user_ok = hmac::verify(&self.key, &user, &self.user_tag).is_ok();
+        let hash = Arc::clone(hash);
+        // The permit is held until the verification ends, even if this request is dropped.
+        let password_ok = tokio::task::spawn_blocking(move || {
+            let ok = hash.verify(&password);
+            drop(permit);
+            ok
+        })
+        .await
+        .unwrap_or(false);
+        if user_ok & password_ok {
+            self.cache().insert(tag, Instant::now());
             Ok(())
         } else {
             Err(AuthFailure::WrongCredentials)
         }
     }
+
+    /// The cache key of presented credentials: an HMAC under the process's key.
+    fn presented_tag(&self, user: &[u8], password: &[u8]) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.key);
+        context.update(b"verified\0");
+        context.update(&(user.len() as u64).to_le_bytes());
+        context.update(user);
+        context.update(password);
+        let mut tag = [0; 32];
+        tag.copy_from_slice(context.sign().as_ref());
+        tag
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, VerifiedCache> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
+
+/// Why a `basic_auth` section is refused when it has neither or both password keys.
+pub(crate) const ONE_OF: &str = "it must have exactly one of `password` and `password_hash` (make a hash with `distio-serve hash-password`)";
 
 /// The 401 response: the same for every failure, so it never tells which part was wrong.
 fn unauthorized() -> Response {
@@ -202,14 +325,23 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
+/// The 503 response when password checks are saturated: try again shortly.
+fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(RETRY_AFTER, HeaderValue::from_static("1"))],
+    )
+        .into_response()
+}
+
 /// Refuses (401 with `WWW-Authenticate: Basic realm="distio-serve"`) a request without the right
 /// credentials; on success puts [`AuthenticatedUser`] into the request's extensions.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use axum::{Router, middleware, routing::get};
-/// use distio_serve::{BasicAuth, Credentials, Secret};
-/// let creds = Arc::new(Credentials::new(&BasicAuth { username: "ops".into(), password: Secret::new("pw") })?);
+/// use distio_serve::{BasicAuth, Credentials};
+/// let creds = Arc::new(Credentials::new(&BasicAuth::with_password("ops", "pw"))?);
 /// let app: Router = Router::new()
 ///     .route("/session", get(|| async { "hi" }))
 ///     .layer(middleware::from_fn_with_state(creds, distio_serve::auth::require_basic_auth));
@@ -220,7 +352,10 @@ pub async fn require_basic_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match credentials.check(request.headers().get(AUTHORIZATION)) {
+    match credentials
+        .check(request.headers().get(AUTHORIZATION))
+        .await
+    {
         Ok(()) => {
             request
                 .extensions_mut()
@@ -233,7 +368,11 @@ pub async fn require_basic_auth(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0);
             tracing::warn!(peer = ?peer, %reason, "connection refused: basic authentication failed");
-            unauthorized()
+            if reason == AuthFailure::Busy {
+                busy()
+            } else {
+                unauthorized()
+            }
         }
     }
 }
@@ -241,7 +380,6 @@ pub async fn require_basic_auth(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Secret;
 
     fn header(raw: &str) -> String {
         format!(
@@ -251,11 +389,7 @@ mod tests {
     }
 
     fn creds() -> Credentials {
-        Credentials::new(&BasicAuth {
-            username: "ops".into(),
-            password: Secret::new("pa:ss"),
-        })
-        .unwrap()
+        Credentials::new(&BasicAuth::with_password("ops", "pa:ss")).unwrap()
     }
 
     #[test]
@@ -302,9 +436,76 @@ mod tests {
         assert!(!c.verify(b"ops:pa", b"ss"));
         assert!(!c.verify(b"", b""));
         let ok = HeaderValue::from_str(&header("ops:pa:ss")).unwrap();
-        assert_eq!(c.check(Some(&ok)), Ok(()));
+        assert_eq!(c.verify_header(&ok), Ok(()));
         let wrong = HeaderValue::from_str(&header("ops:nope")).unwrap();
-        assert_eq!(c.check(Some(&wrong)), Err(AuthFailure::WrongCredentials));
+        assert_eq!(c.verify_header(&wrong), Err(AuthFailure::WrongCredentials));
+    }
+
+    impl Credentials {
+        fn verify_header(&self, header: &HeaderValue) -> Result<(), AuthFailure> {
+            let (u, p) = parse_basic_authorization(header.as_bytes())?;
+            if self.verify(&u, &p) {
+                Ok(())
+            } else {
+                Err(AuthFailure::WrongCredentials)
+            }
+        }
+    }
+
+    fn hashed() -> Credentials {
+        let hash =
+            PasswordHash::derive_with_salt(b"pa:ss", vec![1; 16], PasswordHash::MIN_ITERATIONS)
+                .unwrap();
+        let auth = BasicAuth::with_hash("ops", &hash);
+        Credentials::new(&auth).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_hashed_password_is_checked_and_remembered() {
+        let c = hashed();
+        assert!(c.is_hashed());
+        let ok = HeaderValue::from_str(&header("ops:pa:ss")).unwrap();
+        let tag = c.presented_tag(b"ops", b"pa:ss");
+        assert!(!c.cache().contains(&tag, Instant::now()));
+        assert_eq!(c.check(Some(&ok)).await, Ok(()));
+        assert!(c.cache().contains(&tag, Instant::now()));
+        assert_eq!(c.check(Some(&ok)).await, Ok(()));
+        for wrong in ["ops:pa", "root:pa:ss", "OPS:pa:ss"] {
+            let h = HeaderValue::from_str(&header(wrong)).unwrap();
+            assert_eq!(
+                c.check(Some(&h)).await,
+                Err(AuthFailure::WrongCredentials),
+                "{wrong}"
+            );
+        }
+        assert!(c.verify(b"ops", b"pa:ss"));
+        assert!(!c.verify(b"nobody", b"pa:ss"));
+    }
+
+    #[tokio::test]
+    async fn a_saturated_hasher_answers_busy() {
+        let c = hashed();
+        // One permit on a small machine, two on a larger one: hold them all.
+        let all = c.hashing.available_permits() as u32;
+        let _held = c.hashing.clone().try_acquire_many_owned(all).unwrap();
+        let h = HeaderValue::from_str(&header("ops:pa:ss")).unwrap();
+        assert_eq!(c.check(Some(&h)).await, Err(AuthFailure::Busy));
+    }
+
+    #[test]
+    fn neither_or_both_password_keys_are_refused() {
+        let mut auth = BasicAuth::with_password("ops", "pw");
+        auth.password_hash = Some(crate::Secret::new("x"));
+        assert!(Credentials::new(&auth).is_err());
+        auth.password = None;
+        auth.password_hash = None;
+        assert!(Credentials::new(&auth).is_err());
+        auth.password_hash = Some(crate::Secret::new("$pbkdf2-sha256$i=1$a$b"));
+        let err = Credentials::new(&auth).unwrap_err().to_string();
+        assert!(
+            err.contains("password_hash") && !err.contains("$a$b"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod allowlist;
 mod basic;
+mod cache;
+mod hash;
 
 use std::sync::Arc;
 
@@ -11,10 +13,12 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 
 pub use allowlist::{Allowlist, require_allowed_peer};
+pub(crate) use basic::ONE_OF;
 pub use basic::{
     AuthFailure, AuthenticatedUser, CHALLENGE, Credentials, parse_basic_authorization,
     require_basic_auth,
 };
+pub use hash::{HashProblem, PasswordHash, hash_password_from};
 
 use crate::{LoadedConfig, ServeError};
 
@@ -53,11 +57,16 @@ impl Access {
             Some(auth) => Some(Arc::new(Credentials::new(auth)?)),
             None => None,
         };
-        if let Some(credentials) = &credentials {
-            tracing::info!(
+        match &credentials {
+            Some(credentials) if credentials.is_hashed() => tracing::info!(
                 user = credentials.username(),
-                "basic authentication required (plain-text password from the configuration)"
-            );
+                "basic authentication required (password hash from the configuration)"
+            ),
+            Some(credentials) => tracing::warn!(
+                user = credentials.username(),
+                "basic_auth.password is kept in plain text in the configuration; store its hash as basic_auth.password_hash instead (`distio-serve hash-password` prints it)"
+            ),
+            None => {}
         }
         Ok(Self {
             allowlist: Arc::new(loaded.allowlist.clone()),
@@ -105,7 +114,7 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BasicAuth, Secret};
+    use crate::BasicAuth;
     use axum::body::Body;
     use axum::extract::ConnectInfo;
     use axum::http::{Request, StatusCode, header};
@@ -118,11 +127,7 @@ mod tests {
         let access = Access {
             allowlist: Arc::new(Allowlist::parse(allow).unwrap()),
             credentials: Some(Arc::new(
-                Credentials::new(&BasicAuth {
-                    username: "ops".into(),
-                    password: Secret::new("pa:ss"),
-                })
-                .unwrap(),
+                Credentials::new(&BasicAuth::with_password("ops", "pa:ss")).unwrap(),
             )),
         };
         access.protect(

@@ -4,27 +4,36 @@
 //! line; see `docs/serve.md`), installs the logger, and serves until SIGTERM or SIGINT, which
 //! stop it gracefully with exit code 0. Once it listens it prints `listening on ADDR` on
 //! standard output (scripts and tests read the address from that line); logs go to standard
-//! error. With a subcommand (`status`, `list`, `kill`, `drain`) it is instead the operator's
-//! client of a running server's control socket (see `docs/serve.md`). Exit codes: 0 stopped,
-//! `--help`, `--version` or `--print-config`; 64 a bad command
-//! line; 78 a bad configuration; 1 anything else.
+//! error. With a subcommand it is instead a tool: `status`, `list`, `kill` and `drain` are
+//! the operator's client of a running server's control socket, and
+//! `hash-password [--iterations N]` reads a password line from standard input and prints its
+//! hash for `basic_auth.password_hash` (see `docs/serve.md`). Exit codes: 0 stopped, `--help`,
+//! `--version` or `--print-config`; 64 a bad command line; 65 `hash-password` got no usable
+//! password; 78 a bad configuration; 1 anything else.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use clap::Parser;
 use std::process::ExitCode;
 
-use distio_serve::{LoadedConfig, ServeError, ServerBuilder, exit_code, init_logging};
+use distio_serve::{
+    CliArgs, Command, LoadedConfig, ServeError, ServerBuilder, exit_code, init_logging,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
-    let args = match <distio_serve::CliArgs as clap::Parser>::try_parse_from(std::env::args_os()) {
+    let args = match CliArgs::try_parse_from(std::env::args_os()) {
         Ok(args) => args,
-        Err(err) => return fail(&err.into()),
+        Err(err) => return fail(&ServeError::Usage(err)),
     };
+    if let Some(Command::HashPassword { iterations }) = args.command {
+        return hash_password(iterations);
+    }
     let loaded = match distio_serve::config::load(&args) {
         Ok(loaded) => loaded,
         Err(err) => return fail(&err),
     };
-    if let Some(distio_serve::Command::Admin(command)) = &args.command {
+    if let Some(Command::Admin(command)) = &args.command {
         return match distio_serve::admin::run_command(command, &loaded.config) {
             Ok(text) => {
                 print!("{text}");
@@ -52,6 +61,26 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(serve(&loaded)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// `distio-serve hash-password`: the hash of the password on standard input, on standard
+/// output; where it goes, on standard error.
+fn hash_password(iterations: u32) -> ExitCode {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("Type the password and press Enter (it is shown as you type):");
+    }
+    match distio_serve::auth::hash_password_from(stdin.lock(), iterations) {
+        Ok(hash) => {
+            println!("{hash}");
+            eprintln!(
+                "Put this value in the configuration file as `password_hash` under [basic_auth] \
+                 (in place of `password`), or in DISTIO_SERVE_BASIC_AUTH__PASSWORD_HASH."
+            );
+            ExitCode::SUCCESS
+        }
         Err(err) => fail(&err),
     }
 }

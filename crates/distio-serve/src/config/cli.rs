@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{LogFormat, LogLevel};
+use crate::auth::PasswordHash;
 
 /// The command-line arguments of `distio-serve`.
 ///
@@ -124,6 +125,20 @@ pub enum Command {
     /// The operator's commands (status, list, kill, drain), talking to a running server.
     #[command(flatten)]
     Admin(crate::admin::AdminCommand),
+    /// Read a password (one line) from standard input and print its PBKDF2 hash, the value
+    /// for `basic_auth.password_hash`.
+    HashPassword {
+        /// PBKDF2 iterations, 600000 (OWASP's figure) to 10000000.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = PasswordHash::MIN_ITERATIONS,
+            value_parser = clap::value_parser!(u32).range(
+                i64::from(PasswordHash::MIN_ITERATIONS)..=i64::from(PasswordHash::MAX_ITERATIONS)
+            )
+        )]
+        iterations: u32,
+    },
 }
 
 /// The `[containment]` keys that have command-line options.
@@ -233,6 +248,20 @@ mod tests {
     }
 
     #[test]
+    fn hash_password_is_a_subcommand_beside_the_flags() {
+        let args = CliArgs::try_parse_from(["x", "hash-password"]).unwrap();
+        assert_eq!(
+            args.command,
+            Some(Command::HashPassword {
+                iterations: PasswordHash::MIN_ITERATIONS
+            })
+        );
+        assert!(CliArgs::try_parse_from(["x", "hash-password", "--iterations", "1000"]).is_err());
+        let args = CliArgs::try_parse_from(["x", "--port", "4000"]).unwrap();
+        assert_eq!((args.port, args.command), (Some(4000), None));
+    }
+
+    #[test]
     fn help_mentions_every_option() {
         let help = CliArgs::command().render_long_help().to_string();
         for flag in [
@@ -247,6 +276,7 @@ mod tests {
             "--interpreter",
             "--insecure-plaintext",
             "--print-config",
+            "hash-password",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

@@ -227,7 +227,10 @@ mod tests {
             assert_eq!(c.root, std::fs::canonicalize(jail.directory()).unwrap());
             let auth = c.basic_auth.as_ref().unwrap();
             assert_eq!(
-                (auth.username.as_str(), auth.password.expose()),
+                (
+                    auth.username.as_str(),
+                    auth.password.as_ref().map_or("", |p| p.expose())
+                ),
                 ("username", "password")
             );
             assert_eq!(c.max_concurrent_slaves, 8);

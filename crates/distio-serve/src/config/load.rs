@@ -23,6 +23,7 @@ const RAW_ENV_KEYS: &[&str] = &[
     "containment.run_as_group",
     "basic_auth.username",
     "basic_auth.password",
+    "basic_auth.password_hash",
     "server_name",
     "root",
 ];
@@ -356,6 +357,13 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             ));
         }
     }
+    if config.client_stall_timeout.is_zero() {
+        return Err(invalid(
+            figment,
+            "client_stall_timeout",
+            "it must be longer than zero",
+        ));
+    }
     if config.open_timeout.is_zero() {
         return Err(invalid(
             figment,
@@ -370,6 +378,19 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
                 "basic_auth.username",
                 "it must not be empty and must not contain `:`",
             ));
+        }
+        match (&auth.password, &auth.password_hash) {
+            (Some(_), None) => {}
+            (None, Some(hash)) => {
+                if let Err(problem) = crate::auth::PasswordHash::parse(hash.expose()) {
+                    return Err(invalid(
+                        figment,
+                        "basic_auth.password_hash",
+                        problem.to_string(),
+                    ));
+                }
+            }
+            _ => return Err(invalid(figment, "basic_auth", crate::auth::ONE_OF)),
         }
     }
     for (ext, program) in &config.interpreters {
@@ -403,7 +424,7 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
 #[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
-    use crate::LogLevel;
+    use crate::{LogLevel, Secret};
     use figment::Jail;
     use std::time::Duration;
 
@@ -454,7 +475,7 @@ mod tests {
             let c = load_ok(&[]).config;
             let auth = c.basic_auth.unwrap();
             assert_eq!(auth.username, "ops");
-            assert_eq!(auth.password.expose(), "007");
+            assert_eq!(auth.password.as_ref().map(Secret::expose), Some("007"));
             assert_eq!(c.kill_slaves_after, None);
             assert_eq!(c.authorized_ips, ["10.0.0.0/8", "::1"]);
             Ok(())
@@ -586,6 +607,40 @@ mod tests {
             assert!(!text.contains("pa:ss-w0rd"), "{text}");
             assert!(text.contains("password = \"***\""), "{text}");
             assert!(!format!("{loaded:?}").contains("pa:ss-w0rd"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_password_hash_is_checked_at_load_and_never_shown() {
+        let hash = crate::auth::PasswordHash::derive(b"pw", 600_000)
+            .unwrap()
+            .to_string();
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "serve.toml",
+                &format!("[basic_auth]\nusername = \"ops\"\npassword_hash = \"{hash}\""),
+            )?;
+            let loaded = load_ok(&["--config", "serve.toml"]);
+            let text = loaded.config.to_toml().unwrap();
+            assert!(text.contains("password_hash = \"***\""), "{text}");
+            assert!(!text.contains(&hash[20..]), "{text}");
+            assert!(!format!("{loaded:?}").contains(&hash[20..]));
+
+            jail.create_file(
+                "weak.toml",
+                "[basic_auth]\nusername = \"ops\"\npassword_hash = \"$pbkdf2-sha256$i=1000$c2FsdHNhbHRzYWx0c2FsdA$c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0cw\"",
+            )?;
+            let err = load_err(&["--config", "weak.toml"]).to_string();
+            assert!(
+                err.contains("basic_auth.password_hash") && err.contains("iteration"),
+                "{err}"
+            );
+            assert!(!err.contains("c2FsdHNhbHRz"), "{err}");
+
+            jail.create_file("both.toml", "[basic_auth]\nusername = \"ops\"")?;
+            let err = load_err(&["--config", "both.toml"]).to_string();
+            assert!(err.contains("password_hash"), "{err}");
             Ok(())
         });
     }

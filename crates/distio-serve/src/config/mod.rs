@@ -81,6 +81,14 @@ pub struct ServeConfig {
     /// Most bytes waiting to be written to one session's WebSocket. Default 8 MiB. When it is
     /// full, slaves' frames wait for room and their output lines are dropped (and counted).
     pub outbox_limit: usize,
+    /// How long a session's WebSocket may take no bytes at all (the client does not read)
+    /// before the session ends and its slaves are killed. Default 30 s; above zero.
+    #[serde(with = "duration::required")]
+    pub client_stall_timeout: Duration,
+    /// How long a session with no slaves may send no frame before the server closes it.
+    /// Default 10 min; `None` (`"off"` or zero) means never.
+    #[serde(with = "duration::optional")]
+    pub idle_session_timeout: Option<Duration>,
     /// Most bytes of frames waiting to be written to one slave's socket. Default 8 MiB.
     pub slave_inbox_limit: usize,
     /// Allow listening on an address that is not loopback without TLS. Default `false`: the
@@ -141,6 +149,8 @@ impl Default for ServeConfig {
             max_channels_per_session: 1024,
             open_timeout: Duration::from_secs(10),
             outbox_limit: 8 << 20,
+            client_stall_timeout: Duration::from_secs(30),
+            idle_session_timeout: Some(Duration::from_secs(10 * 60)),
             slave_inbox_limit: 8 << 20,
             insecure_plaintext: false,
             admin_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -170,9 +180,9 @@ impl ServeConfig {
     /// The configuration as TOML, with every secret written as `***`.
     ///
     /// ```
-    /// use distio_serve::{BasicAuth, Secret, ServeConfig};
+    /// use distio_serve::{BasicAuth, ServeConfig};
     /// let config = ServeConfig {
-    ///     basic_auth: Some(BasicAuth { username: "ops".into(), password: Secret::new("hunter2") }),
+    ///     basic_auth: Some(BasicAuth::with_password("ops", "hunter2")),
     ///     ..ServeConfig::default()
     /// };
     /// let text = config.to_toml()?;
@@ -189,7 +199,7 @@ impl ServeConfig {
 ///
 /// ```
 /// let auth: distio_serve::BasicAuth = toml::from_str("username = \"ops\"\npassword = \"a:b\"")?;
-/// assert_eq!(auth.password.expose(), "a:b");
+/// assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("a:b"));
 /// assert!(!format!("{auth:?}").contains("a:b"));
 /// # Ok::<(), toml::de::Error>(())
 /// ```
@@ -198,8 +208,47 @@ impl ServeConfig {
 pub struct BasicAuth {
     /// The user name. It must not be empty and must not contain `:`.
     pub username: String,
-    /// The password, in plain text (hashed passwords come later).
-    pub password: Secret,
+    /// The password in plain text (the server warns at start): prefer `password_hash`.
+    /// Exactly one of the two is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// The password's PBKDF2 hash, `$pbkdf2-sha256$i=N$SALT$HASH`, as printed by
+    /// `distio-serve hash-password` (see [`PasswordHash`](crate::auth::PasswordHash)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<Secret>,
+}
+
+impl BasicAuth {
+    /// Credentials with a plain-text password.
+    ///
+    /// ```
+    /// let auth = distio_serve::BasicAuth::with_password("ops", "pw");
+    /// assert_eq!(auth.password.as_ref().map(|p| p.expose()), Some("pw"));
+    /// ```
+    pub fn with_password(username: impl Into<String>, password: impl Into<String>) -> Self {
+        Self {
+            username: username.into(),
+            password: Some(Secret::new(password)),
+            password_hash: None,
+        }
+    }
+
+    /// Credentials checked against a password hash.
+    ///
+    /// ```
+    /// use distio_serve::{BasicAuth, auth::PasswordHash};
+    /// let hash = PasswordHash::derive(b"pw", PasswordHash::MIN_ITERATIONS)?;
+    /// let auth = BasicAuth::with_hash("ops", &hash);
+    /// assert!(auth.password.is_none() && auth.password_hash.is_some());
+    /// # Ok::<(), distio_serve::ServeError>(())
+    /// ```
+    pub fn with_hash(username: impl Into<String>, hash: &crate::auth::PasswordHash) -> Self {
+        Self {
+            username: username.into(),
+            password: None,
+            password_hash: Some(Secret::new(hash.to_string())),
+        }
+    }
 }
 
 /// A secret string: never shown by `Debug`, `Display` or `Serialize` (all print `***`).
@@ -408,10 +457,7 @@ mod tests {
     #[test]
     fn secrets_never_show() {
         let config = ServeConfig {
-            basic_auth: Some(BasicAuth {
-                username: "ops".into(),
-                password: Secret::new("s3cr3t-pw"),
-            }),
+            basic_auth: Some(BasicAuth::with_password("ops", "s3cr3t-pw")),
             ..ServeConfig::default()
         };
         assert!(!format!("{config:?}").contains("s3cr3t-pw"));
@@ -419,6 +465,24 @@ mod tests {
         let toml = config.to_toml().unwrap();
         assert!(!toml.contains("s3cr3t-pw"), "{toml}");
         assert!(toml.contains("***"), "{toml}");
+        let hashed = ServeConfig {
+            basic_auth: Some(BasicAuth {
+                username: "ops".into(),
+                password: None,
+                password_hash: Some(Secret::new("$pbkdf2-sha256$i=600000$c2FsdA$aGFzaA")),
+            }),
+            ..ServeConfig::default()
+        };
+        for text in [
+            format!("{hashed:?}"),
+            format!("{hashed:#?}"),
+            hashed.to_toml().unwrap(),
+        ] {
+            assert!(
+                !text.contains("c2FsdA") && !text.contains("aGFzaA"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub(crate) max_channels_per_session: usize,
     pub(crate) open_timeout: Duration,
     pub(crate) outbox_limit: usize,
+    pub(crate) client_stall_timeout: Duration,
+    pub(crate) idle_session_timeout: Option<Duration>,
     pub(crate) slave_inbox_limit: usize,
     pub(crate) insecure_plaintext: bool,
     pub(crate) containment: Containment,
@@ -74,6 +76,8 @@ impl Settings {
             max_channels_per_session: config.max_channels_per_session.max(1),
             open_timeout: config.open_timeout,
             outbox_limit: config.outbox_limit.clamp(1, u32::MAX as usize),
+            client_stall_timeout: config.client_stall_timeout.max(Duration::from_millis(1)),
+            idle_session_timeout: config.idle_session_timeout.filter(|d| !d.is_zero()),
             slave_inbox_limit: config.slave_inbox_limit.clamp(1, u32::MAX as usize),
             insecure_plaintext: config.insecure_plaintext,
             containment: config.containment.clone(),
@@ -312,6 +316,20 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a session's WebSocket may take no bytes (its client does not read) before
+    /// the session ends and its slaves are killed (default 30 s).
+    pub fn client_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.client_stall_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a session without slaves may send no frame before it is closed (default
+    /// 10 min; `None` or zero: never).
+    pub fn idle_session_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.idle_session_timeout = timeout.filter(|d| !d.is_zero());
+        self
+    }
+
     /// Most bytes of frames waiting to be written to one slave's socket (default 8 MiB).
     pub fn slave_inbox_limit(mut self, bytes: usize) -> Self {
         self.settings.slave_inbox_limit = bytes.clamp(1, u32::MAX as usize);
@@ -486,6 +504,8 @@ mod tests {
             max_channels_per_session = 11
             open_timeout = "3s"
             outbox_limit = 12345
+            client_stall_timeout = "12s"
+            idle_session_timeout = "2min"
             slave_inbox_limit = 23456
             insecure_plaintext = true
             [interpreters]
@@ -511,6 +531,8 @@ mod tests {
         assert_eq!(s.max_channels_per_session, 11);
         assert_eq!(s.open_timeout, Duration::from_secs(3));
         assert_eq!(s.outbox_limit, 12345);
+        assert_eq!(s.client_stall_timeout, Duration::from_secs(12));
+        assert_eq!(s.idle_session_timeout, Some(Duration::from_secs(120)));
         assert_eq!(s.slave_inbox_limit, 23456);
         assert!(s.insecure_plaintext);
     }

@@ -2,9 +2,11 @@
 //! slaves, keeps the heartbeat, and ends everything it started when it ends.
 //!
 //! How a session ends decides how its slaves end:
-//! - the master closes it, the connection drops, the heartbeat is lost, or the master
-//!   breaks the protocol: each running slave gets SIGTERM, then SIGKILL to its group after
-//!   the kill grace (their masters are gone, so no exit is reported); queued spawns are
+//! - the master closes it, the connection drops, the heartbeat is lost, the master
+//!   breaks the protocol, its client reads nothing for `client_stall_timeout`, or it
+//!   has had no slave and sent no frame for `idle_session_timeout` (closed, reason
+//!   done): each running slave gets SIGTERM, then SIGKILL to its group after the kill
+//!   grace (their masters are gone, so no exit is reported); queued spawns are
 //!   dropped and never start;
 //! - the server stops: queued spawns are answered "server stopping", each running slave
 //!   is ended the same way, with the shorter of the kill grace and the shutdown grace, and
@@ -58,6 +60,19 @@ enum End {
     Violation(String),
     /// The server is stopping.
     ServerStopping,
+    /// The client took no bytes for the stall timeout (it does not read).
+    ClientStalled,
+    /// No slaves and no frames for the idle timeout.
+    Idle,
+}
+
+/// How the session's writer task ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// The outbox was dropped, or the connection failed.
+    Ended,
+    /// A write made no progress for the client stall timeout.
+    Stalled,
 }
 
 impl End {
@@ -69,6 +84,8 @@ impl End {
             End::HeartbeatLost => "heartbeat_lost",
             End::Violation(_) => "protocol_violation",
             End::ServerStopping => "server_stopping",
+            End::ClientStalled => "client_stalled",
+            End::Idle => "idle",
         }
     }
 }
@@ -102,8 +119,7 @@ pub(crate) async fn run(
     let settings = state.settings();
     let (sink, stream) = socket.split();
     let (outbox, outgoing) = Outbox::new(settings.outbox_limit);
-    let write_limit = settings.heartbeat_interval * settings.heartbeat_misses;
-    let mut writer = tokio::spawn(write(sink, outgoing, write_limit));
+    let mut writer = tokio::spawn(write(sink, outgoing, settings.client_stall_timeout));
     let protocol = ServerSession::new(state.codec(), settings.max_channels_per_session);
     // Each slave hands over at most one `Started`; the channel limit bounds them.
     let (started_tx, started) = mpsc::channel(settings.max_channels_per_session.max(1));
@@ -140,7 +156,7 @@ impl Session {
     async fn serve(
         &mut self,
         mut stream: SplitStream<WebSocket>,
-        writer: &mut tokio::task::JoinHandle<()>,
+        writer: &mut tokio::task::JoinHandle<Written>,
     ) -> End {
         let settings = self.state.settings().clone();
         let open_deadline = Instant::now() + settings.open_timeout;
@@ -153,6 +169,13 @@ impl Session {
         let timer = tokio::time::sleep_until(open_deadline);
         tokio::pin!(timer);
         let mut heard = false;
+        // The idle check ticks four times per idle timeout: a session is closed after
+        // four quiet ticks in a row (no frame, no slave), so between the timeout and a
+        // quarter more after its last frame or slave.
+        let idle_tick = settings.idle_session_timeout.map(|idle| idle / 4);
+        let idle_timer = tokio::time::sleep(idle_tick.unwrap_or(Duration::MAX / 4));
+        tokio::pin!(idle_timer);
+        let (mut framed, mut quiet_ticks) = (false, 0u32);
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return End::ServerStopping,
@@ -163,7 +186,10 @@ impl Session {
                     };
                     heard = true;
                     let binary = match message {
-                        Message::Binary(binary) => binary,
+                        Message::Binary(binary) => {
+                            framed = true;
+                            binary
+                        }
                         Message::Ping(_) | Message::Pong(_) => continue,
                         Message::Close(_) => return End::Dropped,
                         Message::Text(_) => {
@@ -197,11 +223,23 @@ impl Session {
                         None => return End::HeartbeatLost,
                     }
                 }
+                () = &mut idle_timer, if idle_tick.is_some() => {
+                    let busy = !self.channels.is_empty() || !self.tasks.is_empty();
+                    quiet_ticks = if std::mem::take(&mut framed) || busy { 0 } else { quiet_ticks + 1 };
+                    if quiet_ticks >= 4 {
+                        return End::Idle;
+                    }
+                    let tick = idle_tick.unwrap_or(Duration::MAX / 4);
+                    idle_timer.as_mut().reset(Instant::now() + tick);
+                }
                 Some(started) = self.started.recv() => self.on_started(started),
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.on_task_done(done),
-                _ = &mut *writer, if !self.writer_done => {
+                written = &mut *writer, if !self.writer_done => {
                     self.writer_done = true;
-                    return End::Dropped;
+                    return match written {
+                        Ok(Written::Stalled) => End::ClientStalled,
+                        _ => End::Dropped,
+                    };
                 }
             }
         }
@@ -397,7 +435,7 @@ impl Session {
     }
 
     /// Ends every slave of the session, then the session.
-    async fn finish(mut self, end: End, writer: &mut tokio::task::JoinHandle<()>) {
+    async fn finish(mut self, end: End, writer: &mut tokio::task::JoinHandle<Written>) {
         let settings = self.state.settings().clone();
         let stopping = matches!(end, End::ServerStopping);
         let close = match &end {
@@ -419,6 +457,22 @@ impl Session {
                 ))
             }
             End::ServerStopping => None,
+            End::ClientStalled => {
+                tracing::warn!(
+                    peer = %self.peer,
+                    slaves = self.channels.len(),
+                    "a client read nothing for {:?}; its session ends and its slaves are killed",
+                    settings.client_stall_timeout
+                );
+                None
+            }
+            End::Idle => Some((
+                CloseReason::Done,
+                format!(
+                    "the session was idle (no slaves, no frames) for {:?}",
+                    settings.idle_session_timeout.unwrap_or_default()
+                ),
+            )),
         };
         tracing::debug!(peer = %self.peer, end = ?end, slaves = self.channels.len(), "session ending");
         // Unless the server stops (then exits are reported first), the session closes now:
@@ -504,12 +558,13 @@ impl Session {
 }
 
 /// Sends the outbox's messages and pings to the WebSocket until the outbox is dropped,
-/// then closes it. Gives up on a write that takes longer than `limit`.
+/// then closes it. Gives up ([`Written::Stalled`]) on a write that makes no progress for
+/// `limit`: the client does not read.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::UnboundedReceiver<Out>,
     limit: Duration,
-) {
+) -> Written {
     while let Some(out) = outgoing.recv().await {
         // Usually the sink has room at once; only a write that must wait gets a deadline.
         let ready =
@@ -523,8 +578,10 @@ async fn write(
                     .await
                 }
             };
-        if !matches!(ready, Ok(Ok(()))) {
-            return;
+        match ready {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Written::Ended,
+            Err(_) => return Written::Stalled,
         }
         let sent = match out {
             // The room is freed once the message is handed to the socket.
@@ -532,15 +589,18 @@ async fn write(
             Out::Ping => sink.start_send_unpin(Message::Ping(Bytes::new())),
         };
         if sent.is_err() {
-            return;
+            return Written::Ended;
         }
-        if outgoing.is_empty()
-            && !matches!(tokio::time::timeout(limit, sink.flush()).await, Ok(Ok(())))
-        {
-            return;
+        if outgoing.is_empty() {
+            match tokio::time::timeout(limit, sink.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Written::Ended,
+                Err(_) => return Written::Stalled,
+            }
         }
     }
     let _ = tokio::time::timeout(limit, sink.send(Message::Close(None))).await;
+    Written::Ended
 }
 
 /// Returns once the server is stopping.
