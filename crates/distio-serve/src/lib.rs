@@ -59,8 +59,8 @@ mod logging;
 mod server;
 mod tls;
 
-pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use admission::Admission;
+pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
     AdmissionConfig, BasicAuth, CliArgs, LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig,
     TlsConfig, load_from_args,

@@ -7,7 +7,7 @@
 //! handshakes; sessions already open keep going. A reload that fails keeps the old pair.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -80,7 +80,9 @@ impl ServerTls {
             Some(path) => {
                 let mut roots = RootCertStore::empty();
                 for cert in read_certs(path)? {
-                    roots.add(cert).map_err(|_| tls_file(path, TlsProblem::BadCa))?;
+                    roots
+                        .add(cert)
+                        .map_err(|_| tls_file(path, TlsProblem::BadCa))?;
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -159,7 +161,7 @@ fn certified_key(
 }
 
 /// Every certificate of a PEM file; at least one.
-fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, ServeError> {
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ServeError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|err| tls_file(path, pem_problem(err)))?
         .collect::<Result<Vec<_>, _>>()

@@ -51,12 +51,13 @@ pub(crate) async fn connect(
     let stream = if host.is_secure() {
         let default = ClientTls::new();
         let config = host.tls().unwrap_or(&default).client_config()?;
-        let name = rustls::pki_types::ServerName::try_from(host.name().to_owned()).map_err(|_| {
-            MasterError::HostUrl {
-                url: shown.clone(),
-                reason: "its host is not a valid TLS server name".into(),
-            }
-        })?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.name().to_owned()).map_err(|_| {
+                MasterError::HostUrl {
+                    url: shown.clone(),
+                    reason: "its host is not a valid TLS server name".into(),
+                }
+            })?;
         let handshake = TlsConnector::from(config).connect(name, tcp);
         let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
             .await

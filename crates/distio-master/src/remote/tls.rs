@@ -103,12 +103,11 @@ impl ClientTls {
         let config = match &self.client_cert {
             Some((chain_path, key_path)) => {
                 let chain = read_certs(chain_path)?;
-                let key = PrivateKeyDer::from_pem_file(key_path).map_err(|err| {
-                    MasterError::TlsFile {
+                let key =
+                    PrivateKeyDer::from_pem_file(key_path).map_err(|err| MasterError::TlsFile {
                         path: key_path.clone(),
                         reason: pem_reason(&err, "private key"),
-                    }
-                })?;
+                    })?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|err| MasterError::TlsFile {

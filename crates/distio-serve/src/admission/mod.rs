@@ -142,7 +142,9 @@ impl Gate {
 
     fn lock(&self) -> MutexGuard<'_, Table> {
         // The table stays consistent between statements: a panic elsewhere cannot break it.
-        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Admits a connection just accepted from `peer`, or refuses it (and logs why) when too
@@ -258,7 +260,9 @@ impl Admission {
         {
             tracing::debug!(peer = %ticket.peer, ?penalty, "address penalised");
         }
-        ticket.gate.log_refusal(ticket.peer, ticket.key, reason, user);
+        ticket
+            .gate
+            .log_refusal(ticket.peer, ticket.key, reason, user);
     }
 }
 

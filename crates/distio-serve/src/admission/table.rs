@@ -251,7 +251,10 @@ mod tests {
         let mut t = Table::new(config());
         let now = Instant::now();
         for i in 0..10u32 {
-            t.failed(key(&format!("10.0.0.{i}")), now + Duration::from_secs(i.into()));
+            t.failed(
+                key(&format!("10.0.0.{i}")),
+                now + Duration::from_secs(i.into()),
+            );
         }
         assert_eq!(t.len(), 4);
     }

@@ -22,8 +22,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use admission::AdmissionConfig;
 pub use cli::{CliArgs, CliTls};
-pub use tls::TlsConfig;
 pub use load::{LoadedConfig, load, load_from_args};
+pub use tls::TlsConfig;
 
 /// The effective configuration of a `distio-serve` process.
 ///

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::time::{Instant, timeout_at};
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
@@ -119,9 +119,8 @@ async fn connection(tcp: TcpStream, peer: SocketAddr, ticket: Admission, serving
     }
 }
 
-/// HTTP/1.1 (one request per connection, upgrades allowed) with the peer's address and
-/// the admission ticket in each request's extensions. Cut at the deadline unless the
-/// ticket has authenticated by then.
+/// HTTP/1.1 (upgrades allowed) with the peer's address and the admission ticket in each
+/// request's extensions, until the connection upgrades or the deadline.
 async fn serve_http<I>(io: I, peer: SocketAddr, ticket: Admission, router: Router)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -132,28 +131,28 @@ where
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(request_ticket.clone());
         let mut router = router.clone();
-        async move { Ok::<_, Infallible>(router.call(request).await.unwrap_or_else(|never| match never {})) }
+        async move {
+            Ok::<_, Infallible>(
+                router
+                    .call(request)
+                    .await
+                    .unwrap_or_else(|never| match never {}),
+            )
+        }
     });
     let conn = http1::Builder::new()
-        // A master sends one request, the upgrade: nothing is kept alive.
-        .keep_alive(false)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%peer, error = %err, "connection ended with an HTTP error");
-            }
+    // The connection ends here once it has upgraded (the session goes on by itself); one
+    // still speaking HTTP at the deadline is no session, authenticated or not.
+    match timeout_at(deadline, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, error = %err, "connection ended with an HTTP error");
         }
-        () = sleep_until(deadline) => {
-            if ticket.is_authenticated() {
-                if let Err(err) = conn.await {
-                    tracing::debug!(%peer, error = %err, "connection ended with an HTTP error");
-                }
-            } else {
-                ticket.refused(Refusal::Deadline, None);
-            }
+        Err(_) if ticket.is_authenticated() => {
+            tracing::debug!(%peer, "connection closed: no upgrade by the deadline");
         }
+        Err(_) => ticket.refused(Refusal::Deadline, None),
     }
 }

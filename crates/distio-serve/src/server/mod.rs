@@ -15,8 +15,8 @@ mod state;
 pub use builder::ServerBuilder;
 pub use state::ServerState;
 
-use axum::Router;
 use axum::Extension;
+use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
