@@ -174,6 +174,75 @@ pub enum MasterError {
         host: String,
     },
 
+    /// A TLS file the master was given (CA, client certificate or key) cannot be used.
+    #[error(
+        "cannot use the TLS file {}: {reason}; check the path given to ClientTls::ca_file or \
+         ClientTls::client_cert",
+        path.display()
+    )]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+
+    /// No system root certificates were found to verify a `wss://` host with.
+    #[error(
+        "no system root certificates were found to verify wss:// hosts with; install the \
+         system's CA bundle (e.g. the ca-certificates package) or give the host's CA with \
+         ClientTls::ca_file"
+    )]
+    TlsNoRoots,
+
+    /// rustls refused the TLS configuration.
+    #[error("cannot set up TLS: {reason}")]
+    TlsSetup {
+        /// rustls's reason.
+        reason: String,
+    },
+
+    /// The host's certificate is not signed by a CA the master trusts.
+    #[error(
+        "{host} presented a certificate from a certificate authority this master does not \
+         trust; give the CA that signed the server's certificate with ClientTls::ca_file"
+    )]
+    TlsUnknownCa {
+        /// The host.
+        host: String,
+    },
+
+    /// The host's certificate is not valid for the host name in its URL.
+    #[error(
+        "{host} presented a certificate that is not valid for that host name; connect with a \
+         name the certificate lists (its subject alternative names), or reissue the \
+         certificate with this name"
+    )]
+    TlsNameMismatch {
+        /// The host.
+        host: String,
+    },
+
+    /// The host refused the master in the TLS handshake: it needs a client certificate
+    /// (mutual TLS) the master did not present or that its client CA did not sign.
+    #[error(
+        "{host} refused the TLS handshake because it needs a client certificate signed by its \
+         client_ca; give one with ClientTls::client_cert"
+    )]
+    TlsClientCertRefused {
+        /// The host.
+        host: String,
+    },
+
+    /// The TLS handshake with a host failed for another reason.
+    #[error("the TLS handshake with {host} failed: {reason}")]
+    TlsHandshake {
+        /// The host.
+        host: String,
+        /// rustls's reason.
+        reason: String,
+    },
+
     /// The WebSocket upgrade or the session handshake with a host failed.
     #[error(
         "the session handshake with {host} failed: {reason}; is it a distio-serve of the same release?"

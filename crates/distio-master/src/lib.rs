@@ -122,7 +122,7 @@ pub use link::{FrameSink, FrameStream, Link};
 pub use location::Location;
 pub use master::{Master, Tell};
 pub use process::Signal;
-pub use remote::{CONNECT_TIMEOUT, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause};
+pub use remote::{CONNECT_TIMEOUT, ClientTls, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause};
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response, ResponseArray, ResponseField};
 pub use slave::Slave;

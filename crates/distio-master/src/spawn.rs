@@ -151,6 +151,7 @@ impl SpawnOptions {
             url: host.into(),
             script,
             credentials: None,
+            tls: None,
         });
         options
     }
@@ -167,6 +168,24 @@ impl SpawnOptions {
     pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         if let Some(remote) = &mut self.remote {
             remote.credentials = Some((user.into(), password.into()));
+        }
+        self
+    }
+
+    /// How TLS is done with a `wss://` host (its CA, a client certificate); see
+    /// [`ClientTls`](crate::ClientTls). Without it a `wss://` host is verified against the
+    /// system's root certificates. Ignored for local slaves.
+    ///
+    /// ```
+    /// use distio_master::{ClientTls, SpawnOptions};
+    /// let opts = SpawnOptions::remote("wss://build-7:1337", "square.sh")
+    ///     .tls(ClientTls::new().ca_file("/etc/distio/ca.pem"));
+    /// assert!(opts.is_remote());
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: crate::ClientTls) -> Self {
+        if let Some(remote) = &mut self.remote {
+            remote.tls = Some(tls);
         }
         self
     }

@@ -121,6 +121,19 @@ pub enum ServeError {
         addr: SocketAddr,
     },
 
+    /// A TLS file (certificate chain, key or client CA) cannot be used.
+    #[error("cannot use the TLS file {}: {problem}; fix it or change the `tls` settings", path.display())]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        problem: TlsProblem,
+    },
+
+    /// rustls refused the TLS setup.
+    #[error("cannot set up TLS: {0}; check the `tls` settings")]
+    TlsSetup(String),
+
     /// The server could not listen on its address.
     #[error(
         "cannot listen on {addr}: {source}; choose another `bind` or `port`, or stop what uses it"
@@ -240,6 +253,38 @@ pub enum ServeError {
     },
 }
 
+/// What is wrong with a TLS file ([`ServeError::TlsFile`]).
+///
+/// ```
+/// let problem = distio_serve::TlsProblem::NoPem;
+/// assert!(problem.to_string().contains("PEM"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The file cannot be read.
+    #[error("it cannot be read ({0})")]
+    Unreadable(std::io::ErrorKind),
+    /// The file holds nothing PEM of the kind needed.
+    #[error("it holds no PEM certificate or key of the kind needed")]
+    NoPem,
+    /// The file is not valid PEM.
+    #[error("it is not valid PEM")]
+    NotPem,
+    /// The key's algorithm is not one rustls's ring provider supports.
+    #[error("the key's type is not supported (use an ECDSA P-256/P-384, Ed25519 or RSA key)")]
+    UnsupportedKey,
+    /// The key is not the key of the chain's first certificate.
+    #[error("this key does not belong to the first certificate of {}", cert.display())]
+    KeyMismatch {
+        /// The certificate chain file.
+        cert: PathBuf,
+    },
+    /// A client CA certificate cannot be used as a trust anchor.
+    #[error("a certificate in it cannot be used as a certificate authority")]
+    BadCa,
+}
+
 /// The process exit code for an error.
 ///
 /// - `0`: `--help` or `--version` was printed (not a failure);
@@ -271,7 +316,9 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::PassphraseUnsupported { .. }
         | ServeError::Plaintext { .. }
         | ServeError::RootSlaves
-        | ServeError::UnknownAccount { .. } => EX_CONFIG,
+        | ServeError::UnknownAccount { .. }
+        | ServeError::TlsFile { .. }
+        | ServeError::TlsSetup(_) => EX_CONFIG,
         ServeError::HashPassword { .. } => EX_DATAERR,
         ServeError::Random
         | ServeError::PrintConfig(_)

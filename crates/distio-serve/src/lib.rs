@@ -39,8 +39,10 @@
 //! The `distio-serve` binary is this, with logging and signals around it:
 //! [`load_from_args`] (every layer of the configuration), then
 //! [`ServerBuilder::from_loaded`] (every key mapped onto the builder, the session route
-//! behind the allowlist and basic authentication). A non-loopback address is refused
-//! unless `insecure_plaintext` is set: there is no TLS yet. All errors are [`ServeError`];
+//! behind the allowlist and basic authentication). With a `[tls]` table the server speaks
+//! `wss://` ([`ServerTls`]); without it a non-loopback address is refused unless
+//! `insecure_plaintext` is set. Before a connection has authenticated, [`admission`] limits
+//! it (a deadline, caps on such connections, penalties for addresses that keep failing). All errors are [`ServeError`];
 //! [`exit_code`] maps each to the binary's exit code.
 //!
 //! ```
@@ -50,18 +52,22 @@
 //! ```
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod config;
 mod containment;
 mod error;
 mod logging;
 mod server;
+mod tls;
 
+pub use admission::Admission;
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    BasicAuth, CliArgs, CliContainment, Command, Containment, LoadedConfig, LogFormat, LogLevel,
-    Secret, ServeConfig, load_from_args,
+    AdmissionConfig, BasicAuth, CliArgs, CliContainment, CliTls, Command, Containment, LoadedConfig,
+    LogFormat, LogLevel, Secret, ServeConfig, TlsConfig, load_from_args,
 };
-pub use error::{ServeError, exit_code};
+pub use error::{ServeError, TlsProblem, exit_code};
 pub use logging::init_logging;
 pub use server::{Server, ServerBuilder, ServerState, ShutdownHandle, router};
+pub use tls::ServerTls;

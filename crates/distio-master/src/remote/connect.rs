@@ -5,6 +5,8 @@ use distio_proto::remote::{ClientEvent, ClientSession, SessionCodec, Welcome};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -12,7 +14,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::host::Host;
 use super::session::Ws;
-use crate::MasterError;
+use super::tls::tls_failure;
+use crate::{ClientTls, MasterError};
+
+/// A session's connection: plain TCP for `ws://`, TLS over TCP for `wss://`.
+pub(crate) type Stream = tokio_util::either::Either<TcpStream, TlsStream<TcpStream>>;
 
 /// How long connecting to a host, upgrading to a WebSocket and the session handshake may
 /// take, each.
@@ -25,11 +31,11 @@ pub(crate) async fn connect(
     client_name: &str,
 ) -> Result<(Ws, ClientSession, Welcome), MasterError> {
     let shown = host.to_string();
-    if host.is_secure() {
+    if !host.is_secure() && host.tls().is_some() {
         return Err(MasterError::HostUrl {
             url: shown,
-            reason: "wss:// (TLS) is not supported by this build yet; use ws:// on a trusted \
-                     network, or reach the server through an SSH tunnel"
+            reason: "TLS settings were given for a ws:// URL, which would not use them; write \
+                     wss:// to connect with TLS"
                 .into(),
         });
     }
@@ -42,6 +48,27 @@ pub(crate) async fn connect(
         .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
         .map_err(|err| unreachable(err.to_string()))?;
     let _ = tcp.set_nodelay(true);
+    let stream = if host.is_secure() {
+        let default = ClientTls::new();
+        let config = host.tls().unwrap_or(&default).client_config()?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.name().to_owned()).map_err(|_| {
+                MasterError::HostUrl {
+                    url: shown.clone(),
+                    reason: "its host is not a valid TLS server name".into(),
+                }
+            })?;
+        let handshake = TlsConnector::from(config).connect(name, tcp);
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| unreachable(format!("no TLS handshake within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|err| {
+                tls_failure(&shown, &err).unwrap_or_else(|| unreachable(err.to_string()))
+            })?;
+        Stream::Right(tls)
+    } else {
+        Stream::Left(tcp)
+    };
 
     let mut request =
         host.session_url()
@@ -65,7 +92,7 @@ pub(crate) async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
-    let upgrade = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
+    let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
     let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, upgrade)
         .await
         .map_err(|_| unreachable(format!("no WebSocket upgrade within {CONNECT_TIMEOUT:?}")))?
@@ -124,7 +151,15 @@ fn upgrade_error(host: &str, err: WsError) -> MasterError {
             },
             status => handshake(host, format!("it answered the upgrade with HTTP {status}")),
         },
-        WsError::Io(err) => MasterError::HostUnreachable {
+        WsError::Io(err) => {
+            // With TLS 1.3 the server checks a client certificate after the client's side
+            // of the handshake is done: its refusal arrives as the upgrade is read.
+            tls_failure(host, &err).unwrap_or_else(|| MasterError::HostUnreachable {
+                host: host.to_owned(),
+                reason: err.to_string(),
+            })
+        }
+        WsError::Tls(err) => MasterError::TlsHandshake {
             host: host.to_owned(),
             reason: err.to_string(),
         },

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::tls::ClientTls;
 use crate::MasterError;
 
 /// The port `distio-serve` listens on unless told otherwise.
@@ -16,6 +17,9 @@ pub(crate) const SESSION_PATH: &str = "/session";
 /// defaults to [`DEFAULT_SERVE_PORT`]. Credentials come from the URL (percent-decoded) or
 /// from [`SpawnOptions::credentials`](crate::SpawnOptions::credentials). `Display` never
 /// shows the password.
+///
+/// A `wss://` host is reached over TLS, verified against the system's root certificates
+/// unless [`with_tls`](Self::with_tls) gives another [`ClientTls`].
 ///
 /// ```
 /// use distio_master::Host;
@@ -32,6 +36,7 @@ pub struct Host {
     pub(crate) port: u16,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
+    pub(crate) tls: Option<ClientTls>,
 }
 
 impl Host {
@@ -80,6 +85,7 @@ impl Host {
             port: url.port().unwrap_or(DEFAULT_SERVE_PORT),
             user,
             password,
+            tls: None,
         })
     }
 
@@ -113,6 +119,26 @@ impl Host {
         self.user = Some(user.into());
         self.password = Some(password.into());
         self
+    }
+
+    /// Sets how TLS is done with this host (its CA, a client certificate). Only a `wss://`
+    /// host uses it; a `ws://` host given one fails to connect rather than go unencrypted.
+    ///
+    /// ```
+    /// use distio_master::{ClientTls, Host};
+    /// let host = Host::parse("wss://build-7:1337")?.with_tls(ClientTls::new().ca_file("ca.pem"));
+    /// assert_eq!(host.tls(), Some(&ClientTls::new().ca_file("ca.pem")));
+    /// # Ok::<(), distio_master::MasterError>(())
+    /// ```
+    #[must_use]
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS settings given with [`with_tls`](Self::with_tls), if any.
+    pub fn tls(&self) -> Option<&ClientTls> {
+        self.tls.as_ref()
     }
 
     /// The session URL the master requests.
@@ -152,7 +178,10 @@ impl fmt::Display for Host {
 
 impl fmt::Debug for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Host({self})")
+        match &self.tls {
+            Some(tls) => write!(f, "Host({self}, {tls:?})"),
+            None => write!(f, "Host({self})"),
+        }
     }
 }
 

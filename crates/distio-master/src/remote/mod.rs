@@ -2,7 +2,9 @@
 //! the master runs there.
 //!
 //! - `host`: the host URL and its credentials.
-//! - `connect`: TCP, the WebSocket upgrade with basic auth, the session handshake.
+//! - `connect`: TCP, TLS for `wss://`, the WebSocket upgrade with basic auth, the session
+//!   handshake.
+//! - `tls`: [`ClientTls`], how the master verifies a `wss://` host and its client certificate.
 //! - `sessions`: the master's sessions by host, opened on first use.
 //! - `session`: one session's reader and writer tasks, driving
 //!   [`distio_proto::remote::ClientSession`].
@@ -19,10 +21,12 @@ mod outbox;
 mod session;
 mod sessions;
 mod spawn;
+mod tls;
 
 pub use connect::CONNECT_TIMEOUT;
 pub use host::{DEFAULT_SERVE_PORT, Host};
 pub use loss::{HostLoss, LossCause};
+pub use tls::ClientTls;
 
 pub(crate) use channel::{RemoteEnd, RemoteProcess};
 pub(crate) use outbox::{RemoteOutbox, RemoteParts};
@@ -43,6 +47,7 @@ pub(crate) struct RemoteSpec {
     pub(crate) url: String,
     pub(crate) script: String,
     pub(crate) credentials: Option<(String, String)>,
+    pub(crate) tls: Option<ClientTls>,
 }
 
 impl RemoteSpec {
@@ -50,6 +55,9 @@ impl RemoteSpec {
         let mut host = Host::parse(&self.url)?;
         if let Some((user, password)) = &self.credentials {
             host = host.with_credentials(user.clone(), password.clone());
+        }
+        if let Some(tls) = &self.tls {
+            host = host.with_tls(tls.clone());
         }
         Ok(RemoteTarget {
             host,
@@ -68,6 +76,7 @@ impl std::fmt::Debug for RemoteSpec {
             .field("host", &host)
             .field("script", &self.script)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("tls", &self.tls)
             .finish()
     }
 }

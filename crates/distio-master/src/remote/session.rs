@@ -14,7 +14,6 @@ use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -27,7 +26,7 @@ use super::outbox::Outgoing;
 use crate::sync::lock;
 use crate::{MasterError, Signal, process};
 
-pub(crate) type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<super::connect::Stream>;
 
 /// How often a session pings a quiet server, and how many pings may go unanswered.
 pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::ServeError;
+use crate::admission::{Admission, Refusal};
 
 /// The peers allowed to connect. Empty means everyone.
 ///
@@ -207,7 +208,12 @@ pub async fn require_allowed_peer(
     match peer {
         Some(peer) if allowlist.allows(peer.ip()) => next.run(request).await,
         Some(peer) => {
-            tracing::warn!(%peer, "connection refused: address not in authorized_ips");
+            match request.extensions().get::<Admission>() {
+                Some(ticket) => ticket.refused(Refusal::NotAllowed, None),
+                None => {
+                    tracing::warn!(%peer, "connection refused: address not in authorized_ips");
+                }
+            }
             StatusCode::FORBIDDEN.into_response()
         }
         None => {

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::cache::VerifiedCache;
 use super::hash::PasswordHash;
+use crate::admission::{Admission, Refusal};
 use crate::{BasicAuth, ServeError};
 
 /// The `WWW-Authenticate` challenge sent with every 401.
@@ -352,27 +353,46 @@ pub async fn require_basic_auth(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let ticket = request.extensions().get::<Admission>().cloned();
     match credentials
         .check(request.headers().get(AUTHORIZATION))
         .await
     {
         Ok(()) => {
+            if let Some(ticket) = &ticket {
+                ticket.authenticated();
+            }
             request
                 .extensions_mut()
                 .insert(AuthenticatedUser(credentials.username().to_owned()));
             next.run(request).await
         }
+        // Too many checks at once: not the client's fault, so no penalty.
+        Err(AuthFailure::Busy) => busy(),
         Err(reason) => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
-            tracing::warn!(peer = ?peer, %reason, "connection refused: basic authentication failed");
-            if reason == AuthFailure::Busy {
-                busy()
-            } else {
-                unauthorized()
+            match ticket {
+                Some(ticket) => {
+                    // The user name only (sanitized when logged); the password is dropped here.
+                    let user = request
+                        .headers()
+                        .get(AUTHORIZATION)
+                        .and_then(|value| parse_basic_authorization(value.as_bytes()).ok())
+                        .map(|(user, _)| user);
+                    let refusal = match reason {
+                        AuthFailure::Missing => Refusal::Missing,
+                        _ => Refusal::BadCredentials,
+                    };
+                    ticket.refused(refusal, user.as_deref());
+                }
+                None => {
+                    let peer = request
+                        .extensions()
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|c| c.0);
+                    tracing::warn!(peer = ?peer, %reason, "connection refused: basic authentication failed");
+                }
             }
+            unauthorized()
         }
     }
 }

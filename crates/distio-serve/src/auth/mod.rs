@@ -1,6 +1,12 @@
 //! Who may open a session: the IP allowlist (403), then basic authentication (401).
 //!
-//! Both are axum middleware functions; [`Access::protect`] applies them in that order to a router.
+//! Both are axum middleware functions; [`Access::protect`] applies them in that order to a router,
+//! with the [admission](crate::admission) check for penalised addresses (429) between them. Each
+//! refusal and the successful check are reported to the connection's
+//! [`Admission`](crate::Admission) ticket, which logs the refusal and counts failures.
+//!
+//! The allowlist matches the TCP peer's address (from the accept loop's `ConnectInfo`), never a
+//! forwarded-for header.
 
 mod allowlist;
 mod basic;
@@ -10,7 +16,7 @@ mod hash;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 
 pub use allowlist::{Allowlist, require_allowed_peer};
 pub(crate) use basic::ONE_OF;
@@ -20,6 +26,7 @@ pub use basic::{
 };
 pub use hash::{HashProblem, PasswordHash, hash_password_from};
 
+use crate::admission::require_unpenalised;
 use crate::{LoadedConfig, ServeError};
 
 /// The access checks of a server: its allowlist and, if configured, its credentials.
@@ -94,9 +101,10 @@ impl Access {
         S: Clone + Send + Sync + 'static,
     {
         let router = match &self.credentials {
-            Some(credentials) => {
-                router.layer(from_fn_with_state(credentials.clone(), require_basic_auth))
-            }
+            Some(credentials) => router
+                .layer(from_fn_with_state(credentials.clone(), require_basic_auth))
+                // Runs before the credentials are looked at.
+                .layer(from_fn(require_unpenalised)),
             None => router,
         };
         if self.allowlist.is_open() {

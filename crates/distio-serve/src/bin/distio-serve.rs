@@ -2,7 +2,8 @@
 //!
 //! Loads the configuration (defaults < config file < `DISTIO_SERVE_…` environment < command
 //! line; see `docs/serve.md`), installs the logger, and serves until SIGTERM or SIGINT, which
-//! stop it gracefully with exit code 0. Once it listens it prints `listening on ADDR` on
+//! stop it gracefully with exit code 0. SIGHUP reads the TLS certificate and key again (open
+//! sessions keep going; a pair that cannot be used is logged and the old one kept). Once it listens it prints `listening on ADDR` on
 //! standard output (scripts and tests read the address from that line); logs go to standard
 //! error. With a subcommand it is instead a tool: `status`, `list`, `kill` and `drain` are
 //! the operator's client of a running server's control socket, and
@@ -102,6 +103,7 @@ fn fail(err: &ServeError) -> ExitCode {
 async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
     let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
     let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Runtime)?;
     let server = ServerBuilder::from_loaded(loaded)?.build().await?;
     let addr = server.local_addr();
     // Tests and scripts read the bound address from this line.
@@ -115,10 +117,26 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "admin on {admin_addr}").and_then(|()| stdout.flush());
     }
+    let tls = server.tls();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM: stopping");
+                    break;
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT: stopping");
+                    break;
+                }
+                _ = hup.recv() => match &tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                        Err(err) => tracing::warn!("SIGHUP: kept the current TLS certificate: {err}"),
+                    },
+                    None => tracing::info!("SIGHUP: no TLS configured; nothing to reload"),
+                },
+            }
         }
         stop.shutdown();
     });

@@ -99,6 +99,11 @@ pub struct CliArgs {
     #[command(flatten)]
     #[serde(skip_serializing_if = "CliContainment::is_empty")]
     pub containment: CliContainment,
+
+    /// TLS certificate and key files, and the client CA for mutual TLS.
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "CliTls::is_empty")]
+    pub tls: CliTls,
     /// Print the effective configuration as TOML (secrets shown as ***) and exit.
     #[arg(long = "print-config")]
     #[serde(skip)]
@@ -169,6 +174,42 @@ pub struct CliContainment {
 impl CliContainment {
     fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+}
+
+/// The TLS options of the command line, the `[tls]` table's keys.
+///
+/// ```
+/// use clap::Parser;
+/// let args = distio_serve::CliArgs::try_parse_from(
+///     ["distio-serve", "--tls-cert", "cert.pem", "--tls-key", "key.pem"],
+/// )?;
+/// assert_eq!(args.tls.cert.as_deref(), Some(std::path::Path::new("cert.pem")));
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, clap::Args)]
+pub struct CliTls {
+    /// TLS certificate chain (PEM) [config: tls.cert]; needs --tls-key. Serves wss://.
+    #[arg(long = "tls-cert", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) of the certificate [config: tls.key].
+    #[arg(long = "tls-key", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that sign client certificates: masters without one are refused
+    /// in the TLS handshake (mutual TLS) [config: tls.client_ca].
+    #[arg(long = "tls-client-ca", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl CliTls {
+    /// Whether no TLS option was given.
+    pub fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none() && self.client_ca.is_none()
     }
 }
 
@@ -275,6 +316,9 @@ mod tests {
             "--kill-slaves-after",
             "--interpreter",
             "--insecure-plaintext",
+            "--tls-cert",
+            "--tls-key",
+            "--tls-client-ca",
             "--print-config",
             "hash-password",
         ] {

@@ -9,8 +9,8 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::{CliArgs, ServeConfig, legacy};
-use crate::ServeError;
 use crate::auth::Allowlist;
+use crate::{ServeError, ServerTls};
 
 /// Prefix of the environment variables read as configuration.
 pub(super) const ENV_PREFIX: &str = "DISTIO_SERVE_";
@@ -26,6 +26,9 @@ const RAW_ENV_KEYS: &[&str] = &[
     "basic_auth.password_hash",
     "server_name",
     "root",
+    "tls.cert",
+    "tls.key",
+    "tls.client_ca",
 ];
 
 /// Where a layer of configuration came from, for error messages.
@@ -100,6 +103,8 @@ pub struct LoadedConfig {
     pub config: ServeConfig,
     /// `authorized_ips`, parsed.
     pub allowlist: Allowlist,
+    /// The `[tls]` files, read and checked.
+    pub tls: Option<ServerTls>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
     /// `--print-config` was given: print [`ServeConfig::to_toml`] and exit 0 instead of serving.
@@ -157,10 +162,13 @@ pub fn load(args: &CliArgs) -> Result<LoadedConfig, ServeError> {
     });
     let mut config: ServeConfig = figment.extract().map_err(from_figment)?;
     let allowlist = validate(&mut config, &figment)?;
+    // Checked now, so that a bad file stops the start with its name (the key never shows).
+    let tls = config.tls.as_ref().map(ServerTls::load).transpose()?;
     tracing::debug!(file = ?config_file, "configuration loaded");
     Ok(LoadedConfig {
         config,
         allowlist,
+        tls,
         config_file,
         print_config: args.print_config,
     })
@@ -369,6 +377,40 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             figment,
             "open_timeout",
             "it must be longer than zero",
+        ));
+    }
+    let admission = &config.admission;
+    for (key, zero) in [
+        (
+            "admission.handshake_timeout",
+            admission.handshake_timeout.is_zero(),
+        ),
+        (
+            "admission.max_unauthenticated",
+            admission.max_unauthenticated == 0,
+        ),
+        (
+            "admission.max_unauthenticated_per_address",
+            admission.max_unauthenticated_per_address == 0,
+        ),
+        (
+            "admission.penalty_after_failures",
+            admission.penalty_after_failures == 0,
+        ),
+        (
+            "admission.penalty_table_size",
+            admission.penalty_table_size == 0,
+        ),
+    ] {
+        if zero {
+            return Err(invalid(figment, key, "it must be more than zero"));
+        }
+    }
+    if admission.penalty_max < admission.penalty_initial {
+        return Err(invalid(
+            figment,
+            "admission.penalty_max",
+            "it must be at least admission.penalty_initial",
         ));
     }
     if let Some(auth) = &config.basic_auth {

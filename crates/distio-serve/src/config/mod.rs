@@ -4,11 +4,13 @@
 //! Dist.io JSON file), `DISTIO_SERVE_…` environment variables, the command line. See
 //! [`load_from_args`] and `docs/serve.md`.
 
+mod admission;
 mod cli;
 mod containment;
 mod duration;
 mod legacy;
 mod load;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,9 +21,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use cli::{CliArgs, CliContainment, Command};
+pub use admission::AdmissionConfig;
+pub use cli::{CliArgs, CliContainment, CliTls, Command};
 pub use containment::Containment;
 pub use load::{LoadedConfig, load, load_from_args};
+pub use tls::TlsConfig;
 
 /// The effective configuration of a `distio-serve` process.
 ///
@@ -91,9 +95,9 @@ pub struct ServeConfig {
     pub idle_session_timeout: Option<Duration>,
     /// Most bytes of frames waiting to be written to one slave's socket. Default 8 MiB.
     pub slave_inbox_limit: usize,
-    /// Allow listening on an address that is not loopback without TLS. Default `false`: the
-    /// server refuses to start there, because basic-auth credentials and sessions would cross
-    /// the network in the clear.
+    /// Allow listening on an address that is not loopback without TLS. Default `false`: with
+    /// no `[tls]` table the server refuses to start there, because basic-auth credentials and
+    /// sessions would cross the network in the clear.
     pub insecure_plaintext: bool,
     /// The address of the admin listener (`/healthz`, `/readyz`, `/metrics`). Default
     /// `127.0.0.1` (loopback only).
@@ -116,6 +120,12 @@ pub struct ServeConfig {
     /// Credentials that masters must present (HTTP basic authentication). Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    /// TLS: the certificate chain and key, and the client CA for mutual TLS. Default none
+    /// (plain WebSockets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Limits that hold before a connection has authenticated (deadline, caps, penalties).
+    pub admission: AdmissionConfig,
     /// Script extension (without the dot) → interpreter that runs it. A script whose extension is
     /// not listed runs directly if it is executable. Default `py` → `python3`, `js` → `node`,
     /// `sh` → `/bin/sh`.
@@ -160,6 +170,8 @@ impl Default for ServeConfig {
             log_format: LogFormat::Text,
             server_name: None,
             basic_auth: None,
+            tls: None,
+            admission: AdmissionConfig::default(),
             interpreters,
             containment: Containment::default(),
         }

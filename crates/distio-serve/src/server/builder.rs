@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use super::Server;
 use crate::containment::Jail;
-use crate::{Access, Containment, LoadedConfig, ServeConfig, ServeError};
+use crate::{
+    Access, AdmissionConfig, Containment, LoadedConfig, ServeConfig, ServeError, ServerTls,
+};
 
 /// What wraps the router before it serves (the auth middleware, say).
 pub(crate) type RouterMap = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -42,6 +44,7 @@ pub(crate) struct Settings {
     pub(crate) containment: Containment,
     /// Set up by [`ServerBuilder::build`] from `root` and `containment`.
     pub(crate) jail: Option<Arc<Jail>>,
+    pub(crate) admission: AdmissionConfig,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Settings {
             insecure_plaintext: config.insecure_plaintext,
             containment: config.containment.clone(),
             jail: None,
+            admission: config.admission.clone(),
         }
     }
 }
@@ -108,8 +112,8 @@ pub(crate) fn is_loopback(address: IpAddr) -> bool {
 /// 15-minute lifetime limit. [`from_config`](Self::from_config) sets all of them from a
 /// configuration, [`from_loaded`](Self::from_loaded) adds its access checks.
 ///
-/// A non-loopback address is refused at [`build`](Self::build) unless
-/// [`insecure_plaintext`](Self::insecure_plaintext) is set: there is no TLS yet.
+/// A non-loopback address is refused at [`build`](Self::build) unless the server has
+/// [`tls`](Self::tls) or [`insecure_plaintext`](Self::insecure_plaintext) is set.
 ///
 /// ```no_run
 /// use distio_serve::Server;
@@ -117,7 +121,7 @@ pub(crate) fn is_loopback(address: IpAddr) -> bool {
 /// # async fn run() -> Result<(), distio_serve::ServeError> {
 /// let server = Server::builder()
 ///     .address("0.0.0.0".parse().unwrap())
-///     .insecure_plaintext(true) // a trusted network: no TLS yet
+///     .insecure_plaintext(true) // a trusted network: no TLS
 ///     .port(1337)
 ///     .root("/srv/slaves")
 ///     .interpreter("py", "/usr/bin/python3")
@@ -138,6 +142,7 @@ pub struct ServerBuilder {
     pub(crate) router_map: Option<RouterMap>,
     /// The access checks [`from_loaded`](Self::from_loaded) added, for the start's warning.
     open_access: Option<OpenAccess>,
+    tls: Option<ServerTls>,
 }
 
 /// Which access checks guard the session route.
@@ -153,6 +158,7 @@ impl fmt::Debug for ServerBuilder {
             .field("settings", &self.settings)
             .field("router_map", &self.router_map.is_some())
             .field("open_access", &self.open_access)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -160,8 +166,9 @@ impl fmt::Debug for ServerBuilder {
 impl ServerBuilder {
     /// A builder with every key of `config`: `bind`, `port`, `root`, `interpreters` (the
     /// whole table), the limits, the heartbeat, the graces, `server_name` and
-    /// `insecure_plaintext`. Logging and the access checks (`authorized_ips`,
-    /// `basic_auth`) are not the server core's: see [`from_loaded`](Self::from_loaded).
+    /// `insecure_plaintext`, `admission`. Logging, the access checks (`authorized_ips`,
+    /// `basic_auth`) and TLS (whose files are read at load) are not the server core's: see
+    /// [`from_loaded`](Self::from_loaded) and [`tls`](Self::tls).
     ///
     /// ```
     /// let config: distio_serve::ServeConfig = toml::from_str("port = 0\nqueue_limit = 4")?;
@@ -174,6 +181,7 @@ impl ServerBuilder {
             settings: Settings::from_config(config),
             router_map: None,
             open_access: None,
+            tls: None,
         }
     }
 
@@ -193,6 +201,7 @@ impl ServerBuilder {
     pub fn from_loaded(loaded: &LoadedConfig) -> Result<Self, ServeError> {
         let access = Access::from_config(loaded)?;
         let mut builder = Self::from_config(&loaded.config);
+        builder.tls = loaded.tls.clone();
         builder.open_access = Some(OpenAccess {
             authenticated: access.credentials.is_some(),
             allowlisted: !access.allowlist.is_open(),
@@ -376,6 +385,45 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves `wss://` with this certificate (and client CA, for mutual TLS); see
+    /// [`ServerTls::load`]. A server with TLS may listen on any address.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), distio_serve::ServeError> {
+    /// let tls = distio_serve::ServerTls::load(&distio_serve::TlsConfig {
+    ///     cert: "cert.pem".into(),
+    ///     key: "key.pem".into(),
+    ///     client_ca: None,
+    /// })?;
+    /// let server = distio_serve::Server::builder()
+    ///     .address("0.0.0.0".parse().unwrap())
+    ///     .tls(tls)
+    ///     .build()
+    ///     .await?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The limits before authentication: the deadline, the caps on unauthenticated
+    /// connections, the penalties (default [`AdmissionConfig::default`]).
+    ///
+    /// ```
+    /// let builder = distio_serve::Server::builder().admission(distio_serve::AdmissionConfig {
+    ///     handshake_timeout: std::time::Duration::from_secs(3),
+    ///     ..Default::default()
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn admission(mut self, admission: AdmissionConfig) -> Self {
+        self.settings.admission = admission;
+        self
+    }
+
     /// Wraps the server's router before it serves, e.g. to add authentication layers:
     /// `.map_router(|router| router.layer(my_layer))`. Called once, by
     /// [`build`](Self::build).
@@ -394,8 +442,8 @@ impl ServerBuilder {
     /// Checks the root and the address, then binds the listening socket.
     ///
     /// Fails with [`ServeError::Root`] when the root is not a directory,
-    /// [`ServeError::Plaintext`] for a non-loopback address without
-    /// [`insecure_plaintext`](Self::insecure_plaintext) (before anything is bound), and
+    /// [`ServeError::Plaintext`] for a non-loopback address with neither [`tls`](Self::tls)
+    /// nor [`insecure_plaintext`](Self::insecure_plaintext) (before anything is bound), and
     /// [`ServeError::Bind`] when the address cannot be listened on.
     ///
     /// ```
@@ -426,7 +474,7 @@ impl ServerBuilder {
                 reason,
             })?;
         let addr = SocketAddr::new(settings.address, settings.port);
-        if !is_loopback(settings.address) {
+        if !is_loopback(settings.address) && self.tls.is_none() {
             if !settings.insecure_plaintext {
                 return Err(ServeError::Plaintext { addr });
             }
@@ -460,7 +508,7 @@ impl ServerBuilder {
                 );
             }
         }
-        Server::new(listener, settings, self.router_map)
+        Server::new(listener, settings, self.router_map, self.tls)
     }
 }
 

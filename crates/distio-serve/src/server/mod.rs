@@ -2,6 +2,7 @@
 
 mod builder;
 mod lifetime;
+mod listener;
 mod outbox;
 mod output;
 mod relay;
@@ -14,6 +15,7 @@ mod state;
 pub use builder::ServerBuilder;
 pub use state::ServerState;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -23,7 +25,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-use crate::ServeError;
+use crate::admission::{Admission, Gate};
+use crate::{ServeError, ServerTls};
 use builder::{RouterMap, Settings};
 
 /// The path of the session route.
@@ -50,12 +53,15 @@ pub struct Server {
     state: ServerState,
     stop: ShutdownHandle,
     router_map: Option<RouterMap>,
+    tls: Option<ServerTls>,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -70,8 +76,10 @@ impl Server {
         listener: tokio::net::TcpListener,
         settings: Settings,
         router_map: Option<RouterMap>,
+        tls: Option<ServerTls>,
     ) -> Result<Self, ServeError> {
         let local_addr = listener.local_addr().map_err(ServeError::Serve)?;
+        let gate = Gate::new(settings.admission.clone());
         let (stop, stopped) = watch::channel(false);
         let state = ServerState::new(settings, stopped);
         Ok(Server {
@@ -82,12 +90,28 @@ impl Server {
                 stop: Arc::new(stop),
             },
             router_map,
+            tls,
+            gate,
         })
     }
 
     /// The address the server listens on (with the port picked when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The server's TLS setup, if it serves `wss://`: call [`ServerTls::reload`] on it to
+    /// read its certificate and key again (the binary does on SIGHUP).
+    ///
+    /// ```no_run
+    /// # async fn run(server: distio_serve::Server) {
+    /// if let Some(tls) = server.tls() {
+    ///     if let Err(err) = tls.reload() { eprintln!("{err}"); }
+    /// }
+    /// # }
+    /// ```
+    pub fn tls(&self) -> Option<ServerTls> {
+        self.tls.clone()
     }
 
     /// A handle that stops the server.
@@ -110,6 +134,8 @@ impl Server {
             state,
             stop,
             router_map,
+            tls,
+            gate,
             ..
         } = self;
         let mut router = router(state.clone());
@@ -120,29 +146,15 @@ impl Server {
             state.clone(),
             crate::admin::session_gate,
         ));
-        let mut stopped = stop.stop.subscribe();
-        let until_stopped = async move {
-            let _ = stopped.wait_for(|&stop| stop).await;
-        };
         tracing::info!(
             address = %listener.local_addr().map_err(ServeError::Serve)?,
             root = %state.settings().root.display(),
+            tls = tls.is_some(),
+            mutual_tls = tls.as_ref().is_some_and(ServerTls::requires_client_cert),
             "serving sessions"
         );
-        // Small frames (a response, a welcome) go out at once rather than waiting for
-        // the peer's acknowledgement of the previous ones.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY on a session: {err}");
-            }
-        });
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(until_stopped)
-        .await
-        .map_err(ServeError::Serve)?;
+        let serving = listener::Serving { router, gate, tls };
+        listener::accept_loop(listener, serving, stop.stop.subscribe()).await;
         state.wait_sessions().await;
         tracing::info!("stopped");
         Ok(())
@@ -174,7 +186,8 @@ impl ShutdownHandle {
 }
 
 /// The server's routes: `GET /session`, the WebSocket upgrade of a session. The router
-/// needs the peer's address: serve it with
+/// needs the peer's address: [`Server::run`] puts it (and the connection's
+/// [`Admission`] ticket) into each request; served another way, use
 /// `into_make_service_with_connect_info::<SocketAddr>()`. Layers (authentication, an
 /// IP allowlist) go around it.
 ///
@@ -193,11 +206,18 @@ pub fn router(state: ServerState) -> Router {
 async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    admission: Option<Extension<Admission>>,
     State(state): State<ServerState>,
     user: Option<axum::Extension<crate::AuthenticatedUser>>,
 ) -> Response {
     if state.stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
+    }
+    // Past the access layers: basic authentication (if configured) already called this.
+    // An authentication inside the WebSocket (the passphrase mode) would instead take the
+    // ticket into the session and call it when its key confirmation succeeds.
+    if let Some(Extension(ticket)) = &admission {
+        ticket.authenticated();
     }
     let max = state.codec().max_message_len();
     ws.max_message_size(max)
