@@ -53,6 +53,7 @@ pub mod auth;
 pub mod config;
 mod error;
 mod logging;
+pub mod notify;
 mod server;
 
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
