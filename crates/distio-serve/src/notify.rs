@@ -285,7 +285,10 @@ mod tests {
     #[test]
     fn unusable_values_give_no_notifier() {
         for value in ["", "relative", "vsock:2:1234"] {
-            assert!(Notifier::from_socket_var(Some(value.as_ref())).is_none(), "{value}");
+            assert!(
+                Notifier::from_socket_var(Some(value.as_ref())).is_none(),
+                "{value}"
+            );
         }
         let long = format!("/{}", "x".repeat(200));
         assert!(Notifier::from_socket_var(Some(long.as_ref())).is_none());

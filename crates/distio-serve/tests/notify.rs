@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 /// A bound socket standing in for systemd's, in a fresh directory.
 fn systemd_socket(name: &str) -> (PathBuf, UnixDatagram) {
-    let dir = std::env::temp_dir().join(format!(
-        "distio-notify-it-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("distio-notify-it-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let socket = UnixDatagram::bind(dir.join("notify")).unwrap();
@@ -73,9 +70,7 @@ async fn tells_systemd_ready_watchdog_and_stopping() {
     );
     let status = recv_until(&systemd, "WATCHDOG=1");
     assert!(
-        status
-            .iter()
-            .any(|m| m.starts_with("STATUS=listening on ")),
+        status.iter().any(|m| m.starts_with("STATUS=listening on ")),
         "{status:?}"
     );
     // The watchdog keeps being petted.
