@@ -81,7 +81,11 @@ pub fn expand_slurm_nodelist(list: &str) -> Result<Vec<String>, MasterError> {
     for entry in entries {
         let pattern = Pattern::parse(entry).map_err(fail)?;
         total = total
-            .checked_add(pattern.count().ok_or_else(|| fail(NodelistProblem::TooManyHosts))?)
+            .checked_add(
+                pattern
+                    .count()
+                    .ok_or_else(|| fail(NodelistProblem::TooManyHosts))?,
+            )
             .filter(|&n| n <= MAX_SLURM_HOSTS)
             .ok_or_else(|| fail(NodelistProblem::TooManyHosts))?;
         parsed.push(pattern);
@@ -212,15 +216,17 @@ impl<'a> Pattern<'a> {
 
     /// How many names the pattern gives, or `None` past `usize`.
     fn count(&self) -> Option<usize> {
-        self.pieces.iter().try_fold(1usize, |acc, piece| match piece {
-            Piece::Text(_) => Some(acc),
-            Piece::Group(ranges) => {
-                let n = ranges
-                    .iter()
-                    .try_fold(0u64, |sum, range| sum.checked_add(range.len()))?;
-                acc.checked_mul(usize::try_from(n).ok()?)
-            }
-        })
+        self.pieces
+            .iter()
+            .try_fold(1usize, |acc, piece| match piece {
+                Piece::Text(_) => Some(acc),
+                Piece::Group(ranges) => {
+                    let n = ranges
+                        .iter()
+                        .try_fold(0u64, |sum, range| sum.checked_add(range.len()))?;
+                    acc.checked_mul(usize::try_from(n).ok()?)
+                }
+            })
     }
 
     /// Appends every name, the last group varying fastest.
@@ -234,8 +240,9 @@ impl<'a> Pattern<'a> {
                         .iter()
                         .flat_map(|prefix| {
                             ranges.iter().flat_map(move |range| {
-                                (range.low..=range.high)
-                                    .map(move |n| format!("{prefix}{n:0width$}", width = range.width))
+                                (range.low..=range.high).map(move |n| {
+                                    format!("{prefix}{n:0width$}", width = range.width)
+                                })
                             })
                         })
                         .collect();
@@ -285,14 +292,16 @@ mod tests {
     fn several_groups_and_suffixes() {
         assert_eq!(
             expand("rack[1-2]-node[01-02]"),
-            ["rack1-node01", "rack1-node02", "rack2-node01", "rack2-node02"]
+            [
+                "rack1-node01",
+                "rack1-node02",
+                "rack2-node01",
+                "rack2-node02"
+            ]
         );
         assert_eq!(expand("n[1-2]-ib"), ["n1-ib", "n2-ib"]);
         assert_eq!(expand("[1-2]x"), ["1x", "2x"]);
-        assert_eq!(
-            expand("a[1,3],b[2-3]c,d"),
-            ["a1", "a3", "b2c", "b3c", "d"]
-        );
+        assert_eq!(expand("a[1,3],b[2-3]c,d"), ["a1", "a3", "b2c", "b3c", "d"]);
     }
 
     #[test]
