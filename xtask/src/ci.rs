@@ -36,6 +36,10 @@ pub(crate) fn run() -> Result<(), String> {
         &["deny", "check", "licenses", "bans", "sources"],
         &[],
     )?;
+    // The deploy/ files: the systemd unit (verify, security rating <= 2.9, its config loads)
+    // and the Kubernetes manifests (pinned schemas, pod policy). Installs systemd-analyze and
+    // kubernetes-validate when missing. The Slurm check is slow and runs by hand.
+    crate::deploy_check::run(&["all".to_owned()])?;
     // Keeps the benchmark harness from rotting; never fails on speed.
     crate::bench::run(&["--smoke".to_owned()])?;
     println!("\nci: all checks passed");

@@ -298,6 +298,18 @@ pub enum MasterError {
         option: &'static str,
     },
 
+    /// A Slurm node list (`SLURM_JOB_NODELIST`) that cannot be expanded into host names.
+    #[error(
+        "the Slurm node list `{list}` cannot be read: {problem}; pass it as Slurm sets \
+         SLURM_JOB_NODELIST, e.g. `node[01-04,07],gpu3`"
+    )]
+    SlurmNodelist {
+        /// The list (its first 200 characters).
+        list: String,
+        /// What is wrong with it.
+        problem: crate::NodelistProblem,
+    },
+
     /// Sending a signal to a slave process failed.
     #[error("could not signal slave #{slave}: {source}")]
     Signal {

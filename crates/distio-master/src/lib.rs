@@ -122,7 +122,10 @@ pub use link::{FrameSink, FrameStream, Link};
 pub use location::Location;
 pub use master::{Master, Tell};
 pub use process::Signal;
-pub use remote::{CONNECT_TIMEOUT, ClientTls, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause};
+pub use remote::{
+    CONNECT_TIMEOUT, ClientTls, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause, MAX_SLURM_HOSTS,
+    NodelistProblem, expand_slurm_nodelist,
+};
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response, ResponseArray, ResponseField};
 pub use slave::Slave;

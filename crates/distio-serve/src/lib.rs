@@ -58,6 +58,7 @@ pub mod config;
 mod containment;
 mod error;
 mod logging;
+pub mod notify;
 mod server;
 mod tls;
 

@@ -12,6 +12,7 @@
 //! - `outbox`: a remote slave's frames, encoded by their senders and queued for the session.
 //! - `spawn`: asking a host for a slave.
 //! - `loss`: why a host was lost, as a value.
+//! - `slurm`: host names from a Slurm job's node list.
 
 mod channel;
 mod connect;
@@ -20,12 +21,14 @@ mod loss;
 mod outbox;
 mod session;
 mod sessions;
+mod slurm;
 mod spawn;
 mod tls;
 
 pub use connect::CONNECT_TIMEOUT;
 pub use host::{DEFAULT_SERVE_PORT, Host};
 pub use loss::{HostLoss, LossCause};
+pub use slurm::{MAX_SLURM_HOSTS, NodelistProblem, expand_slurm_nodelist};
 pub use tls::ClientTls;
 
 pub(crate) use channel::{RemoteEnd, RemoteProcess};

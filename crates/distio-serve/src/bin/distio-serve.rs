@@ -11,12 +11,19 @@
 //! hash for `basic_auth.password_hash` (see `docs/serve.md`). Exit codes: 0 stopped, `--help`,
 //! `--version` or `--print-config`; 64 a bad command line; 65 `hash-password` got no usable
 //! password; 78 a bad configuration; 1 anything else.
+//!
+//! Under systemd (`Type=notify`, see `deploy/systemd/`) it also sends `READY=1` once it
+//! listens, `STOPPING=1` when a signal starts the drain, and `WATCHDOG=1` at half of
+//! `WATCHDOG_USEC` when the unit sets a watchdog ([`distio_serve::notify`]).
 
 use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use distio_serve::notify::{self, Notifier};
 use distio_serve::{
     CliArgs, Command, LoadedConfig, ServeError, ServerBuilder, exit_code, init_logging,
 };
@@ -110,6 +117,17 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
     println!("listening on {addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(%addr, root = %loaded.config.root.display(), "listening on {addr}");
+    // systemd (`Type=notify`): ready once listening, stopping when the drain starts, and the
+    // watchdog petted while the runtime runs. Absent outside systemd; never fatal.
+    let notifier = Notifier::from_env().map(Arc::new);
+    if let Some(notifier) = &notifier {
+        send(notifier, "READY=1", Notifier::ready);
+        let _ = notifier.status(&format!("listening on {addr}"));
+    }
+    let watchdog = match (&notifier, notify::watchdog_interval()) {
+        (Some(notifier), Some(every)) => Some(tokio::spawn(pet_watchdog(notifier.clone(), every))),
+        _ => None,
+    };
     let stop = server.shutdown_handle();
     let admin = distio_serve::admin::start(&loaded.config, server.state(), stop.clone()).await?;
     if let Some(admin_addr) = admin.http_addr() {
@@ -118,7 +136,8 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
         let _ = writeln!(stdout, "admin on {admin_addr}").and_then(|()| stdout.flush());
     }
     let tls = server.tls();
-    tokio::spawn(async move {
+    let stopping = notifier.clone();
+    let signals = tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => {
@@ -138,9 +157,43 @@ async fn serve(loaded: &LoadedConfig) -> Result<(), ServeError> {
                 },
             }
         }
+        if let Some(notifier) = &stopping {
+            send(notifier, "STOPPING=1", Notifier::stopping);
+        }
         stop.shutdown();
     });
-    let served = server.run().await;
+    let result = server.run().await;
     admin.stop().await;
-    served
+    // The binary owns both tasks: neither outlives the server.
+    signals.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    result
+}
+
+/// Sends one notification, logging (not failing) when systemd cannot be told.
+fn send(notifier: &Notifier, what: &str, how: fn(&Notifier) -> std::io::Result<()>) {
+    if let Err(err) = how(notifier) {
+        tracing::warn!(socket = notifier.socket_name(), %err, "could not tell systemd {what}");
+    }
+}
+
+/// Sends `WATCHDOG=1` every `every` (half of systemd's `WATCHDOG_USEC`) until aborted. A
+/// failed send is logged once, not at every tick.
+async fn pet_watchdog(notifier: Arc<Notifier>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
+    loop {
+        ticks.tick().await;
+        match notifier.watchdog() {
+            Ok(()) => warned = false,
+            Err(err) if !warned => {
+                warned = true;
+                tracing::warn!(socket = notifier.socket_name(), %err, "could not pet the systemd watchdog");
+            }
+            Err(_) => {}
+        }
+    }
 }
