@@ -174,6 +174,48 @@ pub enum MasterError {
         host: String,
     },
 
+    /// The host is in passphrase mode and the master has no passphrase for it.
+    #[error(
+        "{host} requires a passphrase; give it with Host::with_passphrase or \
+         SpawnOptions::passphrase"
+    )]
+    HostNeedsPassphrase {
+        /// The host.
+        host: String,
+    },
+
+    /// The host refused the master's passphrase.
+    #[error(
+        "{host} refused the passphrase; check that it is the one the server is configured with"
+    )]
+    HostRefusedPassphrase {
+        /// The host.
+        host: String,
+    },
+
+    /// The master has a passphrase for a host that has none.
+    #[error(
+        "{host} has no passphrase configured; remove the passphrase for this host, or \
+         configure the same passphrase on the server"
+    )]
+    HostHasNoPassphrase {
+        /// The host.
+        host: String,
+    },
+
+    /// The host did not prove that it knows the passphrase (or asked for a derivation
+    /// outside the accepted bounds); nothing was sent to it.
+    #[error(
+        "{host} did not prove that it knows the passphrase ({reason}); it may not be the \
+         server you meant to reach, so nothing was sent to it"
+    )]
+    HostNotAuthenticated {
+        /// The host.
+        host: String,
+        /// What failed, as a value.
+        reason: distio_proto::ProtoError,
+    },
+
     /// The WebSocket upgrade or the session handshake with a host failed.
     #[error(
         "the session handshake with {host} failed: {reason}; is it a distio-serve of the same release?"

@@ -151,6 +151,7 @@ impl SpawnOptions {
             url: host.into(),
             script,
             credentials: None,
+            passphrase: None,
         });
         options
     }
@@ -167,6 +168,26 @@ impl SpawnOptions {
     pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         if let Some(remote) = &mut self.remote {
             remote.credentials = Some((user.into(), password.into()));
+        }
+        self
+    }
+
+    /// The passphrase of a remote slave's host, for a server in passphrase mode: the
+    /// master proves it knows it without sending it, and the session is sealed with keys
+    /// derived from it (see [`Host::with_passphrase`](crate::Host::with_passphrase)).
+    /// Never shown by `Debug`. Ignored for local slaves.
+    ///
+    /// ```
+    /// let opts = distio_master::SpawnOptions::remote("build-7:1337", "square.sh")
+    ///     .passphrase("correct horse battery staple");
+    /// assert!(!format!("{opts:?}").contains("horse"));
+    /// ```
+    #[must_use]
+    pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        if let Some(remote) = &mut self.remote {
+            remote.passphrase = Some(std::sync::Arc::new(
+                distio_proto::remote::passphrase::Passphrase::new(passphrase),
+            ));
         }
         self
     }

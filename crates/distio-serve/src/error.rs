@@ -86,12 +86,10 @@ pub enum ServeError {
         entry: String,
     },
 
-    /// The original's `basicAuth.passphrase` mode, which is not supported yet.
-    #[error("{}: `basicAuth.passphrase` is not supported yet; remove it to use plain basic authentication (and run behind TLS or on a trusted network)", path.display())]
-    PassphraseUnsupported {
-        /// The legacy JSON file that contains it.
-        path: PathBuf,
-    },
+    /// The passphrase setting could not be turned into the server's key (a bad
+    /// `passphrase_hash` given to the builder, or no randomness for the salt).
+    #[error("the passphrase setting cannot be used: {0}")]
+    Passphrase(#[source] distio_proto::ProtoError),
 
     /// The system's random number generator failed (needed for the per-process credential key).
     #[error("the system random number generator failed; cannot set up basic authentication")]
@@ -160,7 +158,7 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::Root { .. }
         | ServeError::AllowlistRegex { .. }
         | ServeError::AllowlistEntry { .. }
-        | ServeError::PassphraseUnsupported { .. }
+        | ServeError::Passphrase(_)
         | ServeError::Plaintext { .. } => EX_CONFIG,
         ServeError::Random
         | ServeError::PrintConfig(_)

@@ -1,6 +1,9 @@
 //! Where a remote slave runs: a `distio-serve` URL and the credentials for it.
 
 use std::fmt;
+use std::sync::Arc;
+
+use distio_proto::remote::passphrase::Passphrase;
 
 use crate::MasterError;
 
@@ -32,6 +35,8 @@ pub struct Host {
     pub(crate) port: u16,
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
+    /// Shared by clones, so the key derived from it is cached once.
+    pub(crate) passphrase: Option<Arc<Passphrase>>,
 }
 
 impl Host {
@@ -80,6 +85,7 @@ impl Host {
             port: url.port().unwrap_or(DEFAULT_SERVE_PORT),
             user,
             password,
+            passphrase: None,
         })
     }
 
@@ -113,6 +119,29 @@ impl Host {
         self.user = Some(user.into());
         self.password = Some(password.into());
         self
+    }
+
+    /// Sets the passphrase of a server in passphrase mode (replacing any set before). The
+    /// master proves it knows it without sending it, checks that the server knows it too,
+    /// and seals the whole session with keys derived from it. Neither `Display` nor
+    /// `Debug` shows it.
+    ///
+    /// ```
+    /// use distio_master::Host;
+    /// let host = Host::parse("ws://build-7:4000")?.with_passphrase("correct horse");
+    /// assert!(host.has_passphrase());
+    /// assert!(!format!("{host} {host:?}").contains("horse"));
+    /// # Ok::<(), distio_master::MasterError>(())
+    /// ```
+    #[must_use]
+    pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(Arc::new(Passphrase::new(passphrase)));
+        self
+    }
+
+    /// True when a passphrase is set.
+    pub fn has_passphrase(&self) -> bool {
+        self.passphrase.is_some()
     }
 
     /// The session URL the master requests.

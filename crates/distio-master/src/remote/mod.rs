@@ -3,6 +3,7 @@
 //!
 //! - `host`: the host URL and its credentials.
 //! - `connect`: TCP, the WebSocket upgrade with basic auth, the session handshake.
+//! - `passphrase`: the passphrase handshake (before the session's), and its records.
 //! - `sessions`: the master's sessions by host, opened on first use.
 //! - `session`: one session's reader and writer tasks, driving
 //!   [`distio_proto::remote::ClientSession`].
@@ -16,6 +17,7 @@ mod connect;
 mod host;
 mod loss;
 mod outbox;
+mod passphrase;
 mod session;
 mod sessions;
 mod spawn;
@@ -43,6 +45,8 @@ pub(crate) struct RemoteSpec {
     pub(crate) url: String,
     pub(crate) script: String,
     pub(crate) credentials: Option<(String, String)>,
+    /// Shared by the options' clones, so its derived key is cached once.
+    pub(crate) passphrase: Option<std::sync::Arc<distio_proto::remote::passphrase::Passphrase>>,
 }
 
 impl RemoteSpec {
@@ -50,6 +54,9 @@ impl RemoteSpec {
         let mut host = Host::parse(&self.url)?;
         if let Some((user, password)) = &self.credentials {
             host = host.with_credentials(user.clone(), password.clone());
+        }
+        if let Some(passphrase) = &self.passphrase {
+            host.passphrase = Some(std::sync::Arc::clone(passphrase));
         }
         Ok(RemoteTarget {
             host,
@@ -68,6 +75,7 @@ impl std::fmt::Debug for RemoteSpec {
             .field("host", &host)
             .field("script", &self.script)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("passphrase", &self.passphrase.is_some())
             .finish()
     }
 }

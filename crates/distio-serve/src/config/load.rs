@@ -11,6 +11,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::{CliArgs, ServeConfig, legacy};
 use crate::ServeError;
 use crate::auth::Allowlist;
+use distio_proto::remote::passphrase::PassphraseKey;
 
 /// Prefix of the environment variables read as configuration.
 pub(super) const ENV_PREFIX: &str = "DISTIO_SERVE_";
@@ -21,6 +22,8 @@ const ENV_CONFIG: &str = "DISTIO_SERVE_CONFIG";
 const RAW_ENV_KEYS: &[&str] = &[
     "basic_auth.username",
     "basic_auth.password",
+    "passphrase",
+    "passphrase_hash",
     "server_name",
     "root",
 ];
@@ -369,6 +372,24 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
                 "it must not be empty and must not contain `:`",
             ));
         }
+    }
+    match (&config.passphrase, &config.passphrase_hash) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                figment,
+                "passphrase_hash",
+                "set either passphrase or passphrase_hash, not both",
+            ));
+        }
+        (Some(passphrase), None) if passphrase.expose().is_empty() => {
+            return Err(invalid(figment, "passphrase", "it must not be empty"));
+        }
+        (None, Some(hash)) => {
+            if let Err(err) = PassphraseKey::parse_hash(hash.expose()) {
+                return Err(invalid(figment, "passphrase_hash", err.to_string()));
+            }
+        }
+        _ => {}
     }
     for (ext, program) in &config.interpreters {
         if ext.is_empty() || ext.contains(['.', '/']) {

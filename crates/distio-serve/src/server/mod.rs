@@ -4,6 +4,7 @@ mod builder;
 mod lifetime;
 mod outbox;
 mod output;
+mod passphrase;
 mod relay;
 mod script;
 mod session;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 use crate::ServeError;
 use builder::{RouterMap, Settings};
+use distio_proto::remote::passphrase::PassphraseKey;
 
 /// The path of the session route.
 const SESSION_PATH: &str = "/session";
@@ -69,11 +71,12 @@ impl Server {
     fn new(
         listener: tokio::net::TcpListener,
         settings: Settings,
+        passphrase: Option<Arc<PassphraseKey>>,
         router_map: Option<RouterMap>,
     ) -> Result<Self, ServeError> {
         let local_addr = listener.local_addr().map_err(ServeError::Serve)?;
         let (stop, stopped) = watch::channel(false);
-        let state = ServerState::new(settings, stopped);
+        let state = ServerState::new(settings, passphrase, stopped);
         Ok(Server {
             listener,
             local_addr,
@@ -194,7 +197,8 @@ async fn upgrade(
     if state.stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
     }
-    let max = state.codec().max_message_len();
+    // A sealed record is the message it carries and its tag.
+    let max = state.codec().max_message_len() + distio_proto::remote::passphrase::TAG_LEN;
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {

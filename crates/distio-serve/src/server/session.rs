@@ -34,6 +34,8 @@ use tokio::time::Instant;
 use super::ServerState;
 use super::lifetime::Command;
 use super::outbox::{Out, Outbox};
+use super::passphrase::{Gate, Refused};
+use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
 use super::relay::SlaveLink;
 use super::slave::{self, Finished, SessionParts, Started};
 
@@ -58,6 +60,9 @@ enum End {
     Violation(String),
     /// The server is stopping.
     ServerStopping,
+    /// The session was refused (the passphrase mode: a missing or wrong passphrase, a
+    /// record that did not open); its closing, if any, is queued already.
+    Refused(String),
 }
 
 enum Chan {
@@ -131,6 +136,8 @@ impl Session {
         let timer = tokio::time::sleep_until(open_deadline);
         tokio::pin!(timer);
         let mut heard = false;
+        let mut gate = Gate::new(&self.state);
+        let codec = self.state.codec();
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return End::ServerStopping,
@@ -147,6 +154,12 @@ impl Session {
                         Message::Text(_) => {
                             return End::Violation("a text message (sessions carry binary messages only)".into());
                         }
+                    };
+                    let binary = match gate.receive(binary, &self.parts.outbox, codec, self.peer) {
+                        Ok(Some(binary)) => binary,
+                        Ok(None) => continue,
+                        Err(Refused::Handshake(why)) => return End::Refused(why),
+                        Err(Refused::Record(why)) => return End::Violation(why),
                     };
                     let opening = heartbeat.is_none();
                     if let Err(end) = self.on_message(binary, &mut heartbeat).await {
@@ -203,7 +216,18 @@ impl Session {
         heartbeat: &mut Option<Heartbeat>,
     ) -> Result<(), End> {
         let event = self.protocol().receive(&message);
-        let event = event.map_err(|err| End::Violation(err.to_string()))?;
+        let event = event.map_err(|err| {
+            if let distio_proto::ProtoError::PassphraseNotConfigured = err {
+                // A master with a passphrase: say clearly that this server has none.
+                tracing::info!(peer = %self.peer, "a master offered a passphrase; this server has none");
+                let codec = self.state.codec();
+                self.parts
+                    .outbox
+                    .control(ServerHandshake::refusal(codec, &err));
+                return End::Refused(err.to_string());
+            }
+            End::Violation(err.to_string())
+        })?;
         match event {
             ServerEvent::Opened(open) => {
                 let settings = self.state.settings();
@@ -379,6 +403,10 @@ impl Session {
         let stopping = matches!(end, End::ServerStopping);
         let close = match &end {
             End::Closed | End::Dropped => None,
+            End::Refused(why) => {
+                tracing::debug!(peer = %self.peer, "session refused: {why}");
+                None
+            }
             End::HeartbeatLost => Some((
                 CloseReason::HeartbeatLost,
                 format!(
@@ -484,7 +512,26 @@ async fn write(
     mut outgoing: mpsc::UnboundedReceiver<Out>,
     limit: Duration,
 ) {
+    let mut sealer: Option<Sealer> = None;
     while let Some(out) = outgoing.recv().await {
+        let out = match out {
+            Out::Seal(new) => {
+                sealer = Some(new);
+                continue;
+            }
+            Out::Message(bytes, room) => match sealer.as_mut() {
+                // In place: the relay leaves room for the tag.
+                Some(sealer) => match sealer.seal(bytes) {
+                    Ok(record) => Out::Message(record, room),
+                    Err(err) => {
+                        tracing::warn!("cannot seal a session message: {err}");
+                        return;
+                    }
+                },
+                None => Out::Message(bytes, room),
+            },
+            Out::Ping => Out::Ping,
+        };
         // Usually the sink has room at once; only a write that must wait gets a deadline.
         let ready =
             match futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx)).now_or_never() {
@@ -504,6 +551,7 @@ async fn write(
             // The room is freed once the message is handed to the socket.
             Out::Message(bytes, _room) => sink.start_send_unpin(Message::Binary(bytes)),
             Out::Ping => sink.start_send_unpin(Message::Ping(Bytes::new())),
+            Out::Seal(_) => Ok(()),
         };
         if sent.is_err() {
             return;
