@@ -188,7 +188,9 @@ pub enum ProtoError {
     EmptyPassphrase,
 
     /// A key derived for other parameters than the server's challenge (a bug of the caller).
-    #[error("the key given for the passphrase proof was derived with another salt or iteration count")]
+    #[error(
+        "the key given for the passphrase proof was derived with another salt or iteration count"
+    )]
     PassphraseKeyMismatch,
 
     /// The other side closed the session during the passphrase handshake.

@@ -189,7 +189,10 @@ fn records_of_one_session_do_not_open_in_another() {
 #[test]
 fn a_record_sent_back_to_its_sender_does_not_open() {
     let (_, mut client, _) = handshake();
-    let record = client.sealer.seal(Bytes::from_static(b"reflected")).unwrap();
+    let record = client
+        .sealer
+        .seal(Bytes::from_static(b"reflected"))
+        .unwrap();
     assert!(client.opener.open(record).is_err());
 }
 

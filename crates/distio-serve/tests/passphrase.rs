@@ -25,7 +25,11 @@ const PASSPHRASE: &str = "correct horse battery staple";
 /// within the open deadline: seconds in an unoptimised test build on a loaded machine, so
 /// the deadline is generous here.
 async fn passphrase_server() -> TestServer {
-    start(|b| b.passphrase(PASSPHRASE).open_timeout(Duration::from_secs(120))).await
+    start(|b| {
+        b.passphrase(PASSPHRASE)
+            .open_timeout(Duration::from_secs(120))
+    })
+    .await
 }
 
 fn url(server: &TestServer) -> String {
@@ -257,7 +261,11 @@ async fn passphrase_replay_of_a_captured_handshake_is_refused() {
         matches!(frames.last(), Some(SessionFrame::Closing(c)) if c.reason == CloseReason::PassphraseRefused),
         "{frames:?}"
     );
-    assert_eq!(frames.len(), 2, "nothing but the challenge and the refusal: {frames:?}");
+    assert_eq!(
+        frames.len(),
+        2,
+        "nothing but the challenge and the refusal: {frames:?}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!marker.exists(), "the replayed spawn ran");
     stop(server).await;
@@ -278,14 +286,20 @@ async fn a_captured_record_replayed_in_its_session_ends_it() {
     };
     // The spawn's record again, as an attacker on the path would replay it.
     let record = client.sent.last().unwrap().clone();
-    within(client.ws.send(Message::Binary(record))).await.unwrap();
+    within(client.ws.send(Message::Binary(record)))
+        .await
+        .unwrap();
     // The server ends the session (with a sealed closing, or by dropping the
     // connection) and its slave with it.
     let mut ended = false;
     while let Some(event) = client.event().await {
         if let ClientEvent::Closing(closing) = event {
             assert_eq!(closing.reason, CloseReason::ProtocolViolation);
-            assert!(closing.message.contains("did not open"), "{}", closing.message);
+            assert!(
+                closing.message.contains("did not open"),
+                "{}",
+                closing.message
+            );
             ended = true;
         }
     }
@@ -343,7 +357,9 @@ async fn the_passphrase_never_crosses_the_wire() {
     let options = SpawnOptions::remote(format!("ws://{proxy}"), "slave.sh")
         .output(Output::Null)
         .passphrase(PASSPHRASE);
-    let slave = within(master.spawn(options)).await.expect("spawn through the proxy");
+    let slave = within(master.spawn(options))
+        .await
+        .expect("spawn through the proxy");
     let echoed: String = within(slave.exec("echo", &"a secret payload".to_owned()))
         .await
         .unwrap()
@@ -355,11 +371,20 @@ async fn the_passphrase_never_crosses_the_wire() {
     assert!(seen.len() > 100, "the proxy saw the session");
     let contains = |needle: &[u8]| seen.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"GET /session"), "the upgrade request is readable");
-    assert!(!contains(PASSPHRASE.as_bytes()), "the passphrase crossed the wire");
+    assert!(
+        !contains(PASSPHRASE.as_bytes()),
+        "the passphrase crossed the wire"
+    );
     assert!(!contains(b"horse"));
     // The session is sealed: neither the script nor the payload is readable on the wire.
-    assert!(!contains(b"slave.sh"), "the spawn crossed the wire in the clear");
-    assert!(!contains(b"a secret payload"), "the request crossed the wire in the clear");
+    assert!(
+        !contains(b"slave.sh"),
+        "the spawn crossed the wire in the clear"
+    );
+    assert!(
+        !contains(b"a secret payload"),
+        "the request crossed the wire in the clear"
+    );
     stop(server).await;
 }
 

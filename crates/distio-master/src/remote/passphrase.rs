@@ -35,12 +35,10 @@ pub(crate) async fn handshake(
         None => {
             let passphrase = Arc::clone(passphrase);
             // Bounded by the iterations' cap (checked by `challenge`).
-            tokio::task::spawn_blocking(move || {
-                passphrase.key_for(&params.salt, params.iterations)
-            })
-            .await
-            .map_err(|err| handshake_failed(host, format!("deriving the key failed: {err}")))?
-            .map_err(failed)?
+            tokio::task::spawn_blocking(move || passphrase.key_for(&params.salt, params.iterations))
+                .await
+                .map_err(|err| handshake_failed(host, format!("deriving the key failed: {err}")))?
+                .map_err(failed)?
         }
     };
     let proof = client.prove(&key).map_err(failed)?;
@@ -70,7 +68,10 @@ async fn receive(ws: &mut Ws, host: &str, limit: Duration) -> Result<Bytes, Mast
                 Some(Ok(Message::Binary(bytes))) => return Ok(bytes),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(_)) => {
-                    return Err(handshake_failed(host, "it sent a non-binary message".into()));
+                    return Err(handshake_failed(
+                        host,
+                        "it sent a non-binary message".into(),
+                    ));
                 }
                 Some(Err(err)) => return Err(unreachable(err.to_string())),
                 None => return Err(unreachable("it closed the connection".into())),
@@ -78,7 +79,12 @@ async fn receive(ws: &mut Ws, host: &str, limit: Duration) -> Result<Bytes, Mast
         }
     })
     .await
-    .map_err(|_| handshake_failed(host, format!("no passphrase handshake answer within {limit:?}")))?
+    .map_err(|_| {
+        handshake_failed(
+            host,
+            format!("no passphrase handshake answer within {limit:?}"),
+        )
+    })?
 }
 
 /// The master's error for a failed passphrase handshake.

@@ -21,12 +21,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::channel::{OutputRoute, RemoteChannel, RemoteEnd};
-use distio_proto::remote::passphrase::{Opener, RecordKeys, Sealer};
 use super::host::Host;
 use super::loss::{HostLoss, LossCause};
 use super::outbox::Outgoing;
 use crate::sync::lock;
 use crate::{MasterError, Signal, process};
+use distio_proto::remote::passphrase::{Opener, RecordKeys, Sealer};
 
 pub(crate) type Ws = WebSocketStream<TcpStream>;
 

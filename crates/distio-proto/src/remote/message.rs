@@ -7,9 +7,7 @@ use serde::de::DeserializeOwned;
 use super::frames::{
     Channel, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Welcome,
 };
-use super::passphrase::{
-    PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof,
-};
+use super::passphrase::{PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof};
 use crate::{Frame, FrameCodec, ProtoError, wire};
 
 /// Bytes before a routed slave frame's body: the tag and the channel, each a

@@ -178,7 +178,8 @@ pub fn passphrase_frame() -> impl Strategy<Value = SessionFrame> {
         PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof,
     };
     prop_oneof![
-        any::<[u8; 32]>().prop_map(|nonce| SessionFrame::PassphraseHello(PassphraseHello { nonce })),
+        any::<[u8; 32]>()
+            .prop_map(|nonce| SessionFrame::PassphraseHello(PassphraseHello { nonce })),
         (bytes(80), any::<u32>(), any::<[u8; 32]>()).prop_map(|(salt, iterations, nonce)| {
             SessionFrame::PassphraseChallenge(PassphraseChallenge {
                 salt,

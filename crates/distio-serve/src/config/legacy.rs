@@ -296,7 +296,10 @@ mod tests {
                 r#"{"basicAuth": {"username": "u", "password": "p", "passphrase": "secret"}}"#,
             )?;
             let config = load("p.json").unwrap().config;
-            assert_eq!(config.passphrase.as_ref().map(|p| p.expose()), Some("secret"));
+            assert_eq!(
+                config.passphrase.as_ref().map(|p| p.expose()),
+                Some("secret")
+            );
             assert_eq!(config.basic_auth.map(|a| a.username), Some("u".into()));
             Ok(())
         });

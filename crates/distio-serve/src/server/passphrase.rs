@@ -3,11 +3,11 @@
 //! passphrase attempt: [`passphrase_refused`].
 
 use bytes::Bytes;
-use distio_proto::{ProtoError, Throttle};
-use std::time::Duration;
 use distio_proto::remote::SessionCodec;
 use distio_proto::remote::passphrase::{Opener, ServerHandshake, ServerStep};
+use distio_proto::{ProtoError, Throttle};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::ServerState;
 use super::outbox::Outbox;

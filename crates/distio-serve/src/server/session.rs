@@ -35,9 +35,9 @@ use super::ServerState;
 use super::lifetime::Command;
 use super::outbox::{Out, Outbox};
 use super::passphrase::{Gate, Refused};
-use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
 use super::relay::SlaveLink;
 use super::slave::{self, Finished, SessionParts, Started};
+use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
 
 static VIOLATIONS: Throttle = Throttle::new(Duration::from_secs(10));
 
@@ -517,6 +517,12 @@ async fn write(
         let out = match out {
             Out::Seal(new) => {
                 sealer = Some(new);
+                // What came before (the confirmation) must not wait in the sink.
+                if outgoing.is_empty()
+                    && !matches!(tokio::time::timeout(limit, sink.flush()).await, Ok(Ok(())))
+                {
+                    return;
+                }
                 continue;
             }
             Out::Message(bytes, room) => match sealer.as_mut() {

@@ -61,7 +61,8 @@ pub(crate) fn mac(key: &PassphraseKey, label: &[u8], parts: &[&[u8]]) -> [u8; MA
 /// Checks `mac` against HMAC-SHA256(K, label ‖ parts…) in constant time.
 fn verify(key: &PassphraseKey, label: &[u8], parts: &[&[u8]], mac: &[u8]) -> bool {
     let key = hmac::Key::new(hmac::HMAC_SHA256, key.secret());
-    let mut message = Vec::with_capacity(label.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+    let mut message =
+        Vec::with_capacity(label.len() + parts.iter().map(|p| p.len()).sum::<usize>());
     message.extend_from_slice(label);
     for part in parts {
         message.extend_from_slice(part);
@@ -403,13 +404,13 @@ impl ServerHandshake {
                     Some(nonce) => nonce,
                     None => random_nonce()?,
                 };
-                let challenge = self.codec.encode(&SessionFrame::PassphraseChallenge(
-                    PassphraseChallenge {
-                        salt: self.key.salt().clone(),
-                        iterations: self.key.iterations(),
-                        nonce,
-                    },
-                ))?;
+                let challenge =
+                    self.codec
+                        .encode(&SessionFrame::PassphraseChallenge(PassphraseChallenge {
+                            salt: self.key.salt().clone(),
+                            iterations: self.key.iterations(),
+                            nonce,
+                        }))?;
                 let mut transcript = Vec::with_capacity(message.len() + challenge.len());
                 transcript.extend_from_slice(message);
                 transcript.extend_from_slice(&challenge);
@@ -590,7 +591,11 @@ mod tests {
         assert_eq!(hex(&second), SECOND_RECORD_TO_SERVER);
         assert_eq!(&server.opener.open(second).unwrap()[..], b"distio");
         let back = server.sealer.seal(Bytes::from_static(b"distio")).unwrap();
-        assert_ne!(hex(&back), FIRST_RECORD_TO_SERVER, "each direction has its own key");
+        assert_ne!(
+            hex(&back),
+            FIRST_RECORD_TO_SERVER,
+            "each direction has its own key"
+        );
         assert_eq!(&client.opener.open(back).unwrap()[..], b"distio");
     }
 
@@ -660,10 +665,7 @@ mod tests {
         ));
         // Replayed to a new session: its server nonce differs, so the proof does not fit.
         let mut replayed = ServerHandshake::new(codec, key());
-        assert!(matches!(
-            replayed.receive(&hello),
-            Ok(ServerStep::Reply(_))
-        ));
+        assert!(matches!(replayed.receive(&hello), Ok(ServerStep::Reply(_))));
         assert!(matches!(
             replayed.receive(&proof),
             Err(ProtoError::PassphraseRefused)
@@ -717,7 +719,9 @@ mod tests {
     fn the_server_refuses_anything_out_of_place() {
         let codec = SessionCodec::new();
         let proof = codec
-            .encode(&SessionFrame::PassphraseProof(PassphraseProof { mac: [0; 32] }))
+            .encode(&SessionFrame::PassphraseProof(PassphraseProof {
+                mac: [0; 32],
+            }))
             .unwrap();
         let mut server = ServerHandshake::new(codec, key());
         assert!(matches!(

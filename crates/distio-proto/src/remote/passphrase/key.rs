@@ -138,9 +138,7 @@ impl PassphraseKey {
         else {
             return Err(bad(HashProblem::Format));
         };
-        let iterations = params
-            .strip_prefix("i=")
-            .ok_or(bad(HashProblem::Format))?;
+        let iterations = params.strip_prefix("i=").ok_or(bad(HashProblem::Format))?;
         let iterations: u32 = iterations
             .parse()
             .ok()

@@ -66,9 +66,7 @@ impl Sealer {
     /// when `buf` has that much spare capacity).
     pub fn seal_in_place(&mut self, buf: &mut BytesMut) -> Result<(), ProtoError> {
         let counter = self.next;
-        self.next = counter
-            .checked_add(1)
-            .ok_or(ProtoError::RecordsExhausted)?;
+        self.next = counter.checked_add(1).ok_or(ProtoError::RecordsExhausted)?;
         self.key
             .seal_in_place_append_tag(nonce(counter), Aad::empty(), buf)
             .map_err(|_| ProtoError::RecordsExhausted)
@@ -153,7 +151,9 @@ fn unique(message: Bytes, spare: usize) -> BytesMut {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("sealed", &self.next).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("sealed", &self.next)
+            .finish_non_exhaustive()
     }
 }
 
@@ -229,10 +229,16 @@ mod tests {
         for i in 0..record.len() * 8 {
             let mut altered = record.to_vec();
             altered[i / 8] ^= 1 << (i % 8);
-            assert!(Opener::new(&[5; 32]).open(Bytes::from(altered)).is_err(), "bit {i}");
+            assert!(
+                Opener::new(&[5; 32]).open(Bytes::from(altered)).is_err(),
+                "bit {i}"
+            );
         }
         for len in 0..record.len() {
-            assert!(Opener::new(&[5; 32]).open(record.slice(..len)).is_err(), "{len}");
+            assert!(
+                Opener::new(&[5; 32]).open(record.slice(..len)).is_err(),
+                "{len}"
+            );
         }
         // Under another key.
         assert!(Opener::new(&[6; 32]).open(record).is_err());
