@@ -42,7 +42,7 @@ fn handshake() -> ([Bytes; 4], RecordKeys, RecordKeys) {
         panic!("done")
     };
     let client_keys = client.confirm(&reply).unwrap();
-    ([hello, challenge, proof, reply], client_keys, keys)
+    ([hello, challenge, proof, reply], client_keys, *keys)
 }
 
 static REAL: LazyLock<[Bytes; 4]> = LazyLock::new(|| handshake().0);

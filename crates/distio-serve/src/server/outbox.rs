@@ -22,7 +22,7 @@ pub(crate) enum Out {
     /// A WebSocket ping.
     Ping,
     /// From now on, seal every message with this (the passphrase handshake is done).
-    Seal(Sealer),
+    Seal(Box<Sealer>),
 }
 
 /// The room a queued message holds in the outbox, given back when dropped.
@@ -117,7 +117,7 @@ impl Outbox {
     /// Seals every message queued after this one with `sealer` (queue order is send
     /// order, so the records are numbered as they go out).
     pub(crate) fn seal_from_now(&self, sealer: Sealer) {
-        let _ = self.tx.send(Out::Seal(sealer));
+        let _ = self.tx.send(Out::Seal(Box::new(sealer)));
     }
 
     /// Makes every waiting and later [`send`](Self::send) fail at once.

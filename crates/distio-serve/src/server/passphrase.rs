@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use distio_proto::remote::SessionCodec;
-use distio_proto::remote::passphrase::{Opener, ServerHandshake, ServerStep};
+use distio_proto::remote::passphrase::{Opener, RecordKeys, ServerHandshake, ServerStep};
 use distio_proto::{ProtoError, Throttle};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,9 +58,9 @@ pub(crate) enum Gate {
     /// No passphrase: messages are the session's as they are.
     Plain,
     /// The handshake is under way.
-    Handshake(ServerHandshake),
+    Handshake(Box<ServerHandshake>),
     /// Done: every message is a record.
-    Sealed(Opener),
+    Sealed(Box<Opener>),
 }
 
 /// Why the session must end.
@@ -76,7 +76,9 @@ pub(crate) enum Refused {
 impl Gate {
     pub(crate) fn new(state: &ServerState) -> Self {
         match state.passphrase() {
-            Some(key) => Gate::Handshake(ServerHandshake::new(state.codec(), key.clone())),
+            Some(key) => {
+                Gate::Handshake(Box::new(ServerHandshake::new(state.codec(), key.clone())))
+            }
             None => Gate::Plain,
         }
     }
@@ -103,9 +105,10 @@ impl Gate {
                 }
                 Ok(ServerStep::Done { reply, keys }) => {
                     // The confirmation goes out as it is; everything after it is sealed.
+                    let RecordKeys { sealer, opener } = *keys;
                     outbox.control(reply);
-                    outbox.seal_from_now(keys.sealer);
-                    *self = Gate::Sealed(keys.opener);
+                    outbox.seal_from_now(sealer);
+                    *self = Gate::Sealed(Box::new(opener));
                     tracing::debug!(%peer, "passphrase handshake done");
                     Ok(None)
                 }

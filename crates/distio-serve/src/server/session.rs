@@ -512,7 +512,7 @@ async fn write(
     mut outgoing: mpsc::UnboundedReceiver<Out>,
     limit: Duration,
 ) {
-    let mut sealer: Option<Sealer> = None;
+    let mut sealer: Option<Box<Sealer>> = None;
     while let Some(out) = outgoing.recv().await {
         let out = match out {
             Out::Seal(new) => {

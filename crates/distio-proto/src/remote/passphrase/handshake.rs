@@ -328,7 +328,7 @@ pub enum ServerStep {
         /// The confirmation.
         reply: Bytes,
         /// The server's record keys.
-        keys: RecordKeys,
+        keys: Box<RecordKeys>,
     },
 }
 
@@ -442,10 +442,10 @@ impl ServerHandshake {
                 let (to_server, to_master) = record_keys(&self.key, &client_nonce, &server_nonce);
                 Ok(ServerStep::Done {
                     reply,
-                    keys: RecordKeys {
+                    keys: Box::new(RecordKeys {
                         sealer: Sealer::new(&to_master),
                         opener: Opener::new(&to_server),
-                    },
+                    }),
                 })
             }
             (_, SessionFrame::Closing(closing)) => Err(ProtoError::HandshakeClosed {
@@ -549,7 +549,7 @@ mod tests {
                 panic!()
             };
             messages.push(reply.clone());
-            Ok((client.confirm(&reply)?, keys))
+            Ok((client.confirm(&reply)?, *keys))
         });
         (messages, result)
     }
