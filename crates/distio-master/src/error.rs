@@ -212,6 +212,16 @@ pub enum MasterError {
         host: String,
     },
 
+    /// The host is in passphrase mode and the master has no passphrase for it.
+    #[error(
+        "{host} requires a passphrase; give it with Host::with_passphrase or \
+         SpawnOptions::passphrase"
+    )]
+    HostNeedsPassphrase {
+        /// The host.
+        host: String,
+    },
+
     /// The host's certificate is not valid for the host name in its URL.
     #[error(
         "{host} presented a certificate that is not valid for that host name; connect with a \
@@ -219,6 +229,15 @@ pub enum MasterError {
          certificate with this name"
     )]
     TlsNameMismatch {
+        /// The host.
+        host: String,
+    },
+
+    /// The host refused the master's passphrase.
+    #[error(
+        "{host} refused the passphrase; check that it is the one the server is configured with"
+    )]
+    HostRefusedPassphrase {
         /// The host.
         host: String,
     },
@@ -234,6 +253,16 @@ pub enum MasterError {
         host: String,
     },
 
+    /// The master has a passphrase for a host that has none.
+    #[error(
+        "{host} has no passphrase configured; remove the passphrase for this host, or \
+         configure the same passphrase on the server"
+    )]
+    HostHasNoPassphrase {
+        /// The host.
+        host: String,
+    },
+
     /// The TLS handshake with a host failed for another reason.
     #[error("the TLS handshake with {host} failed: {reason}")]
     TlsHandshake {
@@ -241,6 +270,19 @@ pub enum MasterError {
         host: String,
         /// rustls's reason.
         reason: String,
+    },
+
+    /// The host did not prove that it knows the passphrase (or asked for a derivation
+    /// outside the accepted bounds); nothing was sent to it.
+    #[error(
+        "{host} did not prove that it knows the passphrase ({reason}); it may not be the \
+         server you meant to reach, so nothing was sent to it"
+    )]
+    HostNotAuthenticated {
+        /// The host.
+        host: String,
+        /// What failed, as a value.
+        reason: distio_proto::ProtoError,
     },
 
     /// The WebSocket upgrade or the session handshake with a host failed.

@@ -152,6 +152,7 @@ impl SpawnOptions {
             script,
             credentials: None,
             tls: None,
+            passphrase: None,
         });
         options
     }
@@ -186,6 +187,26 @@ impl SpawnOptions {
     pub fn tls(mut self, tls: crate::ClientTls) -> Self {
         if let Some(remote) = &mut self.remote {
             remote.tls = Some(tls);
+        }
+        self
+    }
+
+    /// The passphrase of a remote slave's host, for a server in passphrase mode: the
+    /// master proves it knows it without sending it, and the session is sealed with keys
+    /// derived from it (see [`Host::with_passphrase`](crate::Host::with_passphrase)).
+    /// Never shown by `Debug`. Ignored for local slaves.
+    ///
+    /// ```
+    /// let opts = distio_master::SpawnOptions::remote("build-7:1337", "square.sh")
+    ///     .passphrase("correct horse battery staple");
+    /// assert!(!format!("{opts:?}").contains("horse"));
+    /// ```
+    #[must_use]
+    pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        if let Some(remote) = &mut self.remote {
+            remote.passphrase = Some(std::sync::Arc::new(
+                distio_proto::remote::passphrase::Passphrase::new(passphrase),
+            ));
         }
         self
     }

@@ -117,7 +117,7 @@ pub enum ProtoError {
     /// or one from a newer version).
     #[error(
         "received a session message with tag {tag}, which is no session frame (this side knows \
-         tags 6..16); the peer is not a distio session peer or speaks a newer protocol"
+         tags 6..20); the peer is not a distio session peer or speaks a newer protocol"
     )]
     NotASessionFrame {
         /// The tag that was read.
@@ -127,6 +127,99 @@ pub enum ProtoError {
     /// The other side of a remote session broke its rules; the session cannot go on.
     #[error("the remote session broke its protocol: {0}")]
     Session(#[from] crate::remote::SessionViolation),
+
+    /// The server requires the passphrase handshake, and the master opened without it.
+    #[error(
+        "this server requires the passphrase; give the master the passphrase for this host \
+         (Host::with_passphrase or SpawnOptions::passphrase)"
+    )]
+    PassphraseRequired,
+
+    /// The passphrase proof was wrong: the master's passphrase is not the server's.
+    #[error("the passphrase was refused; check that master and server use the same passphrase")]
+    PassphraseRefused,
+
+    /// The master began the passphrase handshake with a server that has no passphrase.
+    #[error(
+        "the server has no passphrase configured; connect without one, or set `passphrase` \
+         (or `passphrase_hash`) in the server's configuration"
+    )]
+    PassphraseNotConfigured,
+
+    /// The server's confirmation did not prove it knows the passphrase.
+    #[error(
+        "the server did not prove that it knows the passphrase; it may not be the server you \
+         meant to reach, so nothing was sent to it"
+    )]
+    ServerNotAuthenticated,
+
+    /// The server announced an iteration count outside the accepted range.
+    #[error(
+        "the server asked for {iterations} PBKDF2 iterations; only {min} to {max} are accepted, \
+         so its key was not derived (a hostile or misconfigured server)"
+    )]
+    PassphraseIterations {
+        /// The count announced.
+        iterations: u32,
+        /// The fewest accepted.
+        min: u32,
+        /// The most accepted.
+        max: u32,
+    },
+
+    /// A PBKDF2 salt of a length outside the accepted range.
+    #[error("a passphrase salt of {len} bytes is outside the accepted 16 to 64 bytes")]
+    PassphraseSalt {
+        /// Its length.
+        len: usize,
+    },
+
+    /// A passphrase hash string could not be read.
+    #[error(
+        "the passphrase hash cannot be used: {problem}; make one with `distio-serve hash-password`"
+    )]
+    PassphraseHash {
+        /// What is wrong with it.
+        problem: crate::remote::passphrase::HashProblem,
+    },
+
+    /// An empty passphrase.
+    #[error("the passphrase is empty; use a long passphrase")]
+    EmptyPassphrase,
+
+    /// A key derived for other parameters than the server's challenge (a bug of the caller).
+    #[error(
+        "the key given for the passphrase proof was derived with another salt or iteration count"
+    )]
+    PassphraseKeyMismatch,
+
+    /// The other side closed the session during the passphrase handshake.
+    #[error("the session was closed during the passphrase handshake ({reason:?}): {message}")]
+    HandshakeClosed {
+        /// Why, as a value.
+        reason: crate::remote::CloseReason,
+        /// Why, as the other side said it.
+        message: String,
+    },
+
+    /// A sealed record did not open: it was altered, replayed, reordered, or one before it
+    /// was dropped. The session cannot go on.
+    #[error(
+        "sealed record {record} of the session did not open (altered, replayed, reordered or \
+         a record lost before it); the session was ended"
+    )]
+    RecordRefused {
+        /// The number the record was expected to have.
+        record: u64,
+    },
+
+    /// A direction of the session used every record number.
+    #[error("the session sealed 2^64 - 1 records and cannot seal more; open a new session")]
+    RecordsExhausted,
+
+    /// The system's random number generator failed.
+    #[error("the system random number generator failed; no nonce or salt could be made")]
+    Random,
 
     /// Reading or writing the underlying connection failed.
     #[error("the connection failed: {0}")]

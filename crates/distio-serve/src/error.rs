@@ -88,12 +88,10 @@ pub enum ServeError {
         entry: String,
     },
 
-    /// The original's `basicAuth.passphrase` mode, which is not supported yet.
-    #[error("{}: `basicAuth.passphrase` is not supported yet; remove it to use plain basic authentication (and run behind TLS or on a trusted network)", path.display())]
-    PassphraseUnsupported {
-        /// The legacy JSON file that contains it.
-        path: PathBuf,
-    },
+    /// The passphrase setting could not be turned into the server's key (a bad
+    /// `passphrase_hash` given to the builder, or no randomness for the salt).
+    #[error("the passphrase setting cannot be used: {0}")]
+    Passphrase(#[source] distio_proto::ProtoError),
 
     /// `distio-serve hash-password` could not make a hash (empty or unreadable input, a bad
     /// `--iterations`).
@@ -313,7 +311,7 @@ pub fn exit_code(err: &ServeError) -> i32 {
         | ServeError::Root { .. }
         | ServeError::AllowlistRegex { .. }
         | ServeError::AllowlistEntry { .. }
-        | ServeError::PassphraseUnsupported { .. }
+        | ServeError::Passphrase(_)
         | ServeError::Plaintext { .. }
         | ServeError::RootSlaves
         | ServeError::UnknownAccount { .. }

@@ -1,7 +1,10 @@
 //! Opening a session: TCP, the WebSocket upgrade with credentials, then open and welcome.
 
 use base64::Engine;
-use distio_proto::remote::{ClientEvent, ClientSession, SessionCodec, Welcome};
+use distio_proto::remote::passphrase::{RecordKeys, TAG_LEN};
+use distio_proto::remote::{
+    ClientEvent, ClientSession, CloseReason, Closing, SessionCodec, Welcome,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -24,12 +27,13 @@ pub(crate) type Stream = tokio_util::either::Either<TcpStream, TlsStream<TcpStre
 /// take, each.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `host` and runs the session handshake.
+/// Connects to `host` and runs the session handshake (after the passphrase handshake,
+/// when the host has a passphrase: then the record keys come back too).
 pub(crate) async fn connect(
     host: &Host,
     codec: SessionCodec,
     client_name: &str,
-) -> Result<(Ws, ClientSession, Welcome), MasterError> {
+) -> Result<(Ws, ClientSession, Welcome, Option<RecordKeys>), MasterError> {
     let shown = host.to_string();
     if !host.is_secure() && host.tls().is_some() {
         return Err(MasterError::HostUrl {
@@ -88,7 +92,8 @@ pub(crate) async fn connect(
         value.set_sensitive(true);
         request.headers_mut().insert(header::AUTHORIZATION, value);
     }
-    let max = codec.max_message_len();
+    // A sealed record is the message it carries and its tag.
+    let max = codec.max_message_len() + TAG_LEN;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
@@ -98,10 +103,23 @@ pub(crate) async fn connect(
         .map_err(|_| unreachable(format!("no WebSocket upgrade within {CONNECT_TIMEOUT:?}")))?
         .map_err(|err| upgrade_error(&shown, err))?;
 
+    let mut keys = match &host.passphrase {
+        Some(passphrase) => Some(
+            super::passphrase::handshake(&mut ws, passphrase, codec, &shown, CONNECT_TIMEOUT)
+                .await?,
+        ),
+        None => None,
+    };
     let mut client = ClientSession::new(codec);
-    let open = client
+    let mut open = client
         .open(client_name)
         .map_err(|err| handshake(&shown, err.to_string()))?;
+    if let Some(keys) = &mut keys {
+        open = keys
+            .sealer
+            .seal(open)
+            .map_err(|err| handshake(&shown, err.to_string()))?;
+    }
     ws.send(Message::Binary(open))
         .await
         .map_err(|err| unreachable(err.to_string()))?;
@@ -109,12 +127,16 @@ pub(crate) async fn connect(
         loop {
             match ws.next().await {
                 Some(Ok(Message::Binary(bytes))) => {
+                    let bytes = match &mut keys {
+                        Some(keys) => keys
+                            .opener
+                            .open(bytes)
+                            .map_err(|err| handshake(&shown, err.to_string()))?,
+                        None => bytes,
+                    };
                     return match client.receive(&bytes) {
                         Ok(ClientEvent::Welcomed(welcome)) => Ok(welcome),
-                        Ok(ClientEvent::Closing(closing)) => Err(handshake(
-                            &shown,
-                            format!("it refused the session: {}", closing.message),
-                        )),
+                        Ok(ClientEvent::Closing(closing)) => Err(refused(&shown, closing)),
                         Ok(other) => Err(handshake(&shown, format!("it answered {other:?}"))),
                         Err(err) => Err(handshake(&shown, err.to_string())),
                     };
@@ -130,7 +152,17 @@ pub(crate) async fn connect(
     })
     .await
     .map_err(|_| handshake(&shown, format!("no welcome within {CONNECT_TIMEOUT:?}")))??;
-    Ok((ws, client, welcome))
+    Ok((ws, client, welcome, keys))
+}
+
+/// The error for a server's closing in answer to the open.
+fn refused(host: &str, closing: Closing) -> MasterError {
+    match closing.reason {
+        CloseReason::PassphraseRequired => MasterError::HostNeedsPassphrase {
+            host: host.to_owned(),
+        },
+        _ => handshake(host, format!("it refused the session: {}", closing.message)),
+    }
 }
 
 fn handshake(host: &str, reason: String) -> MasterError {

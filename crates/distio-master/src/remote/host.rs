@@ -1,6 +1,9 @@
 //! Where a remote slave runs: a `distio-serve` URL and the credentials for it.
 
 use std::fmt;
+use std::sync::Arc;
+
+use distio_proto::remote::passphrase::Passphrase;
 
 use super::tls::ClientTls;
 use crate::MasterError;
@@ -37,6 +40,8 @@ pub struct Host {
     pub(crate) user: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) tls: Option<ClientTls>,
+    /// Shared by clones, so the key derived from it is cached once.
+    pub(crate) passphrase: Option<Arc<Passphrase>>,
 }
 
 impl Host {
@@ -86,6 +91,7 @@ impl Host {
             user,
             password,
             tls: None,
+            passphrase: None,
         })
     }
 
@@ -139,6 +145,29 @@ impl Host {
     /// The TLS settings given with [`with_tls`](Self::with_tls), if any.
     pub fn tls(&self) -> Option<&ClientTls> {
         self.tls.as_ref()
+    }
+
+    /// Sets the passphrase of a server in passphrase mode (replacing any set before). The
+    /// master proves it knows it without sending it, checks that the server knows it too,
+    /// and seals the whole session with keys derived from it. Neither `Display` nor
+    /// `Debug` shows it.
+    ///
+    /// ```
+    /// use distio_master::Host;
+    /// let host = Host::parse("ws://build-7:4000")?.with_passphrase("correct horse");
+    /// assert!(host.has_passphrase());
+    /// assert!(!format!("{host} {host:?}").contains("horse"));
+    /// # Ok::<(), distio_master::MasterError>(())
+    /// ```
+    #[must_use]
+    pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.passphrase = Some(Arc::new(Passphrase::new(passphrase)));
+        self
+    }
+
+    /// True when a passphrase is set.
+    pub fn has_passphrase(&self) -> bool {
+        self.passphrase.is_some()
     }
 
     /// The session URL the master requests.

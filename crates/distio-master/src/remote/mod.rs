@@ -5,6 +5,7 @@
 //! - `connect`: TCP, TLS for `wss://`, the WebSocket upgrade with basic auth, the session
 //!   handshake.
 //! - `tls`: [`ClientTls`], how the master verifies a `wss://` host and its client certificate.
+//! - `passphrase`: the passphrase handshake (before the session's), and its records.
 //! - `sessions`: the master's sessions by host, opened on first use.
 //! - `session`: one session's reader and writer tasks, driving
 //!   [`distio_proto::remote::ClientSession`].
@@ -19,6 +20,7 @@ mod connect;
 mod host;
 mod loss;
 mod outbox;
+mod passphrase;
 mod session;
 mod sessions;
 mod slurm;
@@ -51,6 +53,8 @@ pub(crate) struct RemoteSpec {
     pub(crate) script: String,
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) tls: Option<ClientTls>,
+    /// Shared by the options' clones, so its derived key is cached once.
+    pub(crate) passphrase: Option<std::sync::Arc<distio_proto::remote::passphrase::Passphrase>>,
 }
 
 impl RemoteSpec {
@@ -61,6 +65,9 @@ impl RemoteSpec {
         }
         if let Some(tls) = &self.tls {
             host = host.with_tls(tls.clone());
+        }
+        if let Some(passphrase) = &self.passphrase {
+            host.passphrase = Some(std::sync::Arc::clone(passphrase));
         }
         Ok(RemoteTarget {
             host,
@@ -80,6 +87,7 @@ impl std::fmt::Debug for RemoteSpec {
             .field("script", &self.script)
             .field("user", &self.credentials.as_ref().map(|(user, _)| user))
             .field("tls", &self.tls)
+            .field("passphrase", &self.passphrase.is_some())
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 //! the slave's own in between.
 
 use bytes::BytesMut;
+use distio_proto::remote::passphrase::TAG_LEN;
 use distio_proto::remote::{Channel, ROUTED_HEADER_LEN, SessionCodec};
 use distio_proto::{Frame, Hello, ProtoError, RequestId};
 use std::sync::{Arc, Mutex};
@@ -91,7 +92,8 @@ impl RemoteOutbox {
     fn encode(&self, frame: &Frame) -> Result<Outgoing, ProtoError> {
         // Sized up front (a walk of the frame, no copy), so encoding never reallocates.
         let body = self.codec.frame_codec().encoded_len(frame)?;
-        let mut buf = BytesMut::with_capacity(ROUTED_HEADER_LEN + body);
+        // With room for a sealed record's tag (passphrase mode), so sealing does not copy.
+        let mut buf = BytesMut::with_capacity(ROUTED_HEADER_LEN + body + TAG_LEN);
         self.codec.encode_routed(self.channel, frame, &mut buf)?;
         let len = buf.len();
         self.room.add(len);

@@ -25,6 +25,7 @@ use super::loss::{HostLoss, LossCause};
 use super::outbox::Outgoing;
 use crate::sync::lock;
 use crate::{MasterError, Signal, process};
+use distio_proto::remote::passphrase::{Opener, RecordKeys, Sealer};
 
 pub(crate) type Ws = WebSocketStream<super::connect::Stream>;
 
@@ -58,7 +59,13 @@ struct State {
 
 impl Session {
     /// Starts the tasks of a session whose handshake is done.
-    pub(crate) fn start(host: Host, ws: Ws, client: ClientSession) -> Arc<Self> {
+    /// With `keys` (passphrase mode), every message both ways is a sealed record.
+    pub(crate) fn start(
+        host: Host,
+        ws: Ws,
+        client: ClientSession,
+        keys: Option<RecordKeys>,
+    ) -> Arc<Self> {
         let (out, queued) = mpsc::unbounded_channel();
         let codec = client.codec();
         let session = Arc::new(Session {
@@ -75,8 +82,9 @@ impl Session {
         });
         let (sink, stream) = ws.split();
         let weak = Arc::downgrade(&session);
-        let reader = tokio::spawn(run_reader(weak.clone(), stream));
-        let writer = tokio::spawn(run_writer(weak, sink, queued));
+        let (sealer, opener) = keys.map(|k| (k.sealer, k.opener)).unzip();
+        let reader = tokio::spawn(run_reader(weak.clone(), stream, opener));
+        let writer = tokio::spawn(run_writer(weak, sink, queued, sealer));
         lock(&session.tasks).extend([reader.abort_handle(), writer.abort_handle()]);
         session
     }
@@ -313,7 +321,11 @@ fn exit_status(exited: &Exited) -> ExitStatus {
 
 /// Reads the server's messages and watches the heartbeat; ends the session when the
 /// connection does.
-async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
+async fn run_reader(
+    session: Weak<Session>,
+    mut stream: SplitStream<Ws>,
+    mut opener: Option<Opener>,
+) {
     let mut heartbeat = Heartbeat::new(HEARTBEAT_INTERVAL, HEARTBEAT_MISSES, Instant::now());
     let mut deadline = Instant::now() + HEARTBEAT_INTERVAL;
     let cause = loop {
@@ -338,6 +350,13 @@ async fn run_reader(session: Weak<Session>, mut stream: SplitStream<Ws>) {
         };
         match message {
             Some(Ok(Message::Binary(bytes))) => {
+                let bytes = match opener.as_mut() {
+                    None => bytes,
+                    Some(opener) => match opener.open(bytes) {
+                        Ok(opened) => opened,
+                        Err(err) => break LossCause::ProtocolViolation(err.to_string()),
+                    },
+                };
                 if let Err(cause) = session.receive(bytes).await {
                     break cause;
                 }
@@ -379,12 +398,26 @@ async fn run_writer(
     session: Weak<Session>,
     mut sink: SplitSink<Ws, Message>,
     mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    mut sealer: Option<Sealer>,
 ) {
     let mut batch = Vec::with_capacity(64);
     while queued.recv_many(&mut batch, 256).await > 0 {
         let mut failed = None;
         for out in batch.drain(..) {
             let Outgoing { message, release } = out;
+            let message = match (message, sealer.as_mut()) {
+                // In place: the outbox leaves room for the tag.
+                (Message::Binary(bytes), Some(sealer)) => match sealer.seal(bytes) {
+                    Ok(record) => Message::Binary(record),
+                    Err(err) => {
+                        failed = Some(tokio_tungstenite::tungstenite::Error::Io(
+                            std::io::Error::other(err),
+                        ));
+                        break;
+                    }
+                },
+                (message, _) => message,
+            };
             let fed = sink.feed(message).await;
             drop(release);
             if let Err(err) = fed {

@@ -34,14 +34,14 @@ impl Sessions {
             return Ok(Arc::clone(session));
         }
         let name = format!("distio-master pid {}", std::process::id());
-        let (ws, client, welcome) = connect(host, codec, &name).await?;
+        let (ws, client, welcome, keys) = connect(host, codec, &name).await?;
         tracing::debug!(
             host = %host,
             server = %welcome.server,
             capacity = welcome.capacity,
             "session opened"
         );
-        let session = Session::start(host.clone(), ws, client);
+        let session = Session::start(host.clone(), ws, client, keys);
         *slot = Some(Arc::clone(&session));
         Ok(session)
     }

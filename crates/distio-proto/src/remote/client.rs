@@ -205,7 +205,11 @@ impl ClientSession {
                     .advance(exited.channel, Stage::Running, None, kind)?;
                 ClientEvent::Exited(exited)
             }
-            SessionFrame::Welcome(_) => {
+            SessionFrame::Welcome(_)
+            | SessionFrame::PassphraseHello(_)
+            | SessionFrame::PassphraseChallenge(_)
+            | SessionFrame::PassphraseProof(_)
+            | SessionFrame::PassphraseConfirm(_) => {
                 return Err(SessionViolation::RepeatedHandshake { kind }.into());
             }
             SessionFrame::Open(_) | SessionFrame::Spawn(_) | SessionFrame::Kill(_) => {

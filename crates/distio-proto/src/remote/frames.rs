@@ -265,4 +265,12 @@ pub enum CloseReason {
     ProtocolViolation,
     /// Index 3: the other side stopped answering heartbeats.
     HeartbeatLost,
+    /// Index 4: the server requires the passphrase handshake, and the master opened
+    /// without it.
+    PassphraseRequired,
+    /// Index 5: the master's passphrase proof was wrong.
+    PassphraseRefused,
+    /// Index 6: the master began the passphrase handshake, but the server has no
+    /// passphrase.
+    PassphraseUnexpected,
 }

@@ -36,11 +36,14 @@ const CAUSES: [ExitCause; 5] = [
     ExitCause::ServerStopping,
 ];
 
-const REASONS: [CloseReason; 4] = [
+const REASONS: [CloseReason; 7] = [
     CloseReason::Done,
     CloseReason::ServerStopping,
     CloseReason::ProtocolViolation,
     CloseReason::HeartbeatLost,
+    CloseReason::PassphraseRequired,
+    CloseReason::PassphraseRefused,
+    CloseReason::PassphraseUnexpected,
 ];
 
 const STREAMS: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
@@ -78,6 +81,9 @@ fn reason_name(reason: CloseReason) -> &'static str {
         CloseReason::ServerStopping => "server_stopping",
         CloseReason::ProtocolViolation => "protocol_violation",
         CloseReason::HeartbeatLost => "heartbeat_lost",
+        CloseReason::PassphraseRequired => "passphrase_required",
+        CloseReason::PassphraseRefused => "passphrase_refused",
+        CloseReason::PassphraseUnexpected => "passphrase_unexpected",
     }
 }
 
@@ -128,6 +134,22 @@ fn sample_of(kind: &SessionFrame) -> SessionFrame {
         }),
         SessionFrame::Exited(_) => exited(ExitCause::Exited),
         SessionFrame::Closing(_) => closing(CloseReason::Done),
+        SessionFrame::PassphraseHello(_) => {
+            SessionFrame::PassphraseHello(passphrase::PassphraseHello { nonce: [0x11; 32] })
+        }
+        SessionFrame::PassphraseChallenge(_) => {
+            SessionFrame::PassphraseChallenge(passphrase::PassphraseChallenge {
+                salt: Bytes::from_static(&[0x5A; 16]),
+                iterations: 600_000,
+                nonce: [0x22; 32],
+            })
+        }
+        SessionFrame::PassphraseProof(_) => {
+            SessionFrame::PassphraseProof(passphrase::PassphraseProof { mac: [0x33; 32] })
+        }
+        SessionFrame::PassphraseConfirm(_) => {
+            SessionFrame::PassphraseConfirm(passphrase::PassphraseConfirm { mac: [0x44; 32] })
+        }
     }
 }
 
@@ -188,6 +210,14 @@ fn kinds() -> Vec<SessionFrame> {
         }),
         exited(ExitCause::Exited),
         closing(CloseReason::Done),
+        SessionFrame::PassphraseHello(passphrase::PassphraseHello { nonce: [0; 32] }),
+        SessionFrame::PassphraseChallenge(passphrase::PassphraseChallenge {
+            salt: Bytes::new(),
+            iterations: 0,
+            nonce: [0; 32],
+        }),
+        SessionFrame::PassphraseProof(passphrase::PassphraseProof { mac: [0; 32] }),
+        SessionFrame::PassphraseConfirm(passphrase::PassphraseConfirm { mac: [0; 32] }),
     ]
 }
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use super::frames::{
     Channel, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Welcome,
 };
+use super::passphrase::{PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof};
 use crate::{Frame, FrameCodec, ProtoError, wire};
 
 /// Bytes before a routed slave frame's body: the tag and the channel, each a
@@ -60,13 +61,21 @@ pub enum SessionFrame {
     Exited(Exited),
     /// Tag 15, either way, last: see [`Closing`].
     Closing(Closing),
+    /// Tag 16, master → server, first in passphrase mode: see [`PassphraseHello`].
+    PassphraseHello(PassphraseHello),
+    /// Tag 17, server → master: see [`PassphraseChallenge`].
+    PassphraseChallenge(PassphraseChallenge),
+    /// Tag 18, master → server: see [`PassphraseProof`].
+    PassphraseProof(PassphraseProof),
+    /// Tag 19, server → master, the last unsealed message: see [`PassphraseConfirm`].
+    PassphraseConfirm(PassphraseConfirm),
 }
 
 impl SessionFrame {
     /// The tag of the first session frame kind.
     pub const FIRST_TAG: u32 = 6;
     /// One past the tag of the last session frame kind this version knows.
-    pub const END_TAG: u32 = 16;
+    pub const END_TAG: u32 = 20;
     /// The tag of [`SessionFrame::Routed`].
     pub const ROUTED_TAG: u32 = 11;
 
@@ -83,6 +92,10 @@ impl SessionFrame {
             SessionFrame::Kill(_) => 13,
             SessionFrame::Exited(_) => 14,
             SessionFrame::Closing(_) => 15,
+            SessionFrame::PassphraseHello(_) => 16,
+            SessionFrame::PassphraseChallenge(_) => 17,
+            SessionFrame::PassphraseProof(_) => 18,
+            SessionFrame::PassphraseConfirm(_) => 19,
         }
     }
 
@@ -99,6 +112,10 @@ impl SessionFrame {
             SessionFrame::Kill(_) => "kill",
             SessionFrame::Exited(_) => "exited",
             SessionFrame::Closing(_) => "closing",
+            SessionFrame::PassphraseHello(_) => "passphrase-hello",
+            SessionFrame::PassphraseChallenge(_) => "passphrase-challenge",
+            SessionFrame::PassphraseProof(_) => "passphrase-proof",
+            SessionFrame::PassphraseConfirm(_) => "passphrase-confirm",
         }
     }
 }
@@ -183,6 +200,10 @@ impl SessionCodec {
             SessionFrame::Kill(f) => put(&mut out, f)?,
             SessionFrame::Exited(f) => put(&mut out, f)?,
             SessionFrame::Closing(f) => put(&mut out, f)?,
+            SessionFrame::PassphraseHello(f) => put(&mut out, f)?,
+            SessionFrame::PassphraseChallenge(f) => put(&mut out, f)?,
+            SessionFrame::PassphraseProof(f) => put(&mut out, f)?,
+            SessionFrame::PassphraseConfirm(f) => put(&mut out, f)?,
         }
         self.check(out.len(), self.max_message_len())?;
         Ok(out.freeze())
@@ -234,6 +255,10 @@ impl SessionCodec {
             13 => SessionFrame::Kill(get(rest)?),
             14 => SessionFrame::Exited(get(rest)?),
             15 => SessionFrame::Closing(get(rest)?),
+            16 => SessionFrame::PassphraseHello(get(rest)?),
+            17 => SessionFrame::PassphraseChallenge(get(rest)?),
+            18 => SessionFrame::PassphraseProof(get(rest)?),
+            19 => SessionFrame::PassphraseConfirm(get(rest)?),
             tag => return Err(ProtoError::NotASessionFrame { tag }),
         })
     }

@@ -19,6 +19,7 @@ mod frames;
 mod golden;
 mod heartbeat;
 mod message;
+pub mod passphrase;
 mod server;
 mod violation;
 

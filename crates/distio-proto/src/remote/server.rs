@@ -131,6 +131,10 @@ impl ServerSession {
                 self.phase = Phase::Opened;
                 Ok(ServerEvent::Opened(open))
             }
+            // A master with a passphrase, and this server has none.
+            (Phase::AwaitingOpen, SessionFrame::PassphraseHello(_)) => {
+                Err(ProtoError::PassphraseNotConfigured)
+            }
             (Phase::AwaitingOpen, _) => Err(SessionViolation::HandshakeFirst {
                 expected: "open",
                 found: kind,
@@ -202,7 +206,11 @@ impl ServerSession {
                 self.channels.drain();
                 ServerEvent::Closing(closing)
             }
-            SessionFrame::Open(_) => {
+            SessionFrame::Open(_)
+            | SessionFrame::PassphraseHello(_)
+            | SessionFrame::PassphraseChallenge(_)
+            | SessionFrame::PassphraseProof(_)
+            | SessionFrame::PassphraseConfirm(_) => {
                 return Err(SessionViolation::RepeatedHandshake { kind }.into());
             }
             SessionFrame::Welcome(_)

@@ -40,6 +40,9 @@ pub fn close_reason() -> impl Strategy<Value = CloseReason> {
         CloseReason::ServerStopping,
         CloseReason::ProtocolViolation,
         CloseReason::HeartbeatLost,
+        CloseReason::PassphraseRequired,
+        CloseReason::PassphraseRefused,
+        CloseReason::PassphraseUnexpected,
     ])
 }
 
@@ -165,5 +168,27 @@ pub fn session_frame() -> impl Strategy<Value = SessionFrame> {
             }),
         (close_reason(), text())
             .prop_map(|(reason, message)| SessionFrame::Closing(Closing { reason, message })),
+        passphrase_frame(),
+    ]
+}
+
+/// The passphrase handshake's frames, with any contents.
+pub fn passphrase_frame() -> impl Strategy<Value = SessionFrame> {
+    use distio_proto::remote::passphrase::{
+        PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof,
+    };
+    prop_oneof![
+        any::<[u8; 32]>()
+            .prop_map(|nonce| SessionFrame::PassphraseHello(PassphraseHello { nonce })),
+        (bytes(80), any::<u32>(), any::<[u8; 32]>()).prop_map(|(salt, iterations, nonce)| {
+            SessionFrame::PassphraseChallenge(PassphraseChallenge {
+                salt,
+                iterations,
+                nonce,
+            })
+        }),
+        any::<[u8; 32]>().prop_map(|mac| SessionFrame::PassphraseProof(PassphraseProof { mac })),
+        any::<[u8; 32]>()
+            .prop_map(|mac| SessionFrame::PassphraseConfirm(PassphraseConfirm { mac })),
     ]
 }

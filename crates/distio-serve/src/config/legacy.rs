@@ -5,10 +5,13 @@
 //! | `logLevel`            | `log_level`             | 0 error, 1 warn, 2–4 info, 5 debug; or a name    |
 //! | `port`                | `port`                  |                                                  |
 //! | `root`                | `root`                  | relative to the working directory, as before     |
-//! | `basicAuth`           | `basic_auth`            | `passphrase` is refused (not supported yet)      |
+//! | `basicAuth`           | `basic_auth`            | `passphrase` becomes `passphrase` (see below)    |
 //! | `authorizedIps`       | `authorized_ips`        | addresses and CIDR ranges; regexes are refused   |
 //! | `maxConcurrentSlaves` | `max_concurrent_slaves` | `<= 0` means the default                         |
 //! | `killSlavesAfter`     | `kill_slaves_after`     | milliseconds; `0` means no limit                 |
+//!
+//! The original's `basicAuth.passphrase` becomes the top-level `passphrase`: masters must
+//! then prove they know it (without sending it) as well as present the user and password.
 //!
 //! [`ServeConfig`]: super::ServeConfig
 
@@ -83,6 +86,8 @@ struct Mapped {
     #[serde(skip_serializing_if = "Option::is_none")]
     basic_auth: Option<MappedAuth>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    passphrase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     authorized_ips: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_concurrent_slaves: Option<u64>,
@@ -134,21 +139,13 @@ fn map(path: &Path, legacy: LegacyConfig) -> Result<Mapped, ServeError> {
         origin: format!("the configuration file {}", path.display()),
         reason: reason.to_owned(),
     };
-    let basic_auth = match legacy.basic_auth {
-        Some(LegacyBasicAuth {
-            passphrase: Some(_),
-            ..
-        }) => {
-            return Err(ServeError::PassphraseUnsupported {
-                path: path.to_owned(),
-            });
-        }
+    let (basic_auth, passphrase) = match legacy.basic_auth {
         Some(LegacyBasicAuth {
             username,
             password,
-            passphrase: None,
-        }) => Some(MappedAuth { username, password }),
-        None => None,
+            passphrase,
+        }) => (Some(MappedAuth { username, password }), passphrase),
+        None => (None, None),
     };
     let max_concurrent_slaves = match legacy.max_concurrent_slaves {
         // The original treated "unset or <= 0" as its default; so do we (ours is bounded).
@@ -176,6 +173,7 @@ fn map(path: &Path, legacy: LegacyConfig) -> Result<Mapped, ServeError> {
         port: legacy.port,
         root: legacy.root,
         basic_auth,
+        passphrase,
         authorized_ips: legacy.authorized_ips,
         max_concurrent_slaves,
         kill_slaves_after,
@@ -294,20 +292,18 @@ mod tests {
     }
 
     #[test]
-    fn passphrase_is_refused() {
+    fn the_passphrase_maps_to_the_passphrase_mode() {
         Jail::expect_with(|jail| {
             jail.create_file(
                 "p.json",
                 r#"{"basicAuth": {"username": "u", "password": "p", "passphrase": "secret"}}"#,
             )?;
-            let err = load("p.json").unwrap_err();
-            assert!(
-                matches!(err, ServeError::PassphraseUnsupported { .. }),
-                "{err}"
+            let config = load("p.json").unwrap().config;
+            assert_eq!(
+                config.passphrase.as_ref().map(|p| p.expose()),
+                Some("secret")
             );
-            assert!(err.to_string().contains("passphrase"));
-            assert!(!err.to_string().contains("secret"));
-            assert_eq!(crate::exit_code(&err), 78);
+            assert_eq!(config.basic_auth.map(|a| a.username), Some("u".into()));
             Ok(())
         });
     }

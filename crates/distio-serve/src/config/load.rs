@@ -11,6 +11,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::{CliArgs, ServeConfig, legacy};
 use crate::auth::Allowlist;
 use crate::{ServeError, ServerTls};
+use distio_proto::remote::passphrase::PassphraseKey;
 
 /// Prefix of the environment variables read as configuration.
 pub(super) const ENV_PREFIX: &str = "DISTIO_SERVE_";
@@ -24,6 +25,8 @@ const RAW_ENV_KEYS: &[&str] = &[
     "basic_auth.username",
     "basic_auth.password",
     "basic_auth.password_hash",
+    "passphrase",
+    "passphrase_hash",
     "server_name",
     "root",
     "tls.cert",
@@ -434,6 +437,24 @@ fn validate(config: &mut ServeConfig, figment: &Figment) -> Result<Allowlist, Se
             }
             _ => return Err(invalid(figment, "basic_auth", crate::auth::ONE_OF)),
         }
+    }
+    match (&config.passphrase, &config.passphrase_hash) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                figment,
+                "passphrase_hash",
+                "set either passphrase or passphrase_hash, not both",
+            ));
+        }
+        (Some(passphrase), None) if passphrase.expose().is_empty() => {
+            return Err(invalid(figment, "passphrase", "it must not be empty"));
+        }
+        (None, Some(hash)) => {
+            if let Err(err) = PassphraseKey::parse_hash(hash.expose()) {
+                return Err(invalid(figment, "passphrase_hash", err.to_string()));
+            }
+        }
+        _ => {}
     }
     for (ext, program) in &config.interpreters {
         if ext.is_empty() || ext.contains(['.', '/']) {

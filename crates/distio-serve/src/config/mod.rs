@@ -126,6 +126,17 @@ pub struct ServeConfig {
     pub tls: Option<TlsConfig>,
     /// Limits that hold before a connection has authenticated (deadline, caps, penalties).
     pub admission: AdmissionConfig,
+    /// The passphrase masters must prove they know (the passphrase mode: it never crosses
+    /// the network, and every session is sealed with keys derived from it). Default none.
+    /// A plain passphrase in the configuration logs a warning at start; prefer
+    /// `passphrase_hash`. With `basic_auth` too, both are required.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<Secret>,
+    /// The passphrase as its key, `$pbkdf2-sha256$i=ITERATIONS$SALT$KEY`
+    /// (see `distio_proto::remote::passphrase::PassphraseKey`). As secret as the passphrase
+    /// itself: whoever has it can open sessions. Not together with `passphrase`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_hash: Option<Secret>,
     /// Script extension (without the dot) → interpreter that runs it. A script whose extension is
     /// not listed runs directly if it is executable. Default `py` → `python3`, `js` → `node`,
     /// `sh` → `/bin/sh`.
@@ -172,6 +183,8 @@ impl Default for ServeConfig {
             basic_auth: None,
             tls: None,
             admission: AdmissionConfig::default(),
+            passphrase: None,
+            passphrase_hash: None,
             interpreters,
             containment: Containment::default(),
         }
@@ -476,6 +489,15 @@ mod tests {
         assert!(!format!("{config:#?}").contains("s3cr3t-pw"));
         let toml = config.to_toml().unwrap();
         assert!(!toml.contains("s3cr3t-pw"), "{toml}");
+        let config = ServeConfig {
+            passphrase: Some(Secret::new("pass-phrase-1")),
+            passphrase_hash: Some(Secret::new("$pbkdf2-sha256$i=600000$c2FsdA$a2V5")),
+            ..ServeConfig::default()
+        };
+        let shown = format!("{config:?} {}", config.to_toml().unwrap());
+        assert!(!shown.contains("pass-phrase-1"), "{shown}");
+        assert!(!shown.contains("pbkdf2"), "{shown}");
+        assert!(shown.contains("passphrase = \"***\""), "{shown}");
         assert!(toml.contains("***"), "{toml}");
         let hashed = ServeConfig {
             basic_auth: Some(BasicAuth {

@@ -11,8 +11,9 @@ use std::time::Duration;
 use super::Server;
 use crate::containment::Jail;
 use crate::{
-    Access, AdmissionConfig, Containment, LoadedConfig, ServeConfig, ServeError, ServerTls,
+    Access, AdmissionConfig, Containment, LoadedConfig, Secret, ServeConfig, ServeError, ServerTls,
 };
+use distio_proto::remote::passphrase::PassphraseKey;
 
 /// What wraps the router before it serves (the auth middleware, say).
 pub(crate) type RouterMap = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -45,6 +46,41 @@ pub(crate) struct Settings {
     /// Set up by [`ServerBuilder::build`] from `root` and `containment`.
     pub(crate) jail: Option<Arc<Jail>>,
     pub(crate) admission: AdmissionConfig,
+    pub(crate) passphrase: Option<PassphraseSetting>,
+}
+
+/// The passphrase as configured; [`ServerBuilder::build`] turns it into the key.
+#[derive(Clone, Debug)]
+pub(crate) enum PassphraseSetting {
+    /// The passphrase itself: derived with a new random salt at start.
+    Plain(Secret),
+    /// Its key as a hash string.
+    Hash(Secret),
+}
+
+impl PassphraseSetting {
+    fn from_config(config: &ServeConfig) -> Option<Self> {
+        match (&config.passphrase_hash, &config.passphrase) {
+            (Some(hash), _) => Some(PassphraseSetting::Hash(hash.clone())),
+            (None, Some(plain)) => Some(PassphraseSetting::Plain(plain.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The server's key (slow for a plain passphrase: PBKDF2 at 600 000 iterations).
+    fn key(&self) -> Result<PassphraseKey, ServeError> {
+        match self {
+            PassphraseSetting::Hash(hash) => PassphraseKey::parse_hash(hash.expose()),
+            PassphraseSetting::Plain(plain) => {
+                tracing::warn!(
+                    "the passphrase is in the configuration as plain text; store its hash \
+                     instead (passphrase_hash, made with `distio-serve hash-password`)"
+                );
+                PassphraseKey::generate(plain.expose())
+            }
+        }
+        .map_err(ServeError::Passphrase)
+    }
 }
 
 impl Default for Settings {
@@ -86,6 +122,7 @@ impl Settings {
             containment: config.containment.clone(),
             jail: None,
             admission: config.admission.clone(),
+            passphrase: PassphraseSetting::from_config(config),
         }
     }
 }
@@ -409,6 +446,48 @@ impl ServerBuilder {
         self
     }
 
+    /// Requires masters to prove they know `passphrase` before their session opens, and
+    /// seals every session with keys derived from it (the passphrase mode; see
+    /// `docs/security.md`). The key is derived once, at [`build`](Self::build), with a new
+    /// random salt; a warning says the passphrase should be stored as its hash
+    /// ([`passphrase_hash`](Self::passphrase_hash)). Replaces an earlier passphrase setting.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), distio_serve::ServeError> {
+    /// let server = distio_serve::Server::builder()
+    ///     .passphrase("correct horse battery staple")
+    ///     .build()
+    ///     .await?;
+    /// # drop(server);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn passphrase(mut self, passphrase: impl Into<String>) -> Self {
+        self.settings.passphrase = Some(PassphraseSetting::Plain(Secret::new(passphrase)));
+        self
+    }
+
+    /// Like [`passphrase`](Self::passphrase), with the passphrase's key as a hash string
+    /// (`$pbkdf2-sha256$i=ITERATIONS$SALT$KEY`), read at [`build`](Self::build) (an
+    /// unreadable one fails it with [`ServeError::Passphrase`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let err = distio_serve::Server::builder()
+    ///     .port(0)
+    ///     .passphrase_hash("$pbkdf2-sha256$i=1$x$y")
+    ///     .build()
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err, distio_serve::ServeError::Passphrase(_)));
+    /// # }
+    /// ```
+    pub fn passphrase_hash(mut self, hash: impl Into<String>) -> Self {
+        self.settings.passphrase = Some(PassphraseSetting::Hash(Secret::new(hash)));
+        self
+    }
+
     /// The limits before authentication: the deadline, the caps on unauthenticated
     /// connections, the penalties (default [`AdmissionConfig::default`]).
     ///
@@ -473,6 +552,19 @@ impl ServerBuilder {
                 path: settings.root.clone(),
                 reason,
             })?;
+        let passphrase = match settings.passphrase.clone() {
+            Some(setting) => {
+                let key = tokio::task::spawn_blocking(move || setting.key())
+                    .await
+                    .map_err(|err| ServeError::Runtime(std::io::Error::other(err)))??;
+                tracing::info!(
+                    iterations = key.iterations(),
+                    "passphrase mode: masters must prove they know the passphrase, and sessions are sealed"
+                );
+                Some(Arc::new(key))
+            }
+            None => None,
+        };
         let addr = SocketAddr::new(settings.address, settings.port);
         if !is_loopback(settings.address) && self.tls.is_none() {
             if !settings.insecure_plaintext {
@@ -508,7 +600,7 @@ impl ServerBuilder {
                 );
             }
         }
-        Server::new(listener, settings, self.router_map, self.tls)
+        Server::new(listener, settings, passphrase, self.router_map, self.tls)
     }
 }
 

@@ -5,6 +5,7 @@ mod lifetime;
 mod listener;
 mod outbox;
 mod output;
+mod passphrase;
 mod relay;
 pub(crate) mod script;
 mod session;
@@ -25,9 +26,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-use crate::admission::{Admission, Gate};
+use crate::admission::{Admission, Gate, Refusal};
 use crate::{ServeError, ServerTls};
 use builder::{RouterMap, Settings};
+use distio_proto::remote::passphrase::PassphraseKey;
 
 /// The path of the session route.
 const SESSION_PATH: &str = "/session";
@@ -75,13 +77,14 @@ impl Server {
     fn new(
         listener: tokio::net::TcpListener,
         settings: Settings,
+        passphrase: Option<Arc<PassphraseKey>>,
         router_map: Option<RouterMap>,
         tls: Option<ServerTls>,
     ) -> Result<Self, ServeError> {
         let local_addr = listener.local_addr().map_err(ServeError::Serve)?;
         let gate = Gate::new(settings.admission.clone());
         let (stop, stopped) = watch::channel(false);
-        let state = ServerState::new(settings, stopped);
+        let state = ServerState::new(settings, passphrase, stopped);
         Ok(Server {
             listener,
             local_addr,
@@ -213,18 +216,26 @@ async fn upgrade(
     if state.stopping() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
     }
-    // Past the access layers: basic authentication (if configured) already called this.
-    // An authentication inside the WebSocket (the passphrase mode) would instead take the
-    // ticket into the session and call it when its key confirmation succeeds.
-    if let Some(Extension(ticket)) = &admission {
-        ticket.authenticated();
+    let ticket = admission.map(|Extension(ticket)| ticket);
+    match (&ticket, state.passphrase().is_some()) {
+        // Past the access layers: basic authentication (if configured) already called it.
+        (Some(ticket), false) => ticket.authenticated(),
+        // The passphrase handshake in the session settles the ticket; a penalised address
+        // does not get to try.
+        (Some(ticket), true) if ticket.penalty().is_some() => {
+            ticket.refused(Refusal::Penalised, None);
+            return (StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try later")
+                .into_response();
+        }
+        _ => {}
     }
-    let max = state.codec().max_message_len();
+    // A sealed record is the message it carries and its tag.
+    let max = state.codec().max_message_len() + distio_proto::remote::passphrase::TAG_LEN;
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let sessions = state.sessions();
             let user = user.map(|axum::Extension(crate::AuthenticatedUser(user))| user);
-            sessions.track_future(session::run(socket, peer, user, state))
+            sessions.track_future(session::run(socket, peer, user, ticket, state))
         })
 }

@@ -10,6 +10,7 @@
 //! per channel, and the session limits its channels, so they are bounded too.
 
 use bytes::Bytes;
+use distio_proto::remote::passphrase::Sealer;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -20,6 +21,8 @@ pub(crate) enum Out {
     Message(Bytes, Option<Room>),
     /// A WebSocket ping.
     Ping,
+    /// From now on, seal every message with this (the passphrase handshake is done).
+    Seal(Box<Sealer>),
 }
 
 /// The room a queued message holds in the outbox, given back when dropped.
@@ -109,6 +112,12 @@ impl Outbox {
     /// Queues a ping.
     pub(crate) fn ping(&self) {
         let _ = self.tx.send(Out::Ping);
+    }
+
+    /// Seals every message queued after this one with `sealer` (queue order is send
+    /// order, so the records are numbered as they go out).
+    pub(crate) fn seal_from_now(&self, sealer: Sealer) {
+        let _ = self.tx.send(Out::Seal(Box::new(sealer)));
     }
 
     /// Makes every waiting and later [`send`](Self::send) fail at once.

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use distio_master::Signal;
 use distio_master::hosted::Signaller;
 use distio_proto::Throttle;
+use distio_proto::remote::passphrase::TAG_LEN;
 use distio_proto::remote::{Channel, ROUTED_HEADER_LEN, ServerSession};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -163,7 +164,9 @@ async fn read_frames<R: AsyncRead + Unpin>(
             let _ = signaller.signal_group(Signal::KILL);
             return;
         }
-        let mut message = BytesMut::zeroed(ROUTED_HEADER_LEN + len);
+        // Room for a sealed record's tag too, so sealing (passphrase mode) does not copy.
+        let mut message = BytesMut::with_capacity(ROUTED_HEADER_LEN + len + TAG_LEN);
+        message.resize(ROUTED_HEADER_LEN + len, 0);
         if reader
             .read_exact(&mut message[ROUTED_HEADER_LEN..])
             .await

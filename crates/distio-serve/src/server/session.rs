@@ -36,8 +36,11 @@ use tokio::time::Instant;
 use super::ServerState;
 use super::lifetime::Command;
 use super::outbox::{Out, Outbox};
+use super::passphrase::{Gate, Refused};
+use crate::admission::Admission;
 use super::relay::SlaveLink;
 use super::slave::{self, Finished, SessionParts, Started};
+use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
 
 static VIOLATIONS: Throttle = Throttle::new(Duration::from_secs(10));
 
@@ -64,6 +67,9 @@ enum End {
     ClientStalled,
     /// No slaves and no frames for the idle timeout.
     Idle,
+    /// The session was refused (the passphrase mode: a missing or wrong passphrase, a
+    /// record that did not open); its closing, if any, is queued already.
+    Refused(String),
 }
 
 /// How the session's writer task ended.
@@ -86,6 +92,7 @@ impl End {
             End::ServerStopping => "server_stopping",
             End::ClientStalled => "client_stalled",
             End::Idle => "idle",
+            End::Refused(_) => "refused",
         }
     }
 }
@@ -106,6 +113,8 @@ struct Session {
     /// The writer task has returned (its handle must not be polled again).
     writer_done: bool,
     entry: crate::admin::SessionEntry,
+    /// The connection's admission ticket, until the passphrase handshake settles it.
+    ticket: Option<Admission>,
 }
 
 /// Serves one session until it ends, and ends everything it started.
@@ -113,6 +122,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     peer: SocketAddr,
     user: Option<String>,
+    ticket: Option<Admission>,
     state: ServerState,
 ) {
     let entry = state.admin().session_opened(peer, user);
@@ -139,6 +149,7 @@ pub(crate) async fn run(
         started,
         writer_done: false,
         entry,
+        ticket,
     };
     tracing::info!(session = session.entry.id(), %peer, user = session.entry.user(), "session started");
     let end = session.serve(stream, &mut writer).await;
@@ -176,6 +187,8 @@ impl Session {
         let idle_timer = tokio::time::sleep(idle_tick.unwrap_or(Duration::MAX / 4));
         tokio::pin!(idle_timer);
         let (mut framed, mut quiet_ticks) = (false, 0u32);
+        let mut gate = Gate::new(&self.state, self.ticket.take());
+        let codec = self.state.codec();
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return End::ServerStopping,
@@ -195,6 +208,12 @@ impl Session {
                         Message::Text(_) => {
                             return End::Violation("a text message (sessions carry binary messages only)".into());
                         }
+                    };
+                    let binary = match gate.receive(binary, &self.parts.outbox, codec, self.peer) {
+                        Ok(Some(binary)) => binary,
+                        Ok(None) => continue,
+                        Err(Refused::Handshake(why)) => return End::Refused(why),
+                        Err(Refused::Record(why)) => return End::Violation(why),
                     };
                     let opening = heartbeat.is_none();
                     if let Err(end) = self.on_message(binary, &mut heartbeat).await {
@@ -263,7 +282,18 @@ impl Session {
         heartbeat: &mut Option<Heartbeat>,
     ) -> Result<(), End> {
         let event = self.protocol().receive(&message);
-        let event = event.map_err(|err| End::Violation(err.to_string()))?;
+        let event = event.map_err(|err| {
+            if let distio_proto::ProtoError::PassphraseNotConfigured = err {
+                // A master with a passphrase: say clearly that this server has none.
+                tracing::info!(peer = %self.peer, "a master offered a passphrase; this server has none");
+                let codec = self.state.codec();
+                self.parts
+                    .outbox
+                    .control(ServerHandshake::refusal(codec, &err));
+                return End::Refused(err.to_string());
+            }
+            End::Violation(err.to_string())
+        })?;
         match event {
             ServerEvent::Opened(open) => {
                 let settings = self.state.settings();
@@ -440,6 +470,10 @@ impl Session {
         let stopping = matches!(end, End::ServerStopping);
         let close = match &end {
             End::Closed | End::Dropped => None,
+            End::Refused(why) => {
+                tracing::debug!(peer = %self.peer, "session refused: {why}");
+                None
+            }
             End::HeartbeatLost => Some((
                 CloseReason::HeartbeatLost,
                 format!(
@@ -565,7 +599,32 @@ async fn write(
     mut outgoing: mpsc::UnboundedReceiver<Out>,
     limit: Duration,
 ) -> Written {
+    let mut sealer: Option<Box<Sealer>> = None;
     while let Some(out) = outgoing.recv().await {
+        let out = match out {
+            Out::Seal(new) => {
+                sealer = Some(new);
+                // What came before (the confirmation) must not wait in the sink.
+                if outgoing.is_empty()
+                    && !matches!(tokio::time::timeout(limit, sink.flush()).await, Ok(Ok(())))
+                {
+                    return Written::Ended;
+                }
+                continue;
+            }
+            Out::Message(bytes, room) => match sealer.as_mut() {
+                // In place: the relay leaves room for the tag.
+                Some(sealer) => match sealer.seal(bytes) {
+                    Ok(record) => Out::Message(record, room),
+                    Err(err) => {
+                        tracing::warn!("cannot seal a session message: {err}");
+                        return Written::Ended;
+                    }
+                },
+                None => Out::Message(bytes, room),
+            },
+            Out::Ping => Out::Ping,
+        };
         // Usually the sink has room at once; only a write that must wait gets a deadline.
         let ready =
             match futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx)).now_or_never() {
@@ -587,6 +646,7 @@ async fn write(
             // The room is freed once the message is handed to the socket.
             Out::Message(bytes, _room) => sink.start_send_unpin(Message::Binary(bytes)),
             Out::Ping => sink.start_send_unpin(Message::Ping(Bytes::new())),
+            Out::Seal(_) => Ok(()),
         };
         if sent.is_err() {
             return Written::Ended;

@@ -2,6 +2,7 @@
 
 use distio_proto::SlaveId;
 use distio_proto::remote::SessionCodec;
+use distio_proto::remote::passphrase::PassphraseKey;
 use std::ffi::OsString;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,10 +31,15 @@ struct Shared {
     sessions: TaskTracker,
     env: Vec<(OsString, OsString)>,
     admin: crate::admin::Admin,
+    passphrase: Option<Arc<PassphraseKey>>,
 }
 
 impl ServerState {
-    pub(crate) fn new(settings: Settings, stop: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        passphrase: Option<Arc<PassphraseKey>>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let slots = Slots::new(settings.max_concurrent_slaves, settings.queue_limit);
         // The environment a slave gets: only what it needs to find programs and decode
         // text. Nothing else of the server's environment (secrets included) leaks.
@@ -51,6 +57,7 @@ impl ServerState {
                 sessions: TaskTracker::new(),
                 env,
                 admin: crate::admin::Admin::default(),
+                passphrase,
             }),
         }
     }
@@ -70,6 +77,11 @@ impl ServerState {
 
     pub(crate) fn instance(&self) -> u64 {
         self.shared.instance
+    }
+
+    /// The passphrase mode's key, if the server has a passphrase.
+    pub(crate) fn passphrase(&self) -> Option<&Arc<PassphraseKey>> {
+        self.shared.passphrase.as_ref()
     }
 
     pub(crate) fn env(&self) -> &[(OsString, OsString)] {
