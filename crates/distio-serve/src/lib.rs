@@ -65,8 +65,8 @@ mod tls;
 pub use admission::Admission;
 pub use auth::{Access, Allowlist, AuthenticatedUser, Credentials};
 pub use config::{
-    AdmissionConfig, BasicAuth, CliArgs, CliContainment, CliTls, Command, Containment, LoadedConfig,
-    LogFormat, LogLevel, Secret, ServeConfig, TlsConfig, load_from_args,
+    AdmissionConfig, BasicAuth, CliArgs, CliContainment, CliTls, Command, Containment,
+    LoadedConfig, LogFormat, LogLevel, Secret, ServeConfig, TlsConfig, load_from_args,
 };
 pub use error::{ServeError, TlsProblem, exit_code};
 pub use logging::init_logging;

@@ -101,8 +101,7 @@ async fn metrics_move_as_a_scripted_session_runs() {
     let access = Access {
         allowlist: Arc::new(Allowlist::parse(Vec::<String>::new()).unwrap()),
         credentials: Some(Arc::new(
-            Credentials::new(&BasicAuth::with_password("ops", "pw"))
-            .unwrap(),
+            Credentials::new(&BasicAuth::with_password("ops", "pw")).unwrap(),
         )),
     };
     let server = Server::builder()
@@ -113,6 +112,7 @@ async fn metrics_move_as_a_scripted_session_runs() {
         .shutdown_grace(Duration::from_secs(5))
         .heartbeat(Duration::from_secs(2), 5)
         .map_router(move |router| access.protect(router))
+        .containment(common::root_slaves_allowed())
         .build()
         .await
         .unwrap();
@@ -231,8 +231,8 @@ fn free_port() -> u16 {
 fn start_binary() -> Binary {
     let root = make_root();
     let socket = root.join("ctl/control.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
-        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--allow-root-slaves", "--root"])
+    let mut child = common::serve_binary()
+        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--root"])
         .arg(&root)
         .env("DISTIO_SERVE_ADMIN_PORT", free_port().to_string())
         .env("DISTIO_SERVE_CONTROL_SOCKET", &socket)

@@ -20,8 +20,7 @@ async fn server(allow: &[&str], admission: AdmissionConfig) -> TestServer {
     let access = Access {
         allowlist: Arc::new(Allowlist::parse(allow).unwrap()),
         credentials: Some(Arc::new(
-            Credentials::new(&BasicAuth::with_password(USER, PASSWORD))
-            .unwrap(),
+            Credentials::new(&BasicAuth::with_password(USER, PASSWORD)).unwrap(),
         )),
     };
     start(move |b| {

@@ -46,7 +46,7 @@ fn recv_until(socket: &UnixDatagram, wanted: &str) -> Vec<String> {
 async fn tells_systemd_ready_watchdog_and_stopping() {
     let (dir, systemd) = systemd_socket("cycle");
     let root = make_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
+    let mut child = common::serve_binary()
         .args(["--port", "0", "--root"])
         .arg(&root)
         .env("NOTIFY_SOCKET", dir.join("notify"))
@@ -95,7 +95,7 @@ async fn tells_systemd_ready_watchdog_and_stopping() {
 async fn a_missing_notify_socket_does_not_stop_the_server() {
     let dir = std::env::temp_dir().join(format!("distio-notify-it-{}-none", std::process::id()));
     let root = make_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
+    let mut child = common::serve_binary()
         .args(["--port", "0", "--root"])
         .arg(&root)
         .env("NOTIFY_SOCKET", dir.join("nobody-listens"))

@@ -21,18 +21,7 @@ const PASSWORD: &str = "pw-S3cr3t:9d2e-never-logged";
 const WRONG: &str = "wrong-Pa55:0b7a-never-logged";
 
 fn command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_distio-serve"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("DISTIO_SERVE_") {
-            command.env_remove(key);
-        }
-    }
-    // No admin listener or control socket (tests run in parallel), and the test runs as root.
-    command
-        .env("DISTIO_SERVE_ADMIN_PORT", "0")
-        .env("DISTIO_SERVE_CONTROL_SOCKET", "off")
-        .env("DISTIO_SERVE_CONTAINMENT__ALLOW_ROOT_SLAVES", "true");
-    command
+    common::serve_binary()
 }
 
 /// The binary, killed if the test ends before it was stopped (it holds whatever
@@ -255,7 +244,8 @@ fn hash_password_prints_a_hash_the_server_accepts_and_refuses_empty_input() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
+        // A refused command line ends the process before it reads: the pipe may be closed.
+        let _ = child.stdin.take().unwrap().write_all(input);
         child.wait_with_output().unwrap()
     };
     let out = run(format!("{PASSWORD}\n").as_bytes(), &[]);

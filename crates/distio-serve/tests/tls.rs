@@ -237,6 +237,7 @@ async fn plaintext_on_a_non_loopback_address_refuses_to_start_but_tls_satisfies_
         .port(0)
         .root(&dir)
         .tls(server_tls(&cert, &key, None))
+        .containment(common::root_slaves_allowed())
         .build()
         .await
         .expect("TLS may listen anywhere");
@@ -287,11 +288,8 @@ fn start_binary(
     cert: &Path,
     key: &Path,
 ) -> (Child, u16, std::thread::JoinHandle<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_distio-serve"))
-        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--allow-root-slaves"])
-        .env("DISTIO_SERVE_ADMIN_PORT", "0")
-        .env("DISTIO_SERVE_CONTROL_SOCKET", "off")
-        .arg("--root")
+    let mut child = common::serve_binary()
+        .args(["--port", "0", "--interpreter", "sh=/bin/sh", "--root"])
         .arg(root)
         .arg("--tls-cert")
         .arg(cert)

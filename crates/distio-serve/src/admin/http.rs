@@ -21,7 +21,11 @@ const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), distio_serve::ServeError> {
 /// use tower::ServiceExt;
-/// let server = distio_serve::Server::builder().port(0).build().await?;
+/// let server = distio_serve::Server::builder()
+///     .port(0)
+/// #   .containment(distio_serve::Containment { allow_root_slaves: true, ..Default::default() })
+///     .build()
+///     .await?;
 /// let app = distio_serve::admin::router(server.state());
 /// let request = axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
 /// let response = app.oneshot(request).await.unwrap();

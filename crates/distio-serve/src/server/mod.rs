@@ -224,7 +224,10 @@ async fn upgrade(
         // does not get to try.
         (Some(ticket), true) if ticket.penalty().is_some() => {
             ticket.refused(Refusal::Penalised, None);
-            return (StatusCode::TOO_MANY_REQUESTS, "too many failed attempts; try later")
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed attempts; try later",
+            )
                 .into_response();
         }
         _ => {}

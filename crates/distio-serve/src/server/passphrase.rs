@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::ServerState;
-use crate::admission::{Admission, Refusal};
 use super::outbox::Outbox;
+use crate::admission::{Admission, Refusal};
 
 /// Why a passphrase attempt was refused, for the log line (and the per-address penalties
 /// that count them).

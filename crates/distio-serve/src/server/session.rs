@@ -37,9 +37,9 @@ use super::ServerState;
 use super::lifetime::Command;
 use super::outbox::{Out, Outbox};
 use super::passphrase::{Gate, Refused};
-use crate::admission::Admission;
 use super::relay::SlaveLink;
 use super::slave::{self, Finished, SessionParts, Started};
+use crate::admission::Admission;
 use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
 
 static VIOLATIONS: Throttle = Throttle::new(Duration::from_secs(10));

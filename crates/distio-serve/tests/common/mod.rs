@@ -187,6 +187,33 @@ pub struct TestServer {
     pub task: tokio::task::JoinHandle<Result<(), distio_serve::ServeError>>,
 }
 
+/// The containment of the tests' servers: the tests run as root, and the containment tests
+/// set their own user.
+pub fn root_slaves_allowed() -> distio_serve::Containment {
+    distio_serve::Containment {
+        allow_root_slaves: true,
+        ..distio_serve::Containment::default()
+    }
+}
+
+/// The `distio-serve` binary as the tests run it: no `DISTIO_SERVE_…` variables of the
+/// caller, no admin listener or control socket (tests run in parallel; a test that wants
+/// them sets its own), and slaves allowed to run as root (the tests run as root).
+#[allow(dead_code)]
+pub fn serve_binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_distio-serve"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DISTIO_SERVE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("DISTIO_SERVE_ADMIN_PORT", "0")
+        .env("DISTIO_SERVE_CONTROL_SOCKET", "off")
+        .env("DISTIO_SERVE_CONTAINMENT__ALLOW_ROOT_SLAVES", "true");
+    command
+}
+
 /// Starts a server on 127.0.0.1:0 with a fresh root, `.sh` run by `/bin/sh`, short
 /// heartbeats and graces, and `configure` applied last.
 pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
@@ -198,11 +225,7 @@ pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Te
         .kill_grace(Duration::from_millis(500))
         .shutdown_grace(Duration::from_secs(5))
         .heartbeat(Duration::from_secs(2), 5)
-        // The tests run as root; the containment tests set their own user.
-        .containment(distio_serve::Containment {
-            allow_root_slaves: true,
-            ..distio_serve::Containment::default()
-        });
+        .containment(root_slaves_allowed());
     let server = configure(builder).build().await.expect("server starts");
     let addr = server.local_addr();
     let stop = server.shutdown_handle();
