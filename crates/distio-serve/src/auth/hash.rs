@@ -1,77 +1,28 @@
 //! Password hashes kept in the configuration instead of passwords: PBKDF2-HMAC-SHA256
-//! (from `ring`), written as a PHC-like string
-//! `$pbkdf2-sha256$i=ITERATIONS$SALT$HASH` (salt and hash in standard base64 without
-//! padding; padding is accepted when read).
+//! (from `ring`), written `$pbkdf2-sha256$i=ITERATIONS$SALT$HASH` (salt and hash in standard
+//! base64 without padding; padding is accepted when read).
 //!
-//! The lead merges this with the passphrase mode's copy of the same format in
-//! `distio-proto`: one module must own it.
+//! The format, the derivation and the check are distio-proto's
+//! [`PassphraseKey`](distio_proto::remote::passphrase::PassphraseKey), the key of the
+//! passphrase mode: one string format for both, and `distio-serve hash-password` makes
+//! either.
 
 use std::fmt;
 use std::io::BufRead;
-use std::num::NonZeroU32;
 
-use base64::Engine;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use ring::pbkdf2;
-use ring::rand::{SecureRandom, SystemRandom};
+use distio_proto::ProtoError;
+pub use distio_proto::remote::passphrase::HashProblem;
+use distio_proto::remote::passphrase::{self as format, PassphraseKey};
 
 use crate::ServeError;
-
-/// The PHC identifier of the algorithm.
-const ID: &str = "pbkdf2-sha256";
-
-/// Standard base64: written without padding, read with or without it.
-const B64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Longest password line `hash-password` reads (bytes, newline excluded).
 const MAX_PASSWORD_LEN: usize = 4096;
 
-/// Why a password-hash string was refused. Its messages never contain the string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HashProblem {
-    /// Not `$pbkdf2-sha256$i=N$SALT$HASH`.
-    Format,
-    /// The iteration count is below [`PasswordHash::MIN_ITERATIONS`] or above
-    /// [`PasswordHash::MAX_ITERATIONS`].
-    Iterations,
-    /// The salt is not base64 of 16 to 64 bytes.
-    Salt,
-    /// The hash is not base64 of 32 bytes.
-    Output,
-}
-
-impl fmt::Display for HashProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HashProblem::Format => f.write_str(
-                "it is not a password hash of the form `$pbkdf2-sha256$i=ITERATIONS$SALT$HASH`; make one with `distio-serve hash-password`",
-            ),
-            HashProblem::Iterations => write!(
-                f,
-                "its iteration count must be between {} and {}; make a new hash with `distio-serve hash-password`",
-                PasswordHash::MIN_ITERATIONS,
-                PasswordHash::MAX_ITERATIONS
-            ),
-            HashProblem::Salt => f.write_str(
-                "its salt must be base64 of 16 to 64 bytes; make a new hash with `distio-serve hash-password`",
-            ),
-            HashProblem::Output => f.write_str(
-                "its hash part must be base64 of 32 bytes; make a new hash with `distio-serve hash-password`",
-            ),
-        }
-    }
-}
-
 /// A PBKDF2-HMAC-SHA256 password hash: iterations, salt and 32-byte output.
 ///
-/// `Debug` shows only the iteration count; `Display` writes the whole string (it goes into
-/// a configuration file, not into logs).
+/// `Debug` shows only the iteration count and the salt's length; `Display` writes the
+/// whole string (it goes into a configuration file, not into logs).
 ///
 /// ```
 /// use distio_serve::auth::PasswordHash;
@@ -84,28 +35,30 @@ impl fmt::Display for HashProblem {
 /// # Ok::<(), distio_serve::ServeError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash {
-    iterations: NonZeroU32,
-    salt: Vec<u8>,
-    hash: [u8; 32],
-}
+pub struct PasswordHash(PassphraseKey);
 
 impl fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHash")
-            .field("iterations", &self.iterations)
-            .finish_non_exhaustive()
+        f.debug_tuple("PasswordHash").field(&self.0).finish()
+    }
+}
+
+/// The problem of a hash string, from the error of its parser.
+fn problem(err: ProtoError) -> HashProblem {
+    match err {
+        ProtoError::PassphraseHash { problem } => problem,
+        _ => HashProblem::Format,
     }
 }
 
 impl PasswordHash {
     /// The fewest iterations accepted: OWASP's figure for PBKDF2-HMAC-SHA256 (2023).
-    pub const MIN_ITERATIONS: u32 = 600_000;
+    pub const MIN_ITERATIONS: u32 = format::MIN_ITERATIONS;
     /// The most iterations accepted (about 17 times the minimum): more would make each
     /// login cost seconds of CPU.
-    pub const MAX_ITERATIONS: u32 = 10_000_000;
+    pub const MAX_ITERATIONS: u32 = format::MAX_ITERATIONS;
     /// Bytes of random salt in a new hash.
-    pub const SALT_LEN: usize = 16;
+    pub const SALT_LEN: usize = format::SALT_LEN;
 
     /// Hashes `password` with a new random salt and `iterations` rounds (at least
     /// [`MIN_ITERATIONS`](Self::MIN_ITERATIONS)).
@@ -115,11 +68,10 @@ impl PasswordHash {
     /// assert!(PasswordHash::derive(b"pw", 1000).is_err());
     /// ```
     pub fn derive(password: &[u8], iterations: u32) -> Result<Self, ServeError> {
-        let mut salt = vec![0; Self::SALT_LEN];
-        SystemRandom::new()
-            .fill(&mut salt)
+        let mut salt = [0; format::SALT_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
             .map_err(|_| ServeError::Random)?;
-        Self::derive_with_salt(password, salt, iterations).map_err(|problem| {
+        Self::derive_with_salt(password, salt.to_vec(), iterations).map_err(|problem| {
             ServeError::HashPassword {
                 reason: problem.to_string(),
             }
@@ -132,26 +84,13 @@ impl PasswordHash {
         salt: Vec<u8>,
         iterations: u32,
     ) -> Result<Self, HashProblem> {
-        if !(Self::MIN_ITERATIONS..=Self::MAX_ITERATIONS).contains(&iterations) {
-            return Err(HashProblem::Iterations);
-        }
-        let iterations = NonZeroU32::new(iterations).ok_or(HashProblem::Iterations)?;
-        if !(16..=64).contains(&salt.len()) {
-            return Err(HashProblem::Salt);
-        }
-        let mut hash = [0; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations,
-            &salt,
-            password,
-            &mut hash,
-        );
-        Ok(Self {
-            iterations,
-            salt,
-            hash,
-        })
+        PassphraseKey::derive(password, &salt, iterations)
+            .map(Self)
+            .map_err(|err| match err {
+                ProtoError::PassphraseHash { problem } => problem,
+                ProtoError::EmptyPassphrase => HashProblem::Format,
+                _ => HashProblem::Iterations,
+            })
     }
 
     /// Reads `$pbkdf2-sha256$i=ITERATIONS$SALT$HASH`.
@@ -163,57 +102,14 @@ impl PasswordHash {
     /// assert_eq!(PasswordHash::parse(weak), Err(HashProblem::Iterations));
     /// ```
     pub fn parse(text: &str) -> Result<Self, HashProblem> {
-        let mut parts = text.trim().split('$');
-        let (Some(""), Some(ID), Some(iterations), Some(salt), Some(hash), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err(HashProblem::Format);
-        };
-        let iterations = iterations
-            .strip_prefix("i=")
-            .filter(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or(HashProblem::Format)?
-            .parse::<u32>()
-            .map_err(|_| HashProblem::Iterations)?;
-        if !(Self::MIN_ITERATIONS..=Self::MAX_ITERATIONS).contains(&iterations) {
-            return Err(HashProblem::Iterations);
-        }
-        let iterations = NonZeroU32::new(iterations).ok_or(HashProblem::Iterations)?;
-        // 64 bytes of salt are 86 base64 characters; longer is refused before decoding.
-        let salt = (salt.len() <= 88)
-            .then(|| B64.decode(salt).ok())
-            .flatten()
-            .filter(|s| (16..=64).contains(&s.len()))
-            .ok_or(HashProblem::Salt)?;
-        let hash = (hash.len() <= 44)
-            .then(|| B64.decode(hash).ok())
-            .flatten()
-            .and_then(|h| <[u8; 32]>::try_from(h).ok())
-            .ok_or(HashProblem::Output)?;
-        Ok(Self {
-            iterations,
-            salt,
-            hash,
-        })
+        PassphraseKey::parse_hash(text).map(Self).map_err(problem)
     }
 
     /// Whether `password` is the one hashed, compared in constant time by
     /// `ring::pbkdf2::verify`. Costs the full iteration count (about 0.3 s of CPU at the
     /// minimum): call it off the async runtime.
     pub fn verify(&self, password: &[u8]) -> bool {
-        pbkdf2::verify(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            self.iterations,
-            &self.salt,
-            password,
-            &self.hash,
-        )
-        .is_ok()
+        self.0.matches(password)
     }
 
     /// The iteration count.
@@ -225,19 +121,13 @@ impl PasswordHash {
     /// # Ok::<(), distio_serve::ServeError>(())
     /// ```
     pub fn iterations(&self) -> u32 {
-        self.iterations.get()
+        self.0.iterations()
     }
 }
 
 impl fmt::Display for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "${ID}$i={}${}${}",
-            self.iterations,
-            B64.encode(&self.salt),
-            B64.encode(self.hash)
-        )
+        f.write_str(&self.0.to_hash_string())
     }
 }
 
@@ -332,15 +222,15 @@ mod tests {
             ),
             (
                 format!("$pbkdf2-sha256$i=${salt}${out}"),
-                HashProblem::Format,
+                HashProblem::Iterations,
             ),
             (
                 format!("$pbkdf2-sha256$i=-1${salt}${out}"),
-                HashProblem::Format,
+                HashProblem::Iterations,
             ),
             (
                 format!("$pbkdf2-sha256$i=99999999999${salt}${out}"),
-                HashProblem::Format,
+                HashProblem::Iterations,
             ),
             (
                 format!("$pbkdf2-sha256$i=599999${salt}${out}"),
@@ -352,21 +242,21 @@ mod tests {
             ),
             (
                 format!("$pbkdf2-sha256$i=600000$AAAA${out}"),
-                HashProblem::Salt,
+                HashProblem::SaltLength,
             ),
             (
                 format!("$pbkdf2-sha256$i=600000$!!${out}"),
-                HashProblem::Salt,
+                HashProblem::Base64,
             ),
             (
                 format!("$pbkdf2-sha256$i=600000${salt}$AAAA"),
-                HashProblem::Output,
+                HashProblem::KeyLength,
             ),
             (
                 format!("$pbkdf2-sha256$i=600000${salt}${out}$"),
                 HashProblem::Format,
             ),
-            (format!("{good}x"), HashProblem::Output),
+            (format!("{good}x"), HashProblem::KeyLength),
         ] {
             assert_eq!(PasswordHash::parse(&text), Err(problem), "{text}");
         }

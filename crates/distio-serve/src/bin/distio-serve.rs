@@ -85,7 +85,8 @@ fn hash_password(iterations: u32) -> ExitCode {
             println!("{hash}");
             eprintln!(
                 "Put this value in the configuration file as `password_hash` under [basic_auth] \
-                 (in place of `password`), or in DISTIO_SERVE_BASIC_AUTH__PASSWORD_HASH."
+                 (in place of `password`; or DISTIO_SERVE_BASIC_AUTH__PASSWORD_HASH), or, for \
+                 the passphrase mode, as `passphrase_hash` (or DISTIO_SERVE_PASSPHRASE_HASH)."
             );
             ExitCode::SUCCESS
         }

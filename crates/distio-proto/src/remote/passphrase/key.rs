@@ -8,7 +8,15 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard base64: written without padding, read with or without it.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 use bytes::Bytes;
 use ring::pbkdf2;
 use ring::rand::SecureRandom as _;
@@ -144,15 +152,11 @@ impl PassphraseKey {
             .ok()
             .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
             .ok_or(bad(HashProblem::Iterations))?;
-        let salt = STANDARD_NO_PAD
-            .decode(salt)
-            .map_err(|_| bad(HashProblem::Base64))?;
+        let salt = B64.decode(salt).map_err(|_| bad(HashProblem::Base64))?;
         if !(MIN_SALT_LEN..=MAX_SALT_LEN).contains(&salt.len()) {
             return Err(bad(HashProblem::SaltLength));
         }
-        let key = STANDARD_NO_PAD
-            .decode(key)
-            .map_err(|_| bad(HashProblem::Base64))?;
+        let key = B64.decode(key).map_err(|_| bad(HashProblem::Base64))?;
         let key: [u8; KEY_LEN] = key
             .as_slice()
             .try_into()
@@ -170,8 +174,8 @@ impl PassphraseKey {
         format!(
             "{HASH_PREFIX}i={}${}${}",
             self.iterations,
-            STANDARD_NO_PAD.encode(&self.salt),
-            STANDARD_NO_PAD.encode(self.key)
+            B64.encode(&self.salt),
+            B64.encode(self.key)
         )
     }
 
