@@ -204,8 +204,10 @@ impl AdminServices {
 /// `control_socket`).
 ///
 /// Fails with [`ServeError::AdminBind`] when the admin address cannot be listened on and
-/// with [`ServeError::Control`] when the control socket cannot be created (its path is
-/// taken by something that is not a stale socket, or another server answers on it).
+/// with [`ServeError::ControlSocket`], [`ServeError::ControlPathTaken`] or
+/// [`ServeError::ControlInUse`] when the control socket cannot be created (it cannot be
+/// bound, its path is taken by something that is not a stale socket, or another server
+/// answers on it).
 pub async fn start(
     config: &ServeConfig,
     state: ServerState,
