@@ -39,6 +39,7 @@ impl SlaveCgroups {
     pub(crate) fn set_up(memory: Option<u64>, pids: Option<u64>) -> Result<Self, String> {
         static N: AtomicU64 = AtomicU64::new(0);
         let base = own_cgroup()?;
+        sweep_stale(&base);
         let available = read(&base.join("cgroup.controllers"))?;
         let mut wanted = Vec::new();
         if memory.is_some() {
@@ -184,6 +185,44 @@ impl Drop for SlaveCgroup {
 }
 
 /// This process's cgroup directory in the cgroup2 hierarchy.
+/// Removes the slaves' cgroups that servers which are gone left behind (a server killed
+/// with SIGKILL cannot remove its own): whatever still runs in them is killed first.
+/// Best effort; a cgroup that cannot be removed stays.
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("distio-serve-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let _ = write(&dir.join("cgroup.kill"), "1");
+        if let Ok(children) = std::fs::read_dir(&dir) {
+            for child in children.flatten() {
+                if child.path().is_dir() {
+                    let _ = std::fs::remove_dir(child.path());
+                }
+            }
+        }
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => tracing::debug!(cgroup = %dir.display(), "removed a gone server's cgroup"),
+            Err(err) => {
+                tracing::debug!(cgroup = %dir.display(), %err, "cannot remove a gone server's cgroup")
+            }
+        }
+    }
+}
+
 fn own_cgroup() -> Result<PathBuf, String> {
     let cgroups = read(Path::new("/proc/self/cgroup"))?;
     let path = cgroups
