@@ -373,15 +373,20 @@ impl Cluster {
             .unwrap_or_else(|err| format!("(no distio-{job}.out: {err})\n"))
     }
 
-    /// The server's log (its standard error, kept by the script per job and node).
+    /// The server's output and log (the script keeps them per job, named after the node's host
+    /// name as srun's `%N` gives it).
     fn serve_log(&self, job: &str) -> String {
         let dir = self.path(&format!("distio-serve-{job}"));
-        ["serve-localhost.out", "serve-localhost.err"]
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        if files.is_empty() {
+            return format!("(no server output in {})\n", dir.display());
+        }
+        files
             .iter()
-            .map(|name| {
-                std::fs::read_to_string(dir.join(name))
-                    .unwrap_or_else(|err| format!("(no {name}: {err})\n"))
-            })
+            .filter_map(|path| std::fs::read_to_string(path).ok())
             .collect()
     }
 
