@@ -426,17 +426,19 @@ impl Cluster {
 
     /// The last lines of every log, for an error message.
     fn log_tails(&self) -> String {
-        let mut logs = vec![
-            "slurmctld.log",
-            "slurmd.log",
-            "munged.log",
-            "slurmctld.out",
-            "slurmd.out",
-            "munged.out",
-        ]
-        .into_iter()
-        .map(|name| self.path(name))
-        .collect::<Vec<_>>();
+        // A daemon writes its log file once it has read its config; before that (a config it
+        // refuses) only its standard error (`<name>.out`) says why.
+        let mut logs: Vec<PathBuf> = ["slurmctld", "slurmd", "munged"]
+            .iter()
+            .map(|name| {
+                let log = self.path(&format!("{name}.log"));
+                if log.is_file() {
+                    log
+                } else {
+                    self.path(&format!("{name}.out"))
+                }
+            })
+            .collect();
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
             let mut more: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
