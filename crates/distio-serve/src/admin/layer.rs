@@ -35,7 +35,15 @@ pub async fn session_gate(
             .into_response();
     }
     let had_credentials = request.headers().contains_key(header::AUTHORIZATION);
+    // Served by `Server::run`, the connection's admission ticket counts its refusals.
+    let counted = request
+        .extensions()
+        .get::<crate::admission::Admission>()
+        .is_some();
     let response = next.run(request).await;
+    if counted {
+        return response;
+    }
     let refusal = match response.status() {
         StatusCode::UNAUTHORIZED if had_credentials => Some(AuthRefusal::BadCredentials),
         StatusCode::UNAUTHORIZED => Some(AuthRefusal::Missing),

@@ -108,6 +108,21 @@ pub(crate) fn exit_reason(cause: ExitCause, by_operator: bool) -> &'static str {
     }
 }
 
+impl From<crate::admission::Refusal> for AuthRefusal {
+    fn from(refusal: crate::admission::Refusal) -> Self {
+        use crate::admission::Refusal;
+        match refusal {
+            Refusal::Missing => AuthRefusal::Missing,
+            Refusal::BadCredentials => AuthRefusal::BadCredentials,
+            Refusal::NotAllowed => AuthRefusal::NotAllowed,
+            Refusal::Penalised => AuthRefusal::Penalised,
+            Refusal::TooManyUnauthenticated => AuthRefusal::TooManyUnauthenticated,
+            Refusal::Deadline => AuthRefusal::Deadline,
+            Refusal::Tls => AuthRefusal::Tls,
+        }
+    }
+}
+
 /// The server's metric families. Cheap to clone (every metric is shared).
 ///
 /// Read them with [`encode`](Self::encode) (what `/metrics` serves).

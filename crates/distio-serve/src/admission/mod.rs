@@ -121,6 +121,8 @@ impl fmt::Display for Refusal {
 pub struct Gate {
     table: Arc<Mutex<Table>>,
     handshake_timeout: Duration,
+    /// Where refusals are counted by reason (the admin `/metrics`), if anywhere.
+    metrics: Option<crate::admin::Metrics>,
 }
 
 impl fmt::Debug for Gate {
@@ -137,7 +139,16 @@ impl Gate {
         Self {
             handshake_timeout: config.handshake_timeout,
             table: Arc::new(Mutex::new(Table::new(config))),
+            metrics: None,
         }
+    }
+
+    /// Counts every refusal in `metrics` (`distio_serve_auth_refusals_total{reason}`),
+    /// whether or not its log line is written.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::admin::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -181,6 +192,9 @@ impl Gate {
 
     /// Writes the refusal line unless the address's or the global limit is reached.
     fn log_refusal(&self, peer: SocketAddr, key: Key, reason: Refusal, user: Option<&[u8]>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.auth_refused(reason.into());
+        }
         let decision = self.lock().may_log(key, Instant::now());
         if let LogDecision::Write { suppressed } = decision {
             let user = user.map(sanitize_user);

@@ -82,9 +82,10 @@ impl Server {
         tls: Option<ServerTls>,
     ) -> Result<Self, ServeError> {
         let local_addr = listener.local_addr().map_err(ServeError::Serve)?;
-        let gate = Gate::new(settings.admission.clone());
+        let admission = settings.admission.clone();
         let (stop, stopped) = watch::channel(false);
         let state = ServerState::new(settings, passphrase, stopped);
+        let gate = Gate::new(admission).with_metrics(state.admin().metrics().clone());
         Ok(Server {
             listener,
             local_addr,
