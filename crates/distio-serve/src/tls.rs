@@ -116,8 +116,13 @@ impl ServerTls {
     /// Whether masters must present a client certificate (mutual TLS).
     ///
     /// ```no_run
-    /// # let tls: distio_serve::ServerTls = unimplemented!();
-    /// if tls.requires_client_cert() { println!("mutual TLS"); }
+    /// let tls = distio_serve::ServerTls::load(&distio_serve::TlsConfig {
+    ///     cert: "/etc/distio/tls/cert.pem".into(),
+    ///     key: "/etc/distio/tls/key.pem".into(),
+    ///     client_ca: Some("/etc/distio/tls/clients-ca.pem".into()),
+    /// })?;
+    /// assert!(tls.requires_client_cert());
+    /// # Ok::<(), distio_serve::ServeError>(())
     /// ```
     pub fn requires_client_cert(&self) -> bool {
         self.config.client_ca.is_some()

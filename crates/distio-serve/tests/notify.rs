@@ -5,7 +5,6 @@
 mod common;
 
 use common::{make_root, within};
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -46,22 +45,17 @@ fn recv_until(socket: &UnixDatagram, wanted: &str) -> Vec<String> {
 async fn tells_systemd_ready_watchdog_and_stopping() {
     let (dir, systemd) = systemd_socket("cycle");
     let root = make_root();
-    let mut child = common::serve_binary()
-        .args(["--port", "0", "--root"])
-        .arg(&root)
-        .env("NOTIFY_SOCKET", dir.join("notify"))
-        // A 400 ms watchdog: pings every 200 ms. No WATCHDOG_PID: it is meant for this process.
-        .env("WATCHDOG_USEC", "400000")
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start distio-serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("the listening line");
-    assert!(line.starts_with("listening on "), "{line}");
+    let mut server = common::spawn_serve(
+        common::serve_binary()
+            .args(["--port", "0", "--root"])
+            .arg(&root)
+            .env("NOTIFY_SOCKET", dir.join("notify"))
+            // A 400 ms watchdog: pings every 200 ms. No WATCHDOG_PID: it is meant for this
+            // process.
+            .env("WATCHDOG_USEC", "400000")
+            .env_remove("WATCHDOG_PID")
+            .stderr(Stdio::null()),
+    );
 
     let before_ready = recv_until(&systemd, "READY=1");
     assert!(
@@ -77,11 +71,12 @@ async fn tells_systemd_ready_watchdog_and_stopping() {
     recv_until(&systemd, "WATCHDOG=1");
 
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.as_ref().unwrap().id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
     recv_until(&systemd, "STOPPING=1");
+    let mut child = server.child.take().unwrap();
     let status = within(tokio::task::spawn_blocking(move || child.wait()))
         .await
         .unwrap()
@@ -95,33 +90,24 @@ async fn tells_systemd_ready_watchdog_and_stopping() {
 async fn a_missing_notify_socket_does_not_stop_the_server() {
     let dir = std::env::temp_dir().join(format!("distio-notify-it-{}-none", std::process::id()));
     let root = make_root();
-    let mut child = common::serve_binary()
-        .args(["--port", "0", "--root"])
-        .arg(&root)
-        .env("NOTIFY_SOCKET", dir.join("nobody-listens"))
-        .env("WATCHDOG_USEC", "100000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start distio-serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("a listening line")
-        .parse()
-        .unwrap();
+    let mut server = common::spawn_serve(
+        common::serve_binary()
+            .args(["--port", "0", "--root"])
+            .arg(&root)
+            .env("NOTIFY_SOCKET", dir.join("nobody-listens"))
+            .env("WATCHDOG_USEC", "100000")
+            .stderr(Stdio::null()),
+    );
+    let addr = server.addr;
     // Still serving after several failed watchdog pings.
     tokio::time::sleep(Duration::from_millis(500)).await;
     within(tokio::net::TcpStream::connect(addr)).await.unwrap();
     let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.as_ref().unwrap().id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
+    let mut child = server.child.take().unwrap();
     let status = within(tokio::task::spawn_blocking(move || child.wait()))
         .await
         .unwrap()

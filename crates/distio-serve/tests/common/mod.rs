@@ -214,6 +214,51 @@ pub fn serve_binary() -> std::process::Command {
     command
 }
 
+/// A `distio-serve` process started by [`spawn_serve`]: SIGKILLed and reaped when dropped
+/// unless the test waited for it, so a failed assertion leaves no server behind.
+#[allow(dead_code)]
+pub struct ServeChild {
+    /// The process (take it to wait for its exit).
+    pub child: Option<std::process::Child>,
+    /// The address from its `listening on` line.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `command` (from [`serve_binary`]) with its stdout piped and reads the address from
+/// its first line.
+#[allow(dead_code)]
+pub fn spawn_serve(command: &mut std::process::Command) -> ServeChild {
+    use std::io::BufRead;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start distio-serve");
+    let mut line = String::new();
+    let read =
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line);
+    let mut started = ServeChild {
+        child: Some(child),
+        addr: ([0, 0, 0, 0], 0).into(),
+    };
+    read.expect("the listening line");
+    started.addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("a listening line, not {line:?}"))
+        .parse()
+        .expect("an address");
+    started
+}
+
 /// Starts a server on 127.0.0.1:0 with a fresh root, `.sh` run by `/bin/sh`, short
 /// heartbeats and graces, and `configure` applied last.
 pub async fn start(configure: impl FnOnce(ServerBuilder) -> ServerBuilder) -> TestServer {
