@@ -330,6 +330,36 @@ pub enum MasterError {
         limit: Duration,
     },
 
+    /// No host of a [`Cluster`](crate::Cluster) could start the slave: each is down or
+    /// refused it.
+    #[error(
+        "no host of the cluster could start {script}: {}; start servers, raise their \
+         capacity, or wait for a down host to come back",
+        crate::cluster::HostRefusal::list(.refusals)
+    )]
+    NoHostAvailable {
+        /// The script asked for.
+        script: String,
+        /// Each host and why it did not start the slave.
+        refusals: Vec<crate::HostRefusal>,
+    },
+
+    /// A cluster was built without any host.
+    #[error(
+        "the cluster has no hosts: give it URLs, a DNS name that resolves, or a Slurm node list"
+    )]
+    NoHosts,
+
+    /// A DNS name given to a cluster could not be resolved.
+    #[error("the cluster's DNS name {name} could not be resolved: {source}")]
+    ClusterDns {
+        /// The name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A spawn option that the server, not the master, decides for remote slaves.
     #[error(
         "{option} cannot be set for a remote slave: the server decides how its slaves run \

@@ -83,6 +83,7 @@
 
 mod answer;
 mod call;
+mod cluster;
 mod defaults;
 mod end;
 mod error;
@@ -109,6 +110,10 @@ mod timeout;
 
 pub use answer::{Answer, Answers, Order};
 pub use call::{Call, CallFuture};
+pub use cluster::{
+    Cluster, ClusterBuilder, DEFAULT_PROBE_FIRST, DEFAULT_PROBE_MAX, HostHealth, HostRefusal,
+    HostView, LeastLoaded, Placement, RoundRobin,
+};
 pub use distio_proto::{ErrorKind, Metadata, Payload, SlaveId, Task, TaskError};
 pub use end::{EndReason, ProtocolViolation};
 pub use error::MasterError;
@@ -123,8 +128,8 @@ pub use location::Location;
 pub use master::{Master, Tell};
 pub use process::Signal;
 pub use remote::{
-    CONNECT_TIMEOUT, ClientTls, DEFAULT_SERVE_PORT, Host, HostLoss, LossCause, MAX_SLURM_HOSTS,
-    NodelistProblem, expand_slurm_nodelist,
+    CONNECT_TIMEOUT, ClientTls, DEFAULT_SERVE_PORT, Host, HostLoss, LinkSettings, LossCause,
+    MAX_SLURM_HOSTS, NodelistProblem, expand_slurm_nodelist,
 };
 pub use request::{Broadcast, Exec};
 pub use response::{Pipe, Response, ResponseArray, ResponseField};

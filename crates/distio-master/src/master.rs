@@ -242,6 +242,11 @@ impl Master {
             .alias
             .clone()
             .unwrap_or_else(|| format!("slave #{id}"));
+        if let Some((cluster, script)) = &options.cluster {
+            return self
+                .start_on_cluster(cluster, script, &options, id, label)
+                .await;
+        }
         if let Some(remote) = &options.remote {
             return self.start_remote(remote, &options, id, label).await;
         }
@@ -296,14 +301,109 @@ impl Master {
             }
             Err(err) => Err(err),
         };
-        let (target, child): (_, RemoteChild) = match started {
-            Ok(started) => started,
+        match started {
+            Ok((target, child)) => Ok(self.start_remote_child(target, child, options, id)),
             Err(err) => {
                 self.release_alias(options.alias.as_deref(), id);
-                return Err(err);
+                Err(err)
             }
-        };
-        Ok(self.start(NewSlave {
+        }
+    }
+
+    /// Starts a slave on the host of `cluster` its placement chooses, and on the next
+    /// when one refuses, until one takes it or none is left.
+    async fn start_on_cluster(
+        &self,
+        cluster: &crate::Cluster,
+        script: &str,
+        options: &SpawnOptions,
+        id: SlaveId,
+        label: String,
+    ) -> Result<Slave, MasterError> {
+        let started = self
+            .spawn_on_cluster(cluster, script, options, id, &label)
+            .await;
+        match started {
+            Ok((target, child)) => Ok(self.start_remote_child(target, child, options, id)),
+            Err(err) => {
+                self.release_alias(options.alias.as_deref(), id);
+                Err(err)
+            }
+        }
+    }
+
+    async fn spawn_on_cluster(
+        &self,
+        cluster: &crate::Cluster,
+        script: &str,
+        options: &SpawnOptions,
+        id: SlaveId,
+        label: &str,
+    ) -> Result<(crate::remote::RemoteTarget, RemoteChild), MasterError> {
+        let inner = cluster.inner();
+        let codec = distio_proto::remote::SessionCodec::with_max_frame_len(
+            self.shared.codec.max_frame_len(),
+        );
+        let mut refusals: Vec<crate::HostRefusal> = Vec::new();
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            inner.refresh(&self.shared.sessions, codec).await;
+            let Some(place) = inner.pick(&tried) else {
+                for (index, reason) in inner.down_reasons() {
+                    if !tried.contains(&index) {
+                        refusals.push(crate::HostRefusal {
+                            host: inner.shown(index),
+                            reason: format!("down: {reason}"),
+                        });
+                    }
+                }
+                return Err(MasterError::NoHostAvailable {
+                    script: script.to_owned(),
+                    refusals,
+                });
+            };
+            let target = crate::remote::RemoteTarget {
+                host: place.host().clone(),
+                script: script.to_owned(),
+            };
+            let child = spawn_remote(
+                &self.shared.sessions,
+                &target,
+                options,
+                id,
+                label,
+                self.shared.codec,
+            )
+            .await;
+            let err = match child {
+                Ok(child) => return Ok((target, child)),
+                Err(err) => err,
+            };
+            let index = place.index();
+            drop(place);
+            match crate::cluster::judge(&err) {
+                crate::cluster::Verdict::Fatal => return Err(err),
+                crate::cluster::Verdict::HostDown => inner.mark_down(index, err.to_string()),
+                crate::cluster::Verdict::TryElsewhere => {}
+            }
+            tracing::debug!(host = %inner.shown(index), "a host did not start {script}: {err}");
+            refusals.push(crate::HostRefusal {
+                host: inner.shown(index),
+                reason: err.to_string(),
+            });
+            tried.push(index);
+        }
+    }
+
+    /// Wires up a slave a host has started.
+    fn start_remote_child(
+        &self,
+        target: crate::remote::RemoteTarget,
+        child: RemoteChild,
+        options: &SpawnOptions,
+        id: SlaveId,
+    ) -> Slave {
+        self.start(NewSlave {
             id,
             alias: options.alias.clone(),
             group: options.group.clone(),
@@ -321,7 +421,7 @@ impl Master {
             extra_tasks: Vec::new(),
             captured: child.captured,
             remote: Some((child.process, child.server_id)),
-        }))
+        })
     }
 
     /// Starts `count` local slaves. With an alias `a`, they are named `a`, `a-1`, `a-2`, ….

@@ -99,6 +99,8 @@ pub struct SpawnOptions {
     pub(crate) limits: Limits,
     pub(crate) wait_ready: bool,
     pub(crate) remote: Option<crate::remote::RemoteSpec>,
+    /// Set by [`SpawnOptions::cluster`]: the hosts, and the script to start there.
+    pub(crate) cluster: Option<(crate::Cluster, String)>,
 }
 
 impl SpawnOptions {
@@ -117,6 +119,7 @@ impl SpawnOptions {
             limits: Limits::default(),
             wait_ready: true,
             remote: None,
+            cluster: None,
         }
     }
 
@@ -211,9 +214,35 @@ impl SpawnOptions {
         self
     }
 
-    /// True for options made with [`remote`](Self::remote).
+    /// Options to start `script` on a host of `cluster`, chosen by its
+    /// [`Placement`](crate::Placement) (see [`Cluster`](crate::Cluster)). With
+    /// [`Master::spawn_many`](crate::Master::spawn_many), the slaves are spread over the
+    /// hosts and come back as one [`SlaveArray`](crate::SlaveArray); a host that refuses
+    /// (full, stopping, unreachable) is skipped for the next. Credentials, TLS and the
+    /// passphrase are the cluster's; [`credentials`](Self::credentials),
+    /// [`tls`](Self::tls) and [`passphrase`](Self::passphrase) do not apply. As for
+    /// [`remote`](Self::remote), the server decides how the script runs.
+    ///
+    /// ```no_run
+    /// use distio_master::{Cluster, Master, SpawnOptions};
+    /// # async fn demo() -> Result<(), distio_master::MasterError> {
+    /// let cluster = Cluster::builder().urls(["ws://n1:1337", "ws://n2:1337"]).build().await?;
+    /// let slaves = Master::new()
+    ///     .spawn_many(8, SpawnOptions::cluster(&cluster, "square.sh").group("squares"))
+    ///     .await?;
+    /// assert!(slaves.iter().all(|s| s.is_remote()));
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster(cluster: &crate::Cluster, script: impl Into<String>) -> Self {
+        let script = script.into();
+        let mut options = SpawnOptions::new(script.clone());
+        options.cluster = Some((cluster.clone(), script));
+        options
+    }
+
+    /// True for options made with [`remote`](Self::remote) or [`cluster`](Self::cluster).
     pub fn is_remote(&self) -> bool {
-        self.remote.is_some()
+        self.remote.is_some() || self.cluster.is_some()
     }
 
     /// Options to start another copy of the running executable, which then detects it was

@@ -38,7 +38,7 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_after_a_session_tag_never_panic(tag in 0u32..20, rest in vec(any::<u8>(), 0..128)) {
+    fn random_bytes_after_a_session_tag_never_panic(tag in 0u32..SessionFrame::END_TAG, rest in vec(any::<u8>(), 0..128)) {
         let mut m = BytesMut::new();
         m.put_u32_le(tag);
         m.put_slice(&rest);
@@ -97,7 +97,7 @@ proptest! {
 
 #[test]
 fn slave_frame_tags_and_unknown_tags_are_no_session_frames() {
-    for tag in (0..6).chain([20, 21, u32::MAX]) {
+    for tag in (0..6).chain([SessionFrame::END_TAG, SessionFrame::END_TAG + 1, u32::MAX]) {
         let err = SessionCodec::new()
             .decode(&Bytes::copy_from_slice(&tag.to_le_bytes()))
             .unwrap_err();

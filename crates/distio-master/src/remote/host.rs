@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use distio_proto::remote::passphrase::Passphrase;
 
+use super::link_settings::LinkSettings;
 use super::tls::ClientTls;
 use crate::MasterError;
 
@@ -42,6 +43,7 @@ pub struct Host {
     pub(crate) tls: Option<ClientTls>,
     /// Shared by clones, so the key derived from it is cached once.
     pub(crate) passphrase: Option<Arc<Passphrase>>,
+    pub(crate) link: LinkSettings,
 }
 
 impl Host {
@@ -92,6 +94,7 @@ impl Host {
             password,
             tls: None,
             passphrase: None,
+            link: LinkSettings::default(),
         })
     }
 
@@ -163,6 +166,29 @@ impl Host {
     pub fn with_passphrase(mut self, passphrase: impl Into<String>) -> Self {
         self.passphrase = Some(Arc::new(Passphrase::new(passphrase)));
         self
+    }
+
+    /// The same host, watched and resumed as `link` says (see [`LinkSettings`]).
+    ///
+    /// ```
+    /// use distio_master::{Host, LinkSettings};
+    /// use std::time::Duration;
+    /// let host = Host::parse("ws://node1")?.with_link(LinkSettings {
+    ///     resume_window: Duration::ZERO,
+    ///     ..LinkSettings::default()
+    /// });
+    /// assert_eq!(host.link().resume_window, Duration::ZERO);
+    /// # Ok::<(), distio_master::MasterError>(())
+    /// ```
+    #[must_use]
+    pub fn with_link(mut self, link: LinkSettings) -> Self {
+        self.link = link;
+        self
+    }
+
+    /// How the session with this host is watched and resumed.
+    pub fn link(&self) -> LinkSettings {
+        self.link
     }
 
     /// True when a passphrase is set.

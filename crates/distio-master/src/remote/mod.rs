@@ -2,6 +2,7 @@
 //! the master runs there.
 //!
 //! - `host`: the host URL and its credentials.
+//! - `link_settings`: [`LinkSettings`], the heartbeat and resume window of a session.
 //! - `connect`: TCP, TLS for `wss://`, the WebSocket upgrade with basic auth, the session
 //!   handshake.
 //! - `tls`: [`ClientTls`], how the master verifies a `wss://` host and its client certificate.
@@ -18,6 +19,7 @@
 mod channel;
 mod connect;
 mod host;
+mod link_settings;
 mod loss;
 mod outbox;
 mod passphrase;
@@ -29,11 +31,13 @@ mod tls;
 
 pub use connect::CONNECT_TIMEOUT;
 pub use host::{DEFAULT_SERVE_PORT, Host};
+pub use link_settings::LinkSettings;
 pub use loss::{HostLoss, LossCause};
 pub use slurm::{MAX_SLURM_HOSTS, NodelistProblem, expand_slurm_nodelist};
 pub use tls::ClientTls;
 
 pub(crate) use channel::{RemoteEnd, RemoteProcess};
+pub(crate) use connect::connect;
 pub(crate) use outbox::{RemoteOutbox, RemoteParts};
 pub(crate) use sessions::Sessions;
 pub(crate) use spawn::{RemoteChild, spawn_remote};

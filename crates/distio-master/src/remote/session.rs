@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use distio_proto::remote::{
     Beat, Channel, ClientEvent, ClientSession, CloseReason, Exited, Heartbeat, Output,
-    OutputStream, SessionCodec, Spawn, SpawnFailed, Spawned,
+    OutputStream, SessionCodec, Spawn, SpawnFailed, Spawned, Status, Welcome,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -29,15 +29,14 @@ use distio_proto::remote::passphrase::{Opener, RecordKeys, Sealer};
 
 pub(crate) type Ws = WebSocketStream<super::connect::Stream>;
 
-/// How often a session pings a quiet server, and how many pings may go unanswered.
-pub(crate) const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-pub(crate) const HEARTBEAT_MISSES: u32 = 3;
-
 /// A master's session with one host.
 pub(crate) struct Session {
     pub(crate) host: Host,
     pub(crate) codec: SessionCodec,
     state: Mutex<State>,
+    /// How busy the server said it is (from the welcome, then each status report), and
+    /// how many slaves this master has started there since that report.
+    status: Mutex<(Status, u32)>,
     /// The writer's queue: slave frames (bounded by each slave's room, in bytes) and the
     /// session's own few messages.
     out: mpsc::UnboundedSender<Outgoing>,
@@ -64,6 +63,7 @@ impl Session {
         host: Host,
         ws: Ws,
         client: ClientSession,
+        welcome: &Welcome,
         keys: Option<RecordKeys>,
     ) -> Arc<Self> {
         let (out, queued) = mpsc::unbounded_channel();
@@ -77,6 +77,7 @@ impl Session {
                 channels: HashMap::new(),
                 loss: None,
             }),
+            status: Mutex::new((Status::from(welcome), 0)),
             out,
             tasks: Mutex::new(Vec::new()),
         });
@@ -90,6 +91,17 @@ impl Session {
     }
 
     /// True once the session has ended.
+    /// How busy the server last said it is, and how many slaves this master started there
+    /// since it said so.
+    pub(crate) fn status(&self) -> (Status, u32) {
+        *lock(&self.status)
+    }
+
+    /// This master's slaves on the host now (starting or running).
+    pub(crate) fn live_channels(&self) -> usize {
+        lock(&self.state).client.live_channels()
+    }
+
     pub(crate) fn is_lost(&self) -> bool {
         lock(&self.state).loss.is_some()
     }
@@ -160,6 +172,11 @@ impl Session {
     /// Queues a session message of no slave's.
     fn queue(&self, message: Bytes) {
         let _ = self.out.send(Outgoing::control(Message::Binary(message)));
+    }
+
+    /// Why the session was lost, as a sentence (`None` while it lives).
+    pub(crate) fn loss_reason(&self) -> Option<String> {
+        self.loss().map(|loss| loss.cause.to_string())
     }
 
     fn loss(&self) -> Option<HostLoss> {
@@ -233,6 +250,10 @@ impl Session {
             }
             ClientEvent::Spawned(spawned) => {
                 let mut state = lock(&self.state);
+                {
+                    let mut status = lock(&self.status);
+                    status.1 = status.1.saturating_add(1);
+                }
                 if let Some((channel, answer)) = state.spawns.remove(&spawned.channel) {
                     state.channels.insert(spawned.channel, channel);
                     if answer.send(Ok(spawned)).is_err() {
@@ -268,6 +289,7 @@ impl Session {
                 self.end(cause.clone());
                 return Err(cause);
             }
+            ClientEvent::Status(status) => *lock(&self.status) = (status, 0),
             ClientEvent::Welcomed(_) => {}
             _ => {}
         }
@@ -326,8 +348,13 @@ async fn run_reader(
     mut stream: SplitStream<Ws>,
     mut opener: Option<Opener>,
 ) {
-    let mut heartbeat = Heartbeat::new(HEARTBEAT_INTERVAL, HEARTBEAT_MISSES, Instant::now());
-    let mut deadline = Instant::now() + HEARTBEAT_INTERVAL;
+    let link = match session.upgrade() {
+        Some(session) => session.host.link,
+        None => return,
+    };
+    let interval = link.heartbeat_interval.max(Duration::from_millis(1));
+    let mut heartbeat = Heartbeat::new(interval, link.heartbeat_misses, Instant::now());
+    let mut deadline = Instant::now() + interval;
     let cause = loop {
         let message = tokio::select! {
             message = stream.next() => message,
@@ -337,7 +364,7 @@ async fn run_reader(
                     Beat::WaitUntil(at) => deadline = at,
                     Beat::Ping => {
                         let _ = session.out.send(Outgoing::control(Message::Ping(Bytes::new())));
-                        deadline = Instant::now() + HEARTBEAT_INTERVAL.min(heartbeat.limit());
+                        deadline = Instant::now() + interval.min(heartbeat.limit());
                     }
                     Beat::Dead => break LossCause::HeartbeatLost,
                 }

@@ -19,6 +19,14 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
+    /// The session with `host` as it is, without opening one: `None` when there is none
+    /// or one is being opened now.
+    pub(crate) fn current(&self, host: &Host) -> Option<Arc<Session>> {
+        let slot = Arc::clone(lock(&self.hosts).get(host)?);
+        let slot = slot.try_lock().ok()?;
+        slot.clone()
+    }
+
     /// The live session with `host`, opening one if there is none. Concurrent callers for
     /// one host share one connection attempt.
     pub(crate) async fn get(
@@ -41,7 +49,7 @@ impl Sessions {
             capacity = welcome.capacity,
             "session opened"
         );
-        let session = Session::start(host.clone(), ws, client, keys);
+        let session = Session::start(host.clone(), ws, client, &welcome, keys);
         *slot = Some(Arc::clone(&session));
         Ok(session)
     }

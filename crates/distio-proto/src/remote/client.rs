@@ -4,7 +4,8 @@ use bytes::Bytes;
 
 use super::channels::{Channels, Stage};
 use super::frames::{
-    Channel, CloseReason, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Welcome,
+    Channel, CloseReason, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Status,
+    Welcome,
 };
 use super::message::{SessionCodec, SessionFrame};
 use super::violation::SessionViolation;
@@ -33,6 +34,8 @@ pub enum ClientEvent {
     Exited(Exited),
     /// The server is ending the session.
     Closing(Closing),
+    /// How busy the server is now.
+    Status(Status),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +208,7 @@ impl ClientSession {
                     .advance(exited.channel, Stage::Running, None, kind)?;
                 ClientEvent::Exited(exited)
             }
+            SessionFrame::Status(status) => ClientEvent::Status(status),
             SessionFrame::Welcome(_)
             | SessionFrame::PassphraseHello(_)
             | SessionFrame::PassphraseChallenge(_)

@@ -94,6 +94,53 @@ impl Welcome {
     }
 }
 
+/// Server → master, after the welcome and then once per heartbeat interval: how busy the
+/// server is now, so a master spreading slaves over many hosts places them by fresh figures.
+///
+/// ```
+/// use distio_proto::remote::Status;
+/// let status = Status { capacity: 8, running: 2, queued: 0, cpus: 4, load_milli: 1_500 };
+/// assert_eq!(status.load(), 1.5);
+/// assert_eq!(status.free(), 6);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// How many slaves the server runs at once (all sessions together).
+    pub capacity: u32,
+    /// How many run now (all sessions together).
+    pub running: u32,
+    /// How many spawns wait for a free place.
+    pub queued: u32,
+    /// The server machine's CPU count.
+    pub cpus: u32,
+    /// The machine's one-minute load average, in thousandths.
+    pub load_milli: u32,
+}
+
+impl Status {
+    /// The one-minute load average.
+    pub fn load(&self) -> f32 {
+        self.load_milli as f32 / 1000.0
+    }
+
+    /// Places free now: capacity less running (0 when full).
+    pub fn free(&self) -> u32 {
+        self.capacity.saturating_sub(self.running)
+    }
+}
+
+impl From<&Welcome> for Status {
+    fn from(welcome: &Welcome) -> Self {
+        Status {
+            capacity: welcome.capacity,
+            running: welcome.running,
+            queued: welcome.queued,
+            cpus: welcome.cpus,
+            load_milli: 0,
+        }
+    }
+}
+
 /// Master → server: start a slave on channel `channel`.
 ///
 /// The server decides how the script runs (interpreter, environment, working

@@ -150,6 +150,13 @@ fn sample_of(kind: &SessionFrame) -> SessionFrame {
         SessionFrame::PassphraseConfirm(_) => {
             SessionFrame::PassphraseConfirm(passphrase::PassphraseConfirm { mac: [0x44; 32] })
         }
+        SessionFrame::Status(_) => SessionFrame::Status(Status {
+            capacity: 16,
+            running: 3,
+            queued: 1,
+            cpus: 4,
+            load_milli: 1_250,
+        }),
     }
 }
 
@@ -218,6 +225,7 @@ fn kinds() -> Vec<SessionFrame> {
         }),
         SessionFrame::PassphraseProof(passphrase::PassphraseProof { mac: [0; 32] }),
         SessionFrame::PassphraseConfirm(passphrase::PassphraseConfirm { mac: [0; 32] }),
+        SessionFrame::Status(Status::default()),
     ]
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::frames::{
-    Channel, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Welcome,
+    Channel, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Status, Welcome,
 };
 use super::passphrase::{PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof};
 use crate::{Frame, FrameCodec, ProtoError, wire};
@@ -69,13 +69,16 @@ pub enum SessionFrame {
     PassphraseProof(PassphraseProof),
     /// Tag 19, server → master, the last unsealed message: see [`PassphraseConfirm`].
     PassphraseConfirm(PassphraseConfirm),
+    /// Tag 20, server → master, after the welcome and once per heartbeat interval: see
+    /// [`Status`].
+    Status(Status),
 }
 
 impl SessionFrame {
     /// The tag of the first session frame kind.
     pub const FIRST_TAG: u32 = 6;
     /// One past the tag of the last session frame kind this version knows.
-    pub const END_TAG: u32 = 20;
+    pub const END_TAG: u32 = 21;
     /// The tag of [`SessionFrame::Routed`].
     pub const ROUTED_TAG: u32 = 11;
 
@@ -96,6 +99,7 @@ impl SessionFrame {
             SessionFrame::PassphraseChallenge(_) => 17,
             SessionFrame::PassphraseProof(_) => 18,
             SessionFrame::PassphraseConfirm(_) => 19,
+            SessionFrame::Status(_) => 20,
         }
     }
 
@@ -116,6 +120,7 @@ impl SessionFrame {
             SessionFrame::PassphraseChallenge(_) => "passphrase-challenge",
             SessionFrame::PassphraseProof(_) => "passphrase-proof",
             SessionFrame::PassphraseConfirm(_) => "passphrase-confirm",
+            SessionFrame::Status(_) => "status",
         }
     }
 }
@@ -204,6 +209,7 @@ impl SessionCodec {
             SessionFrame::PassphraseChallenge(f) => put(&mut out, f)?,
             SessionFrame::PassphraseProof(f) => put(&mut out, f)?,
             SessionFrame::PassphraseConfirm(f) => put(&mut out, f)?,
+            SessionFrame::Status(f) => put(&mut out, f)?,
         }
         self.check(out.len(), self.max_message_len())?;
         Ok(out.freeze())
@@ -259,6 +265,7 @@ impl SessionCodec {
             17 => SessionFrame::PassphraseChallenge(get(rest)?),
             18 => SessionFrame::PassphraseProof(get(rest)?),
             19 => SessionFrame::PassphraseConfirm(get(rest)?),
+            20 => SessionFrame::Status(get(rest)?),
             tag => return Err(ProtoError::NotASessionFrame { tag }),
         })
     }

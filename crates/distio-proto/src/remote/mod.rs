@@ -26,7 +26,7 @@ mod violation;
 pub use client::{ClientEvent, ClientSession};
 pub use frames::{
     Channel, CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, Spawn,
-    SpawnFailed, SpawnFailure, Spawned, Welcome,
+    SpawnFailed, SpawnFailure, Spawned, Status, Welcome,
 };
 pub use heartbeat::{Beat, Heartbeat};
 pub use message::{ROUTED_HEADER_LEN, SessionCodec, SessionFrame, routed_header};

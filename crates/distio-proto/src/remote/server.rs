@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::channels::{Channels, Lookup, Stage};
 use super::frames::{
     Channel, CloseReason, Closing, Exited, Open, Output, Spawn, SpawnFailed, SpawnFailure, Spawned,
-    Welcome,
+    Status, Welcome,
 };
 use super::message::{ROUTED_HEADER_LEN, SessionCodec, SessionFrame, routed_header};
 use super::violation::SessionViolation;
@@ -214,6 +214,7 @@ impl ServerSession {
                 return Err(SessionViolation::RepeatedHandshake { kind }.into());
             }
             SessionFrame::Welcome(_)
+            | SessionFrame::Status(_)
             | SessionFrame::Spawned(_)
             | SessionFrame::SpawnFailed(_)
             | SessionFrame::Output(_)
@@ -234,6 +235,18 @@ impl ServerSession {
         }
         self.phase = Phase::Open;
         self.codec.encode(&SessionFrame::Welcome(welcome.clone()))
+    }
+
+    /// Encodes a [`Status`] report; only once the welcome has gone out.
+    ///
+    /// ```
+    /// use distio_proto::remote::{ServerSession, SessionCodec, Status};
+    /// let mut server = ServerSession::new(SessionCodec::new(), 8);
+    /// assert!(server.status(&Status::default()).is_err()); // before the handshake
+    /// ```
+    pub fn status(&self, status: &Status) -> Result<Bytes, ProtoError> {
+        self.sending()?;
+        self.codec.encode(&SessionFrame::Status(*status))
     }
 
     /// The slave of a starting channel started.

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use distio_proto::remote::{
     CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, SessionFrame, Spawn,
-    SpawnFailed, SpawnFailure, Spawned, Welcome,
+    SpawnFailed, SpawnFailure, Spawned, Status, Welcome,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -169,6 +169,15 @@ pub fn session_frame() -> impl Strategy<Value = SessionFrame> {
         (close_reason(), text())
             .prop_map(|(reason, message)| SessionFrame::Closing(Closing { reason, message })),
         passphrase_frame(),
+        any::<[u32; 5]>().prop_map(|[capacity, running, queued, cpus, load_milli]| {
+            SessionFrame::Status(Status {
+                capacity,
+                running,
+                queued,
+                cpus,
+                load_milli,
+            })
+        }),
     ]
 }
 

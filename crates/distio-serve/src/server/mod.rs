@@ -3,6 +3,7 @@
 mod builder;
 mod lifetime;
 mod listener;
+mod load;
 mod outbox;
 mod output;
 mod passphrase;

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use super::ServerState;
 use super::lifetime::Command;
+use super::load;
 use super::outbox::{Out, Outbox};
 use super::passphrase::{Gate, Refused};
 use super::relay::SlaveLink;
@@ -270,7 +271,10 @@ impl Session {
         loop {
             match beat.poll(now) {
                 Beat::Dead => return None,
-                Beat::Ping => self.parts.outbox.ping(),
+                Beat::Ping => {
+                    self.parts.outbox.ping();
+                    self.send_status();
+                }
                 Beat::WaitUntil(at) => return Some(Instant::from_std(at)),
             }
         }
@@ -297,18 +301,19 @@ impl Session {
         match event {
             ServerEvent::Opened(open) => {
                 let settings = self.state.settings();
-                let slots = self.state.slots();
+                let status = load::status(&self.state);
                 let mut welcome = Welcome::new(
                     settings.server_name.clone(),
                     self.state.instance(),
-                    saturate(slots.capacity()),
+                    status.capacity,
                 );
-                welcome.running = saturate(slots.running());
-                welcome.queued = saturate(slots.queued());
-                welcome.cpus =
-                    std::thread::available_parallelism().map_or(1, |n| saturate(n.get()));
+                welcome.running = status.running;
+                welcome.queued = status.queued;
+                welcome.cpus = status.cpus;
                 let reply = self.protocol().welcome(&welcome);
                 self.send_control(reply);
+                // The load, which the welcome does not carry; then once per heartbeat.
+                self.send_status();
                 tracing::debug!(peer = %self.peer, client = %open.client, "session opened");
                 *heartbeat = Some(Heartbeat::new(
                     settings.heartbeat_interval,
@@ -457,6 +462,13 @@ impl Session {
     }
 
     /// Queues a session frame; an error (the session no longer allows it) is only logged.
+    /// Tells the master how busy the server is (see [`load::status`]).
+    fn send_status(&self) {
+        let status = load::status(&self.state);
+        let message = self.protocol().status(&status);
+        self.send_control(message);
+    }
+
     fn send_control(&self, reply: Result<Bytes, distio_proto::ProtoError>) {
         match reply {
             Ok(message) => self.parts.outbox.control(message),
@@ -666,8 +678,4 @@ async fn write(
 /// Returns once the server is stopping.
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|&stop| stop).await;
-}
-
-fn saturate(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -1,0 +1,130 @@
+//! One host of a cluster: its health, what it last reported, and its probe.
+
+use distio_proto::remote::Status;
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::task::AbortHandle;
+
+use super::placement::{HostHealth, HostView};
+use crate::Host;
+use crate::sync::lock;
+
+/// A host of the cluster.
+pub(crate) struct Member {
+    pub(crate) index: usize,
+    pub(crate) host: Host,
+    /// `host:port` as shown to users: never a password.
+    pub(crate) shown: String,
+    pub(crate) state: Mutex<MemberState>,
+}
+
+/// Whether a member takes slaves now.
+#[derive(Clone, Debug)]
+pub(crate) enum Health {
+    Unknown,
+    Up,
+    Down { reason: String, since: Instant },
+}
+
+pub(crate) struct MemberState {
+    pub(crate) health: Health,
+    /// The last report: the server's status and this master's spawns since it.
+    pub(crate) last: Option<(Status, u32)>,
+    /// This master's slaves there, as last seen.
+    pub(crate) ours: u32,
+    /// Spawns this cluster has sent there that have not answered yet.
+    pub(crate) starting: u32,
+    /// The task probing it while it is down.
+    pub(crate) probe: Option<AbortHandle>,
+    /// Back up after a probe: its old session is gone, so the next spawn opens a new one.
+    pub(crate) fresh_session: bool,
+}
+
+impl Member {
+    pub(crate) fn new(index: usize, host: Host) -> Self {
+        let shown = host.to_string();
+        Member {
+            index,
+            host,
+            shown,
+            state: Mutex::new(MemberState {
+                health: Health::Unknown,
+                last: None,
+                ours: 0,
+                starting: 0,
+                probe: None,
+                fresh_session: false,
+            }),
+        }
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        matches!(lock(&self.state).health, Health::Down { .. })
+    }
+
+    /// Records the host as up, with what its session says.
+    pub(crate) fn up(&self, status: (Status, u32), ours: usize) {
+        let mut state = lock(&self.state);
+        if !matches!(state.health, Health::Up) {
+            tracing::info!(host = %self.shown, "host up: it takes slaves");
+        }
+        state.health = Health::Up;
+        state.last = Some(status);
+        state.ours = u32::try_from(ours).unwrap_or(u32::MAX);
+        state.fresh_session = false;
+    }
+
+    /// Records the host as down. Returns whether it was not down before (then a probe
+    /// should start).
+    pub(crate) fn down(&self, reason: String) -> bool {
+        let mut state = lock(&self.state);
+        if matches!(state.health, Health::Down { .. }) {
+            return false;
+        }
+        tracing::warn!(host = %self.shown, "host down, skipped until it answers again: {reason}");
+        state.health = Health::Down {
+            reason,
+            since: Instant::now(),
+        };
+        state.ours = 0;
+        true
+    }
+
+    /// A probe reached the host: it takes slaves again, through a new session.
+    pub(crate) fn answered(&self, status: Status) {
+        let mut state = lock(&self.state);
+        tracing::info!(host = %self.shown, "host answers again; back in placement");
+        state.health = Health::Up;
+        state.last = Some((status, 0));
+        state.probe = None;
+        state.fresh_session = true;
+    }
+
+    /// How placement sees it now.
+    pub(crate) fn view(&self) -> HostView {
+        let state = lock(&self.state);
+        let health = match &state.health {
+            Health::Unknown => HostHealth::Unknown,
+            Health::Up => HostHealth::Up,
+            Health::Down { reason, since } => HostHealth::Down {
+                reason: reason.clone(),
+                since: since.elapsed(),
+            },
+        };
+        let mut view = HostView::new(self.index, self.shown.clone(), health);
+        if let Some((status, since)) = state.last {
+            view.capacity = status.capacity;
+            view.busy = status
+                .running
+                .saturating_add(since)
+                .saturating_add(state.starting);
+            view.queued = status.queued;
+            view.cpus = status.cpus;
+            view.load = status.load();
+        } else {
+            view.busy = state.starting;
+        }
+        view.ours = state.ours;
+        view
+    }
+}
