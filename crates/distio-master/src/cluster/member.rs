@@ -1,12 +1,13 @@
 //! One host of a cluster: its health, what it last reported, and its probe.
 
 use distio_proto::remote::Status;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use tokio::task::AbortHandle;
 
 use super::placement::{HostHealth, HostView};
 use crate::Host;
+use crate::remote::Session;
 use crate::sync::lock;
 
 /// A host of the cluster.
@@ -38,6 +39,20 @@ pub(crate) struct MemberState {
     pub(crate) probe: Option<AbortHandle>,
     /// Back up after a probe: its old session is gone, so the next spawn opens a new one.
     pub(crate) fresh_session: bool,
+    /// The master's session with it, for live figures.
+    pub(crate) session: Weak<Session>,
+}
+
+impl MemberState {
+    /// Takes the figures of its live session, if it has one.
+    fn sync(&mut self) {
+        if let Some(session) = self.session.upgrade()
+            && !session.is_lost()
+        {
+            self.last = Some(session.status());
+            self.ours = u32::try_from(session.live_channels()).unwrap_or(u32::MAX);
+        }
+    }
 }
 
 impl Member {
@@ -54,6 +69,7 @@ impl Member {
                 starting: 0,
                 probe: None,
                 fresh_session: false,
+                session: Weak::new(),
             }),
         }
     }
@@ -62,16 +78,16 @@ impl Member {
         matches!(lock(&self.state).health, Health::Down { .. })
     }
 
-    /// Records the host as up, with what its session says.
-    pub(crate) fn up(&self, status: (Status, u32), ours: usize) {
+    /// Records the host as up, with its live session.
+    pub(crate) fn up(&self, session: &Arc<Session>) {
         let mut state = lock(&self.state);
         if !matches!(state.health, Health::Up) {
             tracing::info!(host = %self.shown, "host up: it takes slaves");
         }
         state.health = Health::Up;
-        state.last = Some(status);
-        state.ours = u32::try_from(ours).unwrap_or(u32::MAX);
+        state.session = Arc::downgrade(session);
         state.fresh_session = false;
+        state.sync();
     }
 
     /// Records the host as down. Returns whether it was not down before (then a probe
@@ -87,6 +103,7 @@ impl Member {
             since: Instant::now(),
         };
         state.ours = 0;
+        state.session = Weak::new();
         true
     }
 
@@ -102,7 +119,8 @@ impl Member {
 
     /// How placement sees it now.
     pub(crate) fn view(&self) -> HostView {
-        let state = lock(&self.state);
+        let mut state = lock(&self.state);
+        state.sync();
         let health = match &state.health {
             Health::Unknown => HostHealth::Unknown,
             Health::Up => HostHealth::Up,

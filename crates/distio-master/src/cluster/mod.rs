@@ -204,7 +204,7 @@ impl Inner {
                             .unwrap_or_else(|| "its session was lost".into());
                         self.mark_down(member.index, reason);
                     }
-                    Some(session) => member.up(session.status(), session.live_channels()),
+                    Some(session) => member.up(&session),
                     None => self.open(member, sessions, codec).await,
                 },
                 _ => self.open(member, sessions, codec).await,
@@ -215,7 +215,7 @@ impl Inner {
 
     async fn open(self: &Arc<Self>, member: &Member, sessions: &Sessions, codec: SessionCodec) {
         match sessions.get(&member.host, codec).await {
-            Ok(session) => member.up(session.status(), session.live_channels()),
+            Ok(session) => member.up(&session),
             Err(err) => self.mark_down(member.index, err.to_string()),
         }
     }

@@ -39,6 +39,7 @@ pub use tls::ClientTls;
 pub(crate) use channel::{RemoteEnd, RemoteProcess};
 pub(crate) use connect::connect;
 pub(crate) use outbox::{RemoteOutbox, RemoteParts};
+pub(crate) use session::Session;
 pub(crate) use sessions::Sessions;
 pub(crate) use spawn::{RemoteChild, spawn_remote};
 
