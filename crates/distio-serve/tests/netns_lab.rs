@@ -173,6 +173,31 @@ fn lab_names_are_recognised_for_the_sweep() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_server_runs_slaves_for_a_master_in_the_root_namespace() {
+    let Some(lab) = NetLab::new(1) else {
+        return;
+    };
+    let server = lab.start_serve(0, 0, &[]);
+    let mut client = common::Client::connect(server.addr).await;
+    let (channel, spawned) = client.ready_slave().await;
+    client
+        .request(channel, 1, "echo", &"over the bridge".to_owned())
+        .await;
+    match client.routed(channel).await {
+        distio_proto::Frame::Response(response) => {
+            let echoed: String = response.outcome.expect("task ok").decode().unwrap();
+            assert_eq!(echoed, "over the bridge");
+        }
+        other => panic!("expected a response, got {other:?}"),
+    }
+    client.close().await;
+    assert!(
+        common::wait_gone(spawned.pid).await,
+        "the slave outlived its session"
+    );
+}
+
 #[test]
 fn a_server_killed_with_sigkill_stops_accepting() {
     let Some(lab) = NetLab::new(1) else {

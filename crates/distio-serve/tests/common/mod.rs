@@ -122,6 +122,7 @@ fn __distio_slave() {
         });
 }
 
+pub mod fleet;
 pub mod netns;
 
 #[path = "../../../distio-master/tests/common/procs.rs"]

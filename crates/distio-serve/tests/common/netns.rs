@@ -333,7 +333,7 @@ impl Drop for NetLab {
     }
 }
 
-/// A process started in a lab host: SIGKILLed and reaped when dropped.
+/// A process started in a lab host: SIGKILLed (with what it started) and reaped when dropped.
 pub struct LabChild {
     child: Option<Child>,
     out: PathBuf,
@@ -346,11 +346,10 @@ impl LabChild {
         self.child.as_ref().map_or(0, Child::id)
     }
 
-    /// SIGKILLs it and reaps it (no-op when already done).
+    /// SIGKILLs it and every process it started, and reaps it (no-op when already done).
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            super::fleet::kill_tree(child);
         }
     }
 
@@ -376,7 +375,7 @@ impl Drop for LabChild {
     }
 }
 
-/// A `distio-serve` running in a lab host: SIGKILLed on drop (its slaves die with the lab).
+/// A `distio-serve` running in a lab host: SIGKILLed with its slaves on drop.
 pub struct LabServe {
     /// The process.
     pub process: LabChild,
@@ -392,7 +391,7 @@ impl LabServe {
         format!("ws://{}", self.addr)
     }
 
-    /// SIGKILLs the server (its slaves keep running until the lab is dropped).
+    /// The host dies: SIGKILLs the server and its slaves.
     pub fn kill9(&mut self) {
         self.process.kill9();
     }
