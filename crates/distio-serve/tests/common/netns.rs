@@ -526,6 +526,20 @@ fn sweep_leftovers() {
             let _ = ip(&["link", "del", name]);
         }
     }
+    // Their log directories, `distio-netlab-dn{pid:x}-{n:x}`.
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(tag) = name.strip_prefix("distio-netlab-") else {
+            continue;
+        };
+        if dead(&format!("{tag}sw")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A free 10.77.X.0/24: no address or route of this machine in it. Starts from the pid so
