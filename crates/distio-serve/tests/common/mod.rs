@@ -122,6 +122,9 @@ fn __distio_slave() {
         });
 }
 
+pub mod fleet;
+pub mod netns;
+
 #[path = "../../../distio-master/tests/common/procs.rs"]
 mod procs;
 #[allow(unused_imports)]
