@@ -106,23 +106,36 @@ impl ReplayBuffer {
     }
 
     /// True if a frame of `len` bytes would be kept now.
-    pub fn has_room(&self, len: usize) -> bool {
+    pub fn has_room_for(&self, len: usize) -> bool {
         self.frames.is_empty() || self.bytes.saturating_add(len) <= self.limit
+    }
+
+    /// True while the buffer holds less than its limit: a sender that checks this before
+    /// taking its next frame, then keeps it with [`push_unchecked`](Self::push_unchecked),
+    /// holds at most the limit and one frame.
+    pub fn has_room(&self) -> bool {
+        self.bytes < self.limit
     }
 
     /// Keeps a frame being sent; its sequence number comes back.
     pub fn push(&mut self, frame: Bytes) -> Result<u64, ReplayError> {
-        if !self.has_room(frame.len()) {
+        if !self.has_room_for(frame.len()) {
             return Err(ReplayError::Overflow {
                 unacked: self.bytes,
                 len: frame.len(),
                 limit: self.limit,
             });
         }
+        Ok(self.push_unchecked(frame))
+    }
+
+    /// Keeps a frame being sent whatever its length (the caller checked
+    /// [`has_room`](Self::has_room) before taking it); its sequence number comes back.
+    pub fn push_unchecked(&mut self, frame: Bytes) -> u64 {
         let seq = self.sent();
         self.bytes += frame.len();
         self.frames.push_back(frame);
-        Ok(seq)
+        seq
     }
 
     /// The peer has received the first `received` frames: they are dropped. An ack
@@ -263,7 +276,8 @@ mod tests {
         let mut sent = ReplayBuffer::new(25);
         sent.push(frame(1, 10)).unwrap();
         sent.push(frame(2, 10)).unwrap();
-        assert!(!sent.has_room(10));
+        assert!(!sent.has_room_for(10));
+        assert!(sent.has_room());
         assert!(matches!(
             sent.push(frame(3, 10)),
             Err(ReplayError::Overflow { unacked: 20, .. })
