@@ -2,10 +2,10 @@
 
 use base64::Engine;
 use distio_proto::remote::passphrase::{RecordKeys, TAG_LEN};
-use distio_proto::remote::{Resume, SessionFrame, TOKEN_LEN};
 use distio_proto::remote::{
     ClientEvent, ClientSession, CloseReason, Closing, SessionCodec, Welcome,
 };
+use distio_proto::remote::{Resume, SessionFrame, TOKEN_LEN};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -130,7 +130,6 @@ fn upgrade_error(host: &str, err: WsError) -> MasterError {
     }
 }
 
-
 /// How a resume attempt failed.
 pub(crate) enum ResumeFailure {
     /// The host could not be reached now (refused, reset, timed out): try again.
@@ -163,7 +162,9 @@ pub(crate) async fn resume(
         })
     };
     let resume = codec
-        .encode(&SessionFrame::Resume(Resume::new(token, instance, received)))
+        .encode(&SessionFrame::Resume(Resume::new(
+            token, instance, received,
+        )))
         .map_err(|err| ResumeFailure::Refused(err.to_string()))?;
     let resume = match &mut keys {
         Some(keys) => keys
@@ -187,7 +188,11 @@ pub(crate) async fn resume(
         }
     })
     .await
-    .map_err(|_| unreachable(format!("no answer to the resume within {CONNECT_TIMEOUT:?}")))??;
+    .map_err(|_| {
+        unreachable(format!(
+            "no answer to the resume within {CONNECT_TIMEOUT:?}"
+        ))
+    })??;
     let answer = match &mut keys {
         Some(keys) => keys
             .opener

@@ -54,7 +54,10 @@ impl fmt::Display for LossCause {
                 write!(f, "the session broke the protocol ({why})")
             }
             LossCause::ResumeRefused(why) => {
-                write!(f, "the link dropped and it refused to resume the session: {why}")
+                write!(
+                    f,
+                    "the link dropped and it refused to resume the session: {why}"
+                )
             }
             LossCause::ResumeWindowPassed(window) => write!(
                 f,

@@ -150,7 +150,10 @@ impl Session {
 
     /// True while the link to the host dropped and the session is resuming over a new
     /// one: its slaves' requests stay pending and new frames wait.
-    #[allow(dead_code, reason = "for the cluster code, which picks hosts by link state")]
+    #[allow(
+        dead_code,
+        reason = "for the cluster code, which picks hosts by link state"
+    )]
     pub(crate) fn is_reconnecting(&self) -> bool {
         let state = lock(&self.state);
         state.reconnecting && state.loss.is_none()
@@ -565,21 +568,26 @@ async fn reconnect(session: Weak<Session>) {
     // Each attempt may take at most the heartbeat's limit (at least a second), so a link
     // that swallows everything is given up and tried again.
     let attempt_limit = host.link.dead_after().max(Duration::from_secs(1));
-    let mut backoff = crate::cluster::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut backoff =
+        crate::cluster::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     let mut attempts = 0u32;
     loop {
         let Some((token, received)) = session
             .upgrade()
             .and_then(|s| {
                 let state = lock(&s.state);
-                state.loss.is_none().then(|| (state.token, state.received.received()))
+                state
+                    .loss
+                    .is_none()
+                    .then(|| (state.token, state.received.received()))
             })
             .and_then(|(token, received)| token.map(|t| (t, received)))
         else {
             return;
         };
         attempts += 1;
-        let limit = attempt_limit.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let limit =
+            attempt_limit.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let attempt = tokio::time::timeout(
             limit,
             super::connect::resume(&host, codec, token, instance, received),

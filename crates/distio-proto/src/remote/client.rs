@@ -141,8 +141,9 @@ impl ClientSession {
     ) -> Result<Bytes, ProtoError> {
         self.sending("resume")?;
         self.resuming = true;
-        self.codec
-            .encode(&SessionFrame::Resume(Resume::new(token, instance, received)))
+        self.codec.encode(&SessionFrame::Resume(Resume::new(
+            token, instance, received,
+        )))
     }
 
     /// Tells the server the master has received `received` of its counted frames.

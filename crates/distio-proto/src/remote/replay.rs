@@ -205,8 +205,8 @@ impl ReceiveCounter {
     pub fn count(&mut self, len: usize) -> Option<u64> {
         self.received += 1;
         self.bytes_since = self.bytes_since.saturating_add(len);
-        let due = self.received - self.acked >= ACK_EVERY_FRAMES
-            || self.bytes_since >= ACK_EVERY_BYTES;
+        let due =
+            self.received - self.acked >= ACK_EVERY_FRAMES || self.bytes_since >= ACK_EVERY_BYTES;
         due.then(|| self.acked_now())
     }
 

@@ -281,7 +281,8 @@ impl ServerSession {
     /// `received` of the master's counted frames.
     pub fn resumed(&self, received: u64) -> Result<Bytes, ProtoError> {
         self.sending()?;
-        self.codec.encode(&SessionFrame::Resumed(Resumed { received }))
+        self.codec
+            .encode(&SessionFrame::Resumed(Resumed { received }))
     }
 
     /// Tells the master the server has received `received` of its counted frames.

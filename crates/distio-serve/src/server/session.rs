@@ -197,7 +197,9 @@ pub(crate) async fn run(
     tracing::info!(session = session.entry.id(), %peer, user = session.entry.user(), "session started");
     let mut gate = Gate::new(&state, ticket);
     let mut stream = stream;
-    let mut end = session.serve(&mut stream, &mut writer, &mut gate, false).await;
+    let mut end = session
+        .serve(&mut stream, &mut writer, &mut gate, false)
+        .await;
     if let End::Resume(resume) = end {
         let end = session.hand_over(resume, stream, gate, &mut writer).await;
         return session.finish(end, &mut writer).await;
@@ -224,7 +226,11 @@ pub(crate) async fn run(
                         (stream, gate) = (new_stream, new_gate);
                         session.peer = peer;
                         match session.attach(sink, sealer, received, &mut writer) {
-                            Ok(()) => session.serve(&mut stream, &mut writer, &mut gate, true).await,
+                            Ok(()) => {
+                                session
+                                    .serve(&mut stream, &mut writer, &mut gate, true)
+                                    .await
+                            }
                             Err(end) => end,
                         }
                     }
@@ -272,13 +278,18 @@ impl Session {
         }
         let (tx, rx) = mpsc::channel(1);
         let Some((token, key)) = self.state.resumes().issue(self.user.clone(), tx) else {
-            tracing::warn!(session = self.entry.id(), "no randomness for a resume token; the session cannot be resumed");
+            tracing::warn!(
+                session = self.entry.id(),
+                "no randomness for a resume token; the session cannot be resumed"
+            );
             return;
         };
         *self.replay_lock() = Some(ReplayBuffer::new(self.state.settings().resume_buffer));
         self.handoffs = Some((rx, key));
         let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
-        let frame = self.protocol().resume_token(&ResumeToken { token, grace_ms });
+        let frame = self
+            .protocol()
+            .resume_token(&ResumeToken { token, grace_ms });
         self.send_control(frame);
     }
 
@@ -286,7 +297,13 @@ impl Session {
     /// new connection resumes the session (its hand-off comes back) or the grace passes.
     async fn park(&mut self, why: End) -> Result<Handoff, End> {
         let grace = self.state.settings().resume_grace;
-        tracing::info!(session = self.entry.id(), reason = why.label(), slaves = self.channels.len(), ?grace, "session link lost; waiting for the master to resume it");
+        tracing::info!(
+            session = self.entry.id(),
+            reason = why.label(),
+            slaves = self.channels.len(),
+            ?grace,
+            "session link lost; waiting for the master to resume it"
+        );
         let deadline = Instant::now() + grace;
         let mut stop = self.state.stop_signal();
         loop {
@@ -312,10 +329,10 @@ impl Session {
         received: u64,
         writer: &mut tokio::task::JoinHandle<Written>,
     ) -> Result<(), End> {
-        let replay = self
-            .replay_lock()
-            .as_mut()
-            .map(|r| r.replay_from(received).map(|frames| frames.cloned().collect::<Vec<_>>()));
+        let replay = self.replay_lock().as_mut().map(|r| {
+            r.replay_from(received)
+                .map(|frames| frames.cloned().collect::<Vec<_>>())
+        });
         let frames = match replay {
             Some(Ok(frames)) => frames,
             Some(Err(err)) => {
@@ -362,7 +379,11 @@ impl Session {
                 "this server is another instance than the session's (it restarted): the                  session and its slaves are gone; open a new session",
             );
         }
-        let handoffs = match self.state.resumes().claim(&resume.token, self.user.as_deref()) {
+        let handoffs = match self
+            .state
+            .resumes()
+            .claim(&resume.token, self.user.as_deref())
+        {
             Ok(handoffs) => handoffs,
             Err(refusal) => return refuse(self, refusal.label(), refusal.message()),
         };
@@ -1034,7 +1055,9 @@ async fn write(w: Writer) -> Written {
 }
 
 /// The next connection resuming the session, if it can be resumed (else never).
-async fn next_handoff(handoffs: &mut Option<(mpsc::Receiver<Handoff>, TokenKey)>) -> Option<Handoff> {
+async fn next_handoff(
+    handoffs: &mut Option<(mpsc::Receiver<Handoff>, TokenKey)>,
+) -> Option<Handoff> {
     match handoffs {
         Some((rx, _)) => rx.recv().await,
         None => std::future::pending().await,
