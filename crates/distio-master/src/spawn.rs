@@ -171,6 +171,7 @@ impl SpawnOptions {
     ///     .link(LinkSettings::default());
     /// assert!(options.is_remote());
     /// ```
+    #[must_use]
     pub fn link(mut self, link: crate::LinkSettings) -> Self {
         if let Some(remote) = &mut self.remote {
             remote.link = Some(link);
