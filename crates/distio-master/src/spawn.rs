@@ -156,8 +156,27 @@ impl SpawnOptions {
             credentials: None,
             tls: None,
             passphrase: None,
+            link: None,
         });
         options
+    }
+
+    /// For a [`remote`](Self::remote) slave: how its session with the host keeps its link
+    /// alive and how long a dropped link may take to resume (default
+    /// [`LinkSettings::default`](crate::LinkSettings::default)).
+    ///
+    /// ```
+    /// use distio_master::{LinkSettings, SpawnOptions};
+    /// let options = SpawnOptions::remote("build-7:1337", "worker.sh")
+    ///     .link(LinkSettings::default());
+    /// assert!(options.is_remote());
+    /// ```
+    #[must_use]
+    pub fn link(mut self, link: crate::LinkSettings) -> Self {
+        if let Some(remote) = &mut self.remote {
+            remote.link = Some(link);
+        }
+        self
     }
 
     /// The user and password for a remote slave's host (replacing any in its URL). Ignored

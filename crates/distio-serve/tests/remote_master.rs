@@ -560,11 +560,18 @@ impl Cable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_fails_every_pending_request_with_host_lost() {
-    let server = start(|b| b).await;
+    // Resuming off on both sides: a lost connection ends the session at once (resuming is
+    // tested in tests/resume.rs).
+    let server = start(|b| b.resume_grace(Duration::ZERO)).await;
     let cable = Cable::to(server.addr).await;
     let host = format!("ws://{}", cable.addr);
     let master = Master::new();
-    let options = SpawnOptions::remote(&host, "slave.sh").output(Output::Null);
+    let options = SpawnOptions::remote(&host, "slave.sh")
+        .output(Output::Null)
+        .link(distio_master::LinkSettings {
+            resume_window: Duration::ZERO,
+            ..distio_master::LinkSettings::default()
+        });
     let slaves = ready(&master, 3, options.clone()).await;
     let pids: Vec<u32> = slaves.iter().filter_map(Slave::pid).collect();
     let pending: Vec<_> = slaves
@@ -783,7 +790,8 @@ async fn two_hundred_slaves_over_one_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_gone_mid_request_ends_its_slaves_and_the_server_serves_on() {
-    let server = start(|b| b.max_concurrent_slaves(3)).await;
+    // No resume grace: a master gone ends its slaves at once.
+    let server = start(|b| b.max_concurrent_slaves(3).resume_grace(Duration::ZERO)).await;
     let options = remote(&server);
     // A master in a runtime of its own, dropped mid-request (as when its process ends).
     let (tx, rx) = std::sync::mpsc::channel();

@@ -20,6 +20,7 @@ pub use builder::{ClusterBuilder, DEFAULT_PROBE_FIRST, DEFAULT_PROBE_MAX};
 pub use placement::{HostHealth, HostView, LeastLoaded, Placement, RoundRobin};
 pub use spawn::HostRefusal;
 
+pub(crate) use backoff::Backoff;
 pub(crate) use spawn::{Verdict, judge};
 
 use distio_proto::remote::SessionCodec;

@@ -5,6 +5,7 @@ use distio_proto::remote::passphrase::{RecordKeys, TAG_LEN};
 use distio_proto::remote::{
     ClientEvent, ClientSession, CloseReason, Closing, SessionCodec, Welcome,
 };
+use distio_proto::remote::{Resume, SessionFrame, TOKEN_LEN};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -35,81 +36,11 @@ pub(crate) async fn connect(
     client_name: &str,
 ) -> Result<(Ws, ClientSession, Welcome, Option<RecordKeys>), MasterError> {
     let shown = host.to_string();
-    if !host.is_secure() && host.tls().is_some() {
-        return Err(MasterError::HostUrl {
-            url: shown,
-            reason: "TLS settings were given for a ws:// URL, which would not use them; write \
-                     wss:// to connect with TLS"
-                .into(),
-        });
-    }
     let unreachable = |reason: String| MasterError::HostUnreachable {
         host: shown.clone(),
         reason,
     };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host.authority()))
-        .await
-        .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|err| unreachable(err.to_string()))?;
-    let _ = tcp.set_nodelay(true);
-    let stream = if host.is_secure() {
-        let default = ClientTls::new();
-        let config = host.tls().unwrap_or(&default).client_config()?;
-        let name =
-            rustls::pki_types::ServerName::try_from(host.name().to_owned()).map_err(|_| {
-                MasterError::HostUrl {
-                    url: shown.clone(),
-                    reason: "its host is not a valid TLS server name".into(),
-                }
-            })?;
-        let handshake = TlsConnector::from(config).connect(name, tcp);
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
-            .await
-            .map_err(|_| unreachable(format!("no TLS handshake within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|err| {
-                tls_failure(&shown, &err).unwrap_or_else(|| unreachable(err.to_string()))
-            })?;
-        Stream::Right(tls)
-    } else {
-        Stream::Left(tcp)
-    };
-
-    let mut request =
-        host.session_url()
-            .into_client_request()
-            .map_err(|err| MasterError::HostUrl {
-                url: shown.clone(),
-                reason: err.to_string(),
-            })?;
-    if let Some(user) = host.user() {
-        let pair = format!("{user}:{}", host.password.as_deref().unwrap_or(""));
-        let token = base64::engine::general_purpose::STANDARD.encode(pair);
-        let mut value =
-            HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| MasterError::HostUrl {
-                url: shown.clone(),
-                reason: "its credentials cannot go in an HTTP header".into(),
-            })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-    }
-    // A sealed record is the message it carries and its tag.
-    let max = codec.max_message_len() + TAG_LEN;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max));
-    let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
-    let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, upgrade)
-        .await
-        .map_err(|_| unreachable(format!("no WebSocket upgrade within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|err| upgrade_error(&shown, err))?;
-
-    let mut keys = match &host.passphrase {
-        Some(passphrase) => Some(
-            super::passphrase::handshake(&mut ws, passphrase, codec, &shown, CONNECT_TIMEOUT)
-                .await?,
-        ),
-        None => None,
-    };
+    let (mut ws, mut keys) = open_link(host, codec).await?;
     let mut client = ClientSession::new(codec);
     let mut open = client
         .open(client_name)
@@ -197,4 +128,169 @@ fn upgrade_error(host: &str, err: WsError) -> MasterError {
         },
         other => handshake(host, other.to_string()),
     }
+}
+
+/// How a resume attempt failed.
+pub(crate) enum ResumeFailure {
+    /// The host could not be reached now (refused, reset, timed out): try again.
+    Unreachable(MasterError),
+    /// The server (or its credentials check) refused: the session is over.
+    Refused(String),
+}
+
+/// Connects to `host` again and asks it to carry on the session of `token` on server
+/// instance `instance`; the master has received `received` counted frames of it. On
+/// success, the connection, how many of the master's counted frames the server has, and
+/// the new connection's record keys (passphrase mode).
+pub(crate) async fn resume(
+    host: &Host,
+    codec: SessionCodec,
+    token: [u8; TOKEN_LEN],
+    instance: u64,
+    received: u64,
+) -> Result<(Ws, u64, Option<RecordKeys>), ResumeFailure> {
+    let (mut ws, mut keys) = open_link(host, codec).await.map_err(|err| match err {
+        MasterError::HostUnreachable { .. } | MasterError::HostHandshake { .. } => {
+            ResumeFailure::Unreachable(err)
+        }
+        other => ResumeFailure::Refused(other.to_string()),
+    })?;
+    let unreachable = |reason: String| {
+        ResumeFailure::Unreachable(MasterError::HostUnreachable {
+            host: host.to_string(),
+            reason,
+        })
+    };
+    let resume = codec
+        .encode(&SessionFrame::Resume(Resume::new(
+            token, instance, received,
+        )))
+        .map_err(|err| ResumeFailure::Refused(err.to_string()))?;
+    let resume = match &mut keys {
+        Some(keys) => keys
+            .sealer
+            .seal(resume)
+            .map_err(|err| ResumeFailure::Refused(err.to_string()))?,
+        None => resume,
+    };
+    ws.send(Message::Binary(resume))
+        .await
+        .map_err(|err| unreachable(err.to_string()))?;
+    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => return Ok(bytes),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(_)) => return Err(ResumeFailure::Refused("a non-binary answer".into())),
+                Some(Err(err)) => return Err(unreachable(err.to_string())),
+                None => return Err(unreachable("it closed the connection".into())),
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        unreachable(format!(
+            "no answer to the resume within {CONNECT_TIMEOUT:?}"
+        ))
+    })??;
+    let answer = match &mut keys {
+        Some(keys) => keys
+            .opener
+            .open(answer)
+            .map_err(|err| ResumeFailure::Refused(err.to_string()))?,
+        None => answer,
+    };
+    match codec.decode(&answer) {
+        Ok(SessionFrame::Resumed(resumed)) => Ok((ws, resumed.received, keys)),
+        Ok(SessionFrame::Closing(closing)) => Err(ResumeFailure::Refused(closing.message)),
+        Ok(other) => Err(ResumeFailure::Refused(format!(
+            "it answered the resume with a {} frame",
+            other.kind()
+        ))),
+        Err(err) => Err(ResumeFailure::Refused(err.to_string())),
+    }
+}
+
+/// TCP, TLS for `wss://`, the WebSocket upgrade with the credentials, then the passphrase
+/// handshake when the host has a passphrase (its record keys come back).
+async fn open_link(
+    host: &Host,
+    codec: SessionCodec,
+) -> Result<(Ws, Option<RecordKeys>), MasterError> {
+    let shown = host.to_string();
+    if !host.is_secure() && host.tls().is_some() {
+        return Err(MasterError::HostUrl {
+            url: shown,
+            reason: "TLS settings were given for a ws:// URL, which would not use them; write \
+                     wss:// to connect with TLS"
+                .into(),
+        });
+    }
+    let unreachable = |reason: String| MasterError::HostUnreachable {
+        host: shown.clone(),
+        reason,
+    };
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host.authority()))
+        .await
+        .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|err| unreachable(err.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = if host.is_secure() {
+        let default = ClientTls::new();
+        let config = host.tls().unwrap_or(&default).client_config()?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.name().to_owned()).map_err(|_| {
+                MasterError::HostUrl {
+                    url: shown.clone(),
+                    reason: "its host is not a valid TLS server name".into(),
+                }
+            })?;
+        let handshake = TlsConnector::from(config).connect(name, tcp);
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| unreachable(format!("no TLS handshake within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|err| {
+                tls_failure(&shown, &err).unwrap_or_else(|| unreachable(err.to_string()))
+            })?;
+        Stream::Right(tls)
+    } else {
+        Stream::Left(tcp)
+    };
+    let mut request =
+        host.session_url()
+            .into_client_request()
+            .map_err(|err| MasterError::HostUrl {
+                url: shown.clone(),
+                reason: err.to_string(),
+            })?;
+    if let Some(user) = host.user() {
+        let pair = format!("{user}:{}", host.password.as_deref().unwrap_or(""));
+        let token = base64::engine::general_purpose::STANDARD.encode(pair);
+        let mut value =
+            HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| MasterError::HostUrl {
+                url: shown.clone(),
+                reason: "its credentials cannot go in an HTTP header".into(),
+            })?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    // A sealed record is the message it carries and its tag.
+    let max = codec.max_message_len() + TAG_LEN;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let upgrade = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
+    let (mut ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, upgrade)
+        .await
+        .map_err(|_| unreachable(format!("no WebSocket upgrade within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|err| upgrade_error(&shown, err))?;
+
+    let keys = match &host.passphrase {
+        Some(passphrase) => Some(
+            super::passphrase::handshake(&mut ws, passphrase, codec, &shown, CONNECT_TIMEOUT)
+                .await?,
+        ),
+        None => None,
+    };
+    Ok((ws, keys))
 }

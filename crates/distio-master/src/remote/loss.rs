@@ -31,6 +31,14 @@ pub enum LossCause {
     ClosedByServer(String),
     /// One side broke the session protocol.
     ProtocolViolation(String),
+    /// The link dropped, and the server refused to resume the session over a new one (it
+    /// restarted, or the session had ended), with its sentence.
+    ResumeRefused(String),
+    /// The link dropped and could not be resumed within the host's resume window.
+    ResumeWindowPassed(std::time::Duration),
+    /// The server acknowledged too slowly: keeping more frames to replay would pass the
+    /// limit.
+    ReplayOverflow,
 }
 
 impl fmt::Display for LossCause {
@@ -45,6 +53,21 @@ impl fmt::Display for LossCause {
             LossCause::ProtocolViolation(why) => {
                 write!(f, "the session broke the protocol ({why})")
             }
+            LossCause::ResumeRefused(why) => {
+                write!(
+                    f,
+                    "the link dropped and it refused to resume the session: {why}"
+                )
+            }
+            LossCause::ResumeWindowPassed(window) => write!(
+                f,
+                "the link dropped and could not be resumed within {window:?} (the host or \
+                 the network may be down)"
+            ),
+            LossCause::ReplayOverflow => f.write_str(
+                "it acknowledged the session's frames too slowly (more than the replay limit \
+                 was waiting)",
+            ),
         }
     }
 }

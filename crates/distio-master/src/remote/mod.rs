@@ -60,6 +60,7 @@ pub(crate) struct RemoteSpec {
     pub(crate) tls: Option<ClientTls>,
     /// Shared by the options' clones, so its derived key is cached once.
     pub(crate) passphrase: Option<std::sync::Arc<distio_proto::remote::passphrase::Passphrase>>,
+    pub(crate) link: Option<LinkSettings>,
 }
 
 impl RemoteSpec {
@@ -73,6 +74,9 @@ impl RemoteSpec {
         }
         if let Some(passphrase) = &self.passphrase {
             host.passphrase = Some(std::sync::Arc::clone(passphrase));
+        }
+        if let Some(link) = self.link {
+            host = host.with_link(link);
         }
         Ok(RemoteTarget {
             host,

@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use distio_proto::remote::{
     Beat, Channel, ClientEvent, ClientSession, CloseReason, Exited, Heartbeat, Output,
-    OutputStream, SessionCodec, Spawn, SpawnFailed, Spawned, Status, Welcome,
+    OutputStream, ReceiveCounter, ReplayBuffer, SessionCodec, SessionFrame, Spawn, SpawnFailed,
+    Spawned, Status, TOKEN_LEN, Welcome,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -14,7 +15,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,6 +42,16 @@ pub(crate) struct Session {
     /// session's own few messages.
     out: mpsc::UnboundedSender<Outgoing>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The instance of the server the session is with (from the welcome).
+    instance: u64,
+    /// What the writer sends, kept across links.
+    queued: Queue,
+    /// Sent counted frames the server has not acknowledged (when resuming is on).
+    replay: Mutex<Option<ReplayBuffer>>,
+    /// Told when the server acknowledges.
+    acked: Notify,
+    /// The reader and writer of the current link.
+    link_tasks: Mutex<Vec<AbortHandle>>,
 }
 
 /// A spawn waiting for the server's answer: its channel, and who waits.
@@ -54,7 +65,20 @@ struct State {
     spawns: HashMap<Channel, PendingSpawn>,
     channels: HashMap<Channel, Arc<RemoteChannel>>,
     loss: Option<HostLoss>,
+    /// The session's resume token, once the server sent one.
+    token: Option<[u8; TOKEN_LEN]>,
+    /// Counted frames of the server's received (and acted on).
+    received: ReceiveCounter,
+    /// The connection now carrying the session (its reader and writer name it).
+    link: u64,
+    /// The link dropped and a new one is being made.
+    reconnecting: bool,
 }
+
+/// Most bytes of sent frames a session keeps until the server acknowledges them.
+pub(crate) const REPLAY_LIMIT: usize = 32 << 20;
+
+type Queue = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Outgoing>>>;
 
 impl Session {
     /// Starts the tasks of a session whose handshake is done.
@@ -76,18 +100,87 @@ impl Session {
                 spawns: HashMap::new(),
                 channels: HashMap::new(),
                 loss: None,
+                token: None,
+                received: ReceiveCounter::default(),
+                link: 0,
+                reconnecting: false,
             }),
             status: Mutex::new((Status::from(welcome), 0)),
             out,
             tasks: Mutex::new(Vec::new()),
+            instance: welcome.instance,
+            queued: Arc::new(tokio::sync::Mutex::new(queued)),
+            replay: Mutex::new(None),
+            acked: Notify::new(),
+            link_tasks: Mutex::new(Vec::new()),
         });
-        let (sink, stream) = ws.split();
-        let weak = Arc::downgrade(&session);
-        let (sealer, opener) = keys.map(|k| (k.sealer, k.opener)).unzip();
-        let reader = tokio::spawn(run_reader(weak.clone(), stream, opener));
-        let writer = tokio::spawn(run_writer(weak, sink, queued, sealer));
-        lock(&session.tasks).extend([reader.abort_handle(), writer.abort_handle()]);
+        if !session.host.link.resume_window.is_zero() {
+            *lock(&session.replay) = Some(ReplayBuffer::new(REPLAY_LIMIT));
+        }
+        session.start_link(ws, keys, Vec::new(), 0);
         session
+    }
+
+    /// Starts the reader and writer of link number `link`; `preamble` is sent first.
+    fn start_link(
+        self: &Arc<Self>,
+        ws: Ws,
+        keys: Option<RecordKeys>,
+        preamble: Vec<Bytes>,
+        link: u64,
+    ) {
+        let (sink, stream) = ws.split();
+        let weak = Arc::downgrade(self);
+        let (sealer, opener) = keys.map(|k| (k.sealer, k.opener)).unzip();
+        let reader = tokio::spawn(run_reader(weak.clone(), stream, opener, link));
+        let writer = tokio::spawn(run_writer(
+            weak,
+            sink,
+            Arc::clone(&self.queued),
+            sealer,
+            preamble,
+            link,
+        ));
+        let mut tasks = lock(&self.link_tasks);
+        for task in tasks.drain(..) {
+            task.abort();
+        }
+        tasks.extend([reader.abort_handle(), writer.abort_handle()]);
+    }
+
+    /// True while the link to the host dropped and the session is resuming over a new
+    /// one: its slaves' requests stay pending and new frames wait.
+    #[allow(
+        dead_code,
+        reason = "for the cluster code, which picks hosts by link state"
+    )]
+    pub(crate) fn is_reconnecting(&self) -> bool {
+        let state = lock(&self.state);
+        state.reconnecting && state.loss.is_none()
+    }
+
+    /// Link number `link` dropped (`cause`): resume over a new one within the host's
+    /// resume window, or end the session if it cannot be resumed.
+    fn link_down(self: &Arc<Self>, link: u64, cause: LossCause) {
+        {
+            let mut state = lock(&self.state);
+            if state.loss.is_some() || state.reconnecting || state.link != link {
+                return;
+            }
+            let window = self.host.link.resume_window;
+            if state.token.is_none() || window.is_zero() {
+                drop(state);
+                self.end(cause);
+                return;
+            }
+            state.reconnecting = true;
+        }
+        for task in lock(&self.link_tasks).drain(..) {
+            task.abort();
+        }
+        tracing::info!(host = %self.host, "session link lost ({cause}); resuming within {:?}", self.host.link.resume_window);
+        let task = tokio::spawn(reconnect(Arc::downgrade(self)));
+        lock(&self.tasks).push(task.abort_handle());
     }
 
     /// True once the session has ended.
@@ -221,6 +314,9 @@ impl Session {
         for (_, channel) in channels {
             channel.finish(RemoteEnd::Lost(loss.clone()));
         }
+        for task in lock(&self.link_tasks).drain(..) {
+            task.abort();
+        }
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
@@ -290,6 +386,15 @@ impl Session {
                 return Err(cause);
             }
             ClientEvent::Status(status) => *lock(&self.status) = (status, 0),
+            ClientEvent::ResumeToken(token) => lock(&self.state).token = Some(token.token),
+            ClientEvent::Acked { received } => {
+                let acked = lock(&self.replay).as_mut().map(|r| r.ack(received));
+                match acked {
+                    Some(Err(err)) => return Err(LossCause::ProtocolViolation(err.to_string())),
+                    Some(Ok(())) => self.acked.notify_one(),
+                    None => {}
+                }
+            }
             ClientEvent::Welcomed(_) => {}
             _ => {}
         }
@@ -327,6 +432,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        for task in lock(&self.link_tasks).drain(..) {
+            task.abort();
+        }
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
@@ -341,12 +449,13 @@ fn exit_status(exited: &Exited) -> ExitStatus {
     }
 }
 
-/// Reads the server's messages and watches the heartbeat; ends the session when the
-/// connection does.
+/// Reads the server's messages and watches the heartbeat; when the connection ends, the
+/// link is down (resumed if it can be) or the session ends.
 async fn run_reader(
     session: Weak<Session>,
     mut stream: SplitStream<Ws>,
     mut opener: Option<Opener>,
+    link_no: u64,
 ) {
     let link = match session.upgrade() {
         Some(session) => session.host.link,
@@ -364,6 +473,7 @@ async fn run_reader(
                     Beat::WaitUntil(at) => deadline = at,
                     Beat::Ping => {
                         let _ = session.out.send(Outgoing::control(Message::Ping(Bytes::new())));
+                        session.ack_due(|received| received.tick());
                         deadline = Instant::now() + interval.min(heartbeat.limit());
                     }
                     Beat::Dead => break LossCause::HeartbeatLost,
@@ -384,8 +494,13 @@ async fn run_reader(
                         Err(err) => break LossCause::ProtocolViolation(err.to_string()),
                     },
                 };
+                let counted = SessionFrame::is_counted(&bytes).then_some(bytes.len());
                 if let Err(cause) = session.receive(bytes).await {
                     break cause;
+                }
+                // Counted once acted on: a reader aborted before this has it sent again.
+                if let Some(len) = counted {
+                    session.ack_due(|received| received.count(len));
                 }
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
@@ -400,40 +515,201 @@ async fn run_reader(
         }
     };
     if let Some(session) = session.upgrade() {
-        // A session already ended (its writer failed) has closed its protocol side, so a
-        // message read after that is refused as "after close": that is not the server
-        // breaking the protocol, and there is no one to tell.
-        if let LossCause::ProtocolViolation(why) = &cause
-            && !session.is_lost()
-        {
-            tracing::warn!(host = %session.host, "closing the session: {why}");
-            let bye = lock(&session.state)
-                .client
-                .close(CloseReason::ProtocolViolation, why);
-            if let Ok(bye) = bye {
-                let _ = session.out.send(Outgoing::control(Message::Binary(bye)));
+        match cause {
+            LossCause::ConnectionLost | LossCause::HeartbeatLost => {
+                session.link_down(link_no, cause);
             }
-            // Let the writer send it before the connection drops.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            cause => {
+                // A session already ended (its writer failed) has closed its protocol side,
+                // so a message read after that is refused as "after close": that is not the
+                // server breaking the protocol, and there is no one to tell.
+                if let LossCause::ProtocolViolation(why) = &cause
+                    && !session.is_lost()
+                {
+                    tracing::warn!(host = %session.host, "closing the session: {why}");
+                    let bye = lock(&session.state)
+                        .client
+                        .close(CloseReason::ProtocolViolation, why);
+                    if let Ok(bye) = bye {
+                        let _ = session.out.send(Outgoing::control(Message::Binary(bye)));
+                    }
+                    // Let the writer send it before the connection drops.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                session.end(cause);
+            }
         }
-        session.end(cause);
     }
 }
 
-/// Writes queued messages, every message ready at once with one flush.
+impl Session {
+    /// Sends an ack if `due` says one is due now.
+    fn ack_due(&self, due: impl FnOnce(&mut ReceiveCounter) -> Option<u64>) {
+        let ack = {
+            let mut state = lock(&self.state);
+            due(&mut state.received).map(|received| state.client.ack(received))
+        };
+        if let Some(Ok(ack)) = ack {
+            self.queue(ack);
+        }
+    }
+}
+
+/// Resumes the session over new connections, with backoff, until the host's resume
+/// window passes; ends the session if it cannot.
+async fn reconnect(session: Weak<Session>) {
+    let Some(strong) = session.upgrade() else {
+        return;
+    };
+    let (host, codec, instance) = (strong.host.clone(), strong.codec, strong.instance);
+    drop(strong);
+    let window = host.link.resume_window;
+    let deadline = tokio::time::Instant::now() + window;
+    // Each attempt may take at most the heartbeat's limit (at least a second), so a link
+    // that swallows everything is given up and tried again.
+    let attempt_limit = host.link.dead_after().max(Duration::from_secs(1));
+    let mut backoff =
+        crate::cluster::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut attempts = 0u32;
+    loop {
+        let Some((token, received)) = session
+            .upgrade()
+            .and_then(|s| {
+                let state = lock(&s.state);
+                state
+                    .loss
+                    .is_none()
+                    .then(|| (state.token, state.received.received()))
+            })
+            .and_then(|(token, received)| token.map(|t| (t, received)))
+        else {
+            return;
+        };
+        attempts += 1;
+        let limit =
+            attempt_limit.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let attempt = tokio::time::timeout(
+            limit,
+            super::connect::resume(&host, codec, token, instance, received),
+        )
+        .await;
+        let Some(strong) = session.upgrade() else {
+            return;
+        };
+        match attempt {
+            Ok(Ok((ws, server_received, keys))) => {
+                let replay = lock(&strong.replay).as_mut().map(|r| {
+                    r.replay_from(server_received)
+                        .map(|frames| frames.cloned().collect::<Vec<_>>())
+                });
+                let frames = match replay {
+                    Some(Ok(frames)) => frames,
+                    Some(Err(err)) => {
+                        strong.end(LossCause::ProtocolViolation(err.to_string()));
+                        return;
+                    }
+                    None => Vec::new(),
+                };
+                let link = {
+                    let mut state = lock(&strong.state);
+                    if state.loss.is_some() {
+                        return;
+                    }
+                    state.link += 1;
+                    state.reconnecting = false;
+                    state.received.told();
+                    state.link
+                };
+                tracing::info!(host = %host, attempts, replayed = frames.len(), "session resumed");
+                strong.acked.notify_one();
+                strong.start_link(ws, keys, frames, link);
+                return;
+            }
+            Ok(Err(super::connect::ResumeFailure::Refused(why))) => {
+                strong.end(LossCause::ResumeRefused(why));
+                return;
+            }
+            Ok(Err(super::connect::ResumeFailure::Unreachable(err))) => {
+                tracing::debug!(host = %host, attempts, "resume attempt failed: {err}");
+            }
+            Err(_) => tracing::debug!(host = %host, attempts, "resume attempt timed out"),
+        }
+        drop(strong);
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep_until(deadline.min(now + backoff.next_delay())).await;
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    if let Some(session) = session.upgrade() {
+        session.end(LossCause::ResumeWindowPassed(window));
+    }
+}
+
+/// Writes `preamble` (a resumed link's replay), then queued messages, every message ready
+/// at once with one flush. Counted frames are kept for replay before they are written, so
+/// a writer aborted at any point loses none; while the replay buffer is full, it takes
+/// nothing more from the queue, for at most the heartbeat's limit (then the session ends).
 async fn run_writer(
     session: Weak<Session>,
     mut sink: SplitSink<Ws, Message>,
-    mut queued: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Queue,
     mut sealer: Option<Sealer>,
+    preamble: Vec<Bytes>,
+    link_no: u64,
 ) {
-    let mut batch = Vec::with_capacity(64);
-    while queued.recv_many(&mut batch, 256).await > 0 {
+    // Waits for the writer of the link before to be gone.
+    let mut queued = queued.lock_owned().await;
+    let mut batch: Vec<Outgoing> = preamble
+        .into_iter()
+        .map(|bytes| Outgoing::control(Message::Binary(bytes)))
+        .collect();
+    let mut replaying = !batch.is_empty();
+    loop {
+        if !replaying {
+            let Some(strong) = session.upgrade() else {
+                return;
+            };
+            let full = || lock(&strong.replay).as_ref().is_some_and(|r| !r.has_room());
+            if full() {
+                let limit = strong.host.link.dead_after();
+                let waited = tokio::time::timeout(limit, async {
+                    while full() {
+                        strong.acked.notified().await;
+                    }
+                })
+                .await;
+                if waited.is_err() {
+                    strong.end(LossCause::ReplayOverflow);
+                    return;
+                }
+            }
+            drop(strong);
+            if queued.recv_many(&mut batch, 256).await == 0 {
+                return;
+            }
+            if let Some(strong) = session.upgrade()
+                && let Some(replay) = lock(&strong.replay).as_mut()
+            {
+                for out in &batch {
+                    if let Message::Binary(bytes) = &out.message
+                        && SessionFrame::is_counted(bytes)
+                    {
+                        replay.push_unchecked(bytes.clone());
+                    }
+                }
+            }
+        }
+        replaying = false;
         let mut failed = None;
         for out in batch.drain(..) {
             let Outgoing { message, release } = out;
             let message = match (message, sealer.as_mut()) {
-                // In place: the outbox leaves room for the tag.
+                // In place: the outbox leaves room for the tag (a frame kept for replay is
+                // copied instead).
                 (Message::Binary(bytes), Some(sealer)) => match sealer.seal(bytes) {
                     Ok(record) => Message::Binary(record),
                     Err(err) => {
@@ -461,7 +737,7 @@ async fn run_writer(
             batch.clear();
             if let Some(session) = session.upgrade() {
                 tracing::debug!(host = %session.host, "session write failed: {err}");
-                session.end(LossCause::ConnectionLost);
+                session.link_down(link_no, LossCause::ConnectionLost);
             }
             return;
         }

@@ -8,6 +8,7 @@ use super::frames::{
     Welcome,
 };
 use super::message::{SessionCodec, SessionFrame};
+use super::resume::{Ack, Resume, ResumeToken, TOKEN_LEN};
 use super::violation::SessionViolation;
 use crate::ProtoError;
 
@@ -36,6 +37,19 @@ pub enum ClientEvent {
     Closing(Closing),
     /// How busy the server is now.
     Status(Status),
+    /// The token that resumes the session over a new connection (once, after the welcome).
+    ResumeToken(ResumeToken),
+    /// The server accepted a [`ClientSession::resume`]: it has received `received` of the
+    /// master's counted frames; send it the rest again, then carry on.
+    Resumed {
+        /// How many counted frames of the master's the server has.
+        received: u64,
+    },
+    /// The server has received `received` of the master's counted frames.
+    Acked {
+        /// How many.
+        received: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +89,9 @@ pub struct ClientSession {
     codec: SessionCodec,
     phase: Phase,
     channels: Channels,
+    /// A resume was sent on a new connection and not answered yet.
+    resuming: bool,
+    token_seen: bool,
 }
 
 impl ClientSession {
@@ -84,6 +101,8 @@ impl ClientSession {
             codec,
             phase: Phase::New,
             channels: Channels::default(),
+            resuming: false,
+            token_seen: false,
         }
     }
 
@@ -109,6 +128,28 @@ impl ClientSession {
         }
         self.phase = Phase::Opening;
         self.codec.encode(&SessionFrame::Open(Open::new(client)))
+    }
+
+    /// The first message of a new connection carrying on this open session (its link
+    /// dropped): the answer is [`ClientEvent::Resumed`] or a closing. Frames asked for
+    /// meanwhile are encoded as usual, to be sent once it is resumed.
+    pub fn resume(
+        &mut self,
+        token: [u8; TOKEN_LEN],
+        instance: u64,
+        received: u64,
+    ) -> Result<Bytes, ProtoError> {
+        self.sending("resume")?;
+        self.resuming = true;
+        self.codec.encode(&SessionFrame::Resume(Resume::new(
+            token, instance, received,
+        )))
+    }
+
+    /// Tells the server the master has received `received` of its counted frames.
+    pub fn ack(&self, received: u64) -> Result<Bytes, ProtoError> {
+        self.sending("ack")?;
+        self.codec.encode(&SessionFrame::Ack(Ack { received }))
     }
 
     /// Asks for a slave: `spawn`'s channel is replaced by the next free one, which is
@@ -174,6 +215,17 @@ impl ClientSession {
                 found: kind,
             }
             .into()),
+            (Phase::Open, SessionFrame::Resumed(resumed)) if self.resuming => {
+                self.resuming = false;
+                Ok(ClientEvent::Resumed {
+                    received: resumed.received,
+                })
+            }
+            (Phase::Open, _) if self.resuming => Err(SessionViolation::HandshakeFirst {
+                expected: "resumed",
+                found: kind,
+            }
+            .into()),
             (Phase::Open, frame) => self.receive_open(frame),
         }
     }
@@ -209,14 +261,26 @@ impl ClientSession {
                 ClientEvent::Exited(exited)
             }
             SessionFrame::Status(status) => ClientEvent::Status(status),
+            SessionFrame::Ack(ack) => ClientEvent::Acked {
+                received: ack.received,
+            },
+            SessionFrame::ResumeToken(token) if !self.token_seen => {
+                self.token_seen = true;
+                ClientEvent::ResumeToken(token)
+            }
             SessionFrame::Welcome(_)
+            | SessionFrame::ResumeToken(_)
+            | SessionFrame::Resumed(_)
             | SessionFrame::PassphraseHello(_)
             | SessionFrame::PassphraseChallenge(_)
             | SessionFrame::PassphraseProof(_)
             | SessionFrame::PassphraseConfirm(_) => {
                 return Err(SessionViolation::RepeatedHandshake { kind }.into());
             }
-            SessionFrame::Open(_) | SessionFrame::Spawn(_) | SessionFrame::Kill(_) => {
+            SessionFrame::Open(_)
+            | SessionFrame::Spawn(_)
+            | SessionFrame::Kill(_)
+            | SessionFrame::Resume(_) => {
                 return Err(SessionViolation::WrongDirection {
                     kind,
                     from: "server",

@@ -320,4 +320,8 @@ pub enum CloseReason {
     /// Index 6: the master began the passphrase handshake, but the server has no
     /// passphrase.
     PassphraseUnexpected,
+    /// Index 7: the server refused a [`Resume`](super::Resume): its token is unknown or
+    /// expired (the session ended), it belongs to another user, or the server is another
+    /// instance (it restarted). The message says which.
+    ResumeRefused,
 }

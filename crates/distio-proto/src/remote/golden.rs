@@ -36,7 +36,7 @@ const CAUSES: [ExitCause; 5] = [
     ExitCause::ServerStopping,
 ];
 
-const REASONS: [CloseReason; 7] = [
+const REASONS: [CloseReason; 8] = [
     CloseReason::Done,
     CloseReason::ServerStopping,
     CloseReason::ProtocolViolation,
@@ -44,6 +44,7 @@ const REASONS: [CloseReason; 7] = [
     CloseReason::PassphraseRequired,
     CloseReason::PassphraseRefused,
     CloseReason::PassphraseUnexpected,
+    CloseReason::ResumeRefused,
 ];
 
 const STREAMS: [OutputStream; 2] = [OutputStream::Stdout, OutputStream::Stderr];
@@ -84,6 +85,7 @@ fn reason_name(reason: CloseReason) -> &'static str {
         CloseReason::PassphraseRequired => "passphrase_required",
         CloseReason::PassphraseRefused => "passphrase_refused",
         CloseReason::PassphraseUnexpected => "passphrase_unexpected",
+        CloseReason::ResumeRefused => "resume_refused",
     }
 }
 
@@ -157,6 +159,15 @@ fn sample_of(kind: &SessionFrame) -> SessionFrame {
             cpus: 4,
             load_milli: 1_250,
         }),
+        SessionFrame::ResumeToken(_) => SessionFrame::ResumeToken(ResumeToken {
+            token: [0x55; 32],
+            grace_ms: 30_000,
+        }),
+        SessionFrame::Resume(_) => {
+            SessionFrame::Resume(Resume::new([0x66; 32], 0x0102_0304_0506_0708, 41))
+        }
+        SessionFrame::Resumed(_) => SessionFrame::Resumed(Resumed { received: 42 }),
+        SessionFrame::Ack(_) => SessionFrame::Ack(Ack { received: 0x0100 }),
     }
 }
 
@@ -226,6 +237,13 @@ fn kinds() -> Vec<SessionFrame> {
         SessionFrame::PassphraseProof(passphrase::PassphraseProof { mac: [0; 32] }),
         SessionFrame::PassphraseConfirm(passphrase::PassphraseConfirm { mac: [0; 32] }),
         SessionFrame::Status(Status::default()),
+        SessionFrame::ResumeToken(ResumeToken {
+            token: [0; 32],
+            grace_ms: 0,
+        }),
+        SessionFrame::Resume(Resume::new([0; 32], 0, 0)),
+        SessionFrame::Resumed(Resumed { received: 0 }),
+        SessionFrame::Ack(Ack { received: 0 }),
     ]
 }
 

@@ -8,6 +8,7 @@ use super::frames::{
     Channel, Closing, Exited, Kill, Open, Output, Spawn, SpawnFailed, Spawned, Status, Welcome,
 };
 use super::passphrase::{PassphraseChallenge, PassphraseConfirm, PassphraseHello, PassphraseProof};
+use super::resume::{Ack, Resume, ResumeToken, Resumed};
 use crate::{Frame, FrameCodec, ProtoError, wire};
 
 /// Bytes before a routed slave frame's body: the tag and the channel, each a
@@ -72,13 +73,21 @@ pub enum SessionFrame {
     /// Tag 20, server → master, after the welcome and once per heartbeat interval: see
     /// [`Status`].
     Status(Status),
+    /// Tag 21, server → master, right after the welcome: see [`ResumeToken`].
+    ResumeToken(ResumeToken),
+    /// Tag 22, master → server, first on a new connection instead of open: see [`Resume`].
+    Resume(Resume),
+    /// Tag 23, server → master, the answer to a resume: see [`Resumed`].
+    Resumed(Resumed),
+    /// Tag 24, either way: see [`Ack`].
+    Ack(Ack),
 }
 
 impl SessionFrame {
     /// The tag of the first session frame kind.
     pub const FIRST_TAG: u32 = 6;
     /// One past the tag of the last session frame kind this version knows.
-    pub const END_TAG: u32 = 21;
+    pub const END_TAG: u32 = 25;
     /// The tag of [`SessionFrame::Routed`].
     pub const ROUTED_TAG: u32 = 11;
 
@@ -100,6 +109,10 @@ impl SessionFrame {
             SessionFrame::PassphraseProof(_) => 18,
             SessionFrame::PassphraseConfirm(_) => 19,
             SessionFrame::Status(_) => 20,
+            SessionFrame::ResumeToken(_) => 21,
+            SessionFrame::Resume(_) => 22,
+            SessionFrame::Resumed(_) => 23,
+            SessionFrame::Ack(_) => 24,
         }
     }
 
@@ -121,7 +134,32 @@ impl SessionFrame {
             SessionFrame::PassphraseProof(_) => "passphrase-proof",
             SessionFrame::PassphraseConfirm(_) => "passphrase-confirm",
             SessionFrame::Status(_) => "status",
+            SessionFrame::ResumeToken(_) => "resume-token",
+            SessionFrame::Resume(_) => "resume",
+            SessionFrame::Resumed(_) => "resumed",
+            SessionFrame::Ack(_) => "ack",
         }
+    }
+
+    /// True if a message with this tag is counted for acknowledgement and replay: spawn,
+    /// spawned, spawn-failed, routed, output, kill and exited (tags 8 to 14). The
+    /// handshakes' frames, closing and acks are not.
+    ///
+    /// ```
+    /// use distio_proto::remote::SessionFrame;
+    /// assert!(SessionFrame::is_counted_tag(SessionFrame::ROUTED_TAG));
+    /// assert!(!SessionFrame::is_counted_tag(24));
+    /// ```
+    pub const fn is_counted_tag(tag: u32) -> bool {
+        matches!(tag, 8..=14)
+    }
+
+    /// True if `message` (an encoded session frame) is counted: see
+    /// [`is_counted_tag`](Self::is_counted_tag).
+    pub fn is_counted(message: &[u8]) -> bool {
+        message
+            .first_chunk::<4>()
+            .is_some_and(|tag| Self::is_counted_tag(u32::from_le_bytes(*tag)))
     }
 }
 
@@ -210,6 +248,10 @@ impl SessionCodec {
             SessionFrame::PassphraseProof(f) => put(&mut out, f)?,
             SessionFrame::PassphraseConfirm(f) => put(&mut out, f)?,
             SessionFrame::Status(f) => put(&mut out, f)?,
+            SessionFrame::ResumeToken(f) => put(&mut out, f)?,
+            SessionFrame::Resume(f) => put(&mut out, f)?,
+            SessionFrame::Resumed(f) => put(&mut out, f)?,
+            SessionFrame::Ack(f) => put(&mut out, f)?,
         }
         self.check(out.len(), self.max_message_len())?;
         Ok(out.freeze())
@@ -266,6 +308,10 @@ impl SessionCodec {
             18 => SessionFrame::PassphraseProof(get(rest)?),
             19 => SessionFrame::PassphraseConfirm(get(rest)?),
             20 => SessionFrame::Status(get(rest)?),
+            21 => SessionFrame::ResumeToken(get(rest)?),
+            22 => SessionFrame::Resume(get(rest)?),
+            23 => SessionFrame::Resumed(get(rest)?),
+            24 => SessionFrame::Ack(get(rest)?),
             tag => return Err(ProtoError::NotASessionFrame { tag }),
         })
     }

@@ -20,6 +20,8 @@ mod golden;
 mod heartbeat;
 mod message;
 pub mod passphrase;
+mod replay;
+mod resume;
 mod server;
 mod violation;
 
@@ -30,5 +32,7 @@ pub use frames::{
 };
 pub use heartbeat::{Beat, Heartbeat};
 pub use message::{ROUTED_HEADER_LEN, SessionCodec, SessionFrame, routed_header};
+pub use replay::{ACK_EVERY_BYTES, ACK_EVERY_FRAMES, ReceiveCounter, ReplayBuffer, ReplayError};
+pub use resume::{Ack, Resume, ResumeToken, Resumed, TOKEN_LEN};
 pub use server::{ServerEvent, ServerSession};
 pub use violation::SessionViolation;

@@ -8,6 +8,7 @@ use super::frames::{
     Status, Welcome,
 };
 use super::message::{ROUTED_HEADER_LEN, SessionCodec, SessionFrame, routed_header};
+use super::resume::{Ack, Resume, ResumeToken, Resumed};
 use super::violation::SessionViolation;
 use crate::ProtoError;
 
@@ -56,6 +57,16 @@ pub enum ServerEvent {
     },
     /// The master is ending the session.
     Closing(Closing),
+    /// The master asks to carry on the session of `Resume::token` over this connection,
+    /// instead of opening one: this state machine is done (closed); the session resumed
+    /// answers with [`ServerSession::resumed`], or the connection is refused with a
+    /// closing ([`CloseReason::ResumeRefused`]).
+    Resume(Resume),
+    /// The master has received `received` of the server's counted frames.
+    Acked {
+        /// How many.
+        received: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +141,11 @@ impl ServerSession {
                 open.check()?;
                 self.phase = Phase::Opened;
                 Ok(ServerEvent::Opened(open))
+            }
+            (Phase::AwaitingOpen, SessionFrame::Resume(resume)) => {
+                resume.check()?;
+                self.phase = Phase::Closed;
+                Ok(ServerEvent::Resume(resume))
             }
             // A master with a passphrase, and this server has none.
             (Phase::AwaitingOpen, SessionFrame::PassphraseHello(_)) => {
@@ -206,7 +222,11 @@ impl ServerSession {
                 self.channels.drain();
                 ServerEvent::Closing(closing)
             }
+            SessionFrame::Ack(ack) => ServerEvent::Acked {
+                received: ack.received,
+            },
             SessionFrame::Open(_)
+            | SessionFrame::Resume(_)
             | SessionFrame::PassphraseHello(_)
             | SessionFrame::PassphraseChallenge(_)
             | SessionFrame::PassphraseProof(_)
@@ -218,7 +238,9 @@ impl ServerSession {
             | SessionFrame::Spawned(_)
             | SessionFrame::SpawnFailed(_)
             | SessionFrame::Output(_)
-            | SessionFrame::Exited(_) => {
+            | SessionFrame::Exited(_)
+            | SessionFrame::ResumeToken(_)
+            | SessionFrame::Resumed(_) => {
                 return Err(SessionViolation::WrongDirection {
                     kind,
                     from: "master",
@@ -247,6 +269,26 @@ impl ServerSession {
     pub fn status(&self, status: &Status) -> Result<Bytes, ProtoError> {
         self.sending()?;
         self.codec.encode(&SessionFrame::Status(*status))
+    }
+
+    /// The session's resume token, sent right after the welcome.
+    pub fn resume_token(&self, token: &ResumeToken) -> Result<Bytes, ProtoError> {
+        self.sending()?;
+        self.codec.encode(&SessionFrame::ResumeToken(token.clone()))
+    }
+
+    /// The answer to an accepted resume, on the new connection: the server has received
+    /// `received` of the master's counted frames.
+    pub fn resumed(&self, received: u64) -> Result<Bytes, ProtoError> {
+        self.sending()?;
+        self.codec
+            .encode(&SessionFrame::Resumed(Resumed { received }))
+    }
+
+    /// Tells the master the server has received `received` of its counted frames.
+    pub fn ack(&self, received: u64) -> Result<Bytes, ProtoError> {
+        self.sending()?;
+        self.codec.encode(&SessionFrame::Ack(Ack { received }))
     }
 
     /// The slave of a starting channel started.

@@ -95,6 +95,15 @@ pub struct ServeConfig {
     pub idle_session_timeout: Option<Duration>,
     /// Most bytes of frames waiting to be written to one slave's socket. Default 8 MiB.
     pub slave_inbox_limit: usize,
+    /// How long a session whose connection dropped keeps its slaves, waiting for its master
+    /// to resume it over a new connection. Default 30 s; zero turns resuming off (a dropped
+    /// connection ends the session at once).
+    #[serde(with = "duration::required")]
+    pub resume_grace: Duration,
+    /// Most bytes of frames a session keeps, sent but not yet acknowledged by its master, to
+    /// send again on a resume. Default 32 MiB. A master that acknowledges too slowly for
+    /// it (within a heartbeat limit) has its session ended.
+    pub resume_buffer: usize,
     /// Allow listening on an address that is not loopback without TLS. Default `false`: with
     /// no `[tls]` table the server refuses to start there, because basic-auth credentials and
     /// sessions would cross the network in the clear.
@@ -173,6 +182,8 @@ impl Default for ServeConfig {
             client_stall_timeout: Duration::from_secs(30),
             idle_session_timeout: Some(Duration::from_secs(10 * 60)),
             slave_inbox_limit: 8 << 20,
+            resume_grace: Duration::from_secs(30),
+            resume_buffer: 32 << 20,
             insecure_plaintext: false,
             admin_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             admin_port: 9337,

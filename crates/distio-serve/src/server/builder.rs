@@ -41,6 +41,8 @@ pub(crate) struct Settings {
     pub(crate) client_stall_timeout: Duration,
     pub(crate) idle_session_timeout: Option<Duration>,
     pub(crate) slave_inbox_limit: usize,
+    pub(crate) resume_grace: Duration,
+    pub(crate) resume_buffer: usize,
     pub(crate) insecure_plaintext: bool,
     pub(crate) containment: Containment,
     /// Set up by [`ServerBuilder::build`] from `root` and `containment`.
@@ -118,6 +120,8 @@ impl Settings {
             client_stall_timeout: config.client_stall_timeout.max(Duration::from_millis(1)),
             idle_session_timeout: config.idle_session_timeout.filter(|d| !d.is_zero()),
             slave_inbox_limit: config.slave_inbox_limit.clamp(1, u32::MAX as usize),
+            resume_grace: config.resume_grace,
+            resume_buffer: config.resume_buffer.max(1),
             insecure_plaintext: config.insecure_plaintext,
             containment: config.containment.clone(),
             jail: None,
@@ -366,6 +370,27 @@ impl ServerBuilder {
     /// the session ends and its slaves are killed (default 30 s).
     pub fn client_stall_timeout(mut self, timeout: Duration) -> Self {
         self.settings.client_stall_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a session whose connection dropped keeps its slaves, waiting for its master
+    /// to resume it (default 30 s; zero: no resuming, a dropped connection ends the session).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let builder = distio_serve::Server::builder().resume_grace(Duration::from_secs(5));
+    /// # let _ = builder;
+    /// ```
+    pub fn resume_grace(mut self, grace: Duration) -> Self {
+        self.settings.resume_grace = grace;
+        self
+    }
+
+    /// Most bytes of sent frames a session keeps until its master acknowledges them, to
+    /// send again on a resume (default 32 MiB). Past it (for a heartbeat limit), the
+    /// session ends.
+    pub fn resume_buffer(mut self, bytes: usize) -> Self {
+        self.settings.resume_buffer = bytes.max(1);
         self
     }
 

@@ -8,6 +8,7 @@ mod outbox;
 mod output;
 mod passphrase;
 mod relay;
+mod resume;
 pub(crate) mod script;
 mod session;
 mod slave;

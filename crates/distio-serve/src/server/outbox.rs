@@ -15,7 +15,6 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// What the session's writer sends.
-#[derive(Debug)]
 pub(crate) enum Out {
     /// A binary message, and the room it holds in the outbox.
     Message(Bytes, Option<Room>),
@@ -23,7 +22,16 @@ pub(crate) enum Out {
     Ping,
     /// From now on, seal every message with this (the passphrase handshake is done).
     Seal(Box<Sealer>),
+    /// Send what came before, then hand the connection's sending half and sealer over
+    /// (the connection resumes another session) and stop.
+    Detach(tokio::sync::oneshot::Sender<Detached>),
 }
+
+/// A connection's sending half and its sealer, handed over by its writer.
+pub(crate) type Detached = (
+    futures_util::stream::SplitSink<axum::extract::ws::WebSocket, axum::extract::ws::Message>,
+    Option<Box<Sealer>>,
+);
 
 /// The room a queued message holds in the outbox, given back when dropped.
 #[derive(Debug)]
@@ -118,6 +126,13 @@ impl Outbox {
     /// order, so the records are numbered as they go out).
     pub(crate) fn seal_from_now(&self, sealer: Sealer) {
         let _ = self.tx.send(Out::Seal(Box::new(sealer)));
+    }
+
+    /// Asks the writer to hand its connection over once what is queued is sent.
+    pub(crate) fn detach(&self) -> tokio::sync::oneshot::Receiver<Detached> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Out::Detach(tx));
+        rx
     }
 
     /// Makes every waiting and later [`send`](Self::send) fail at once.

@@ -19,8 +19,9 @@ use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
 use distio_proto::Throttle;
 use distio_proto::remote::{
-    Beat, Channel, CloseReason, ExitCause, Heartbeat, ServerEvent, ServerSession, Spawn,
-    SpawnFailure, Spawned, Welcome,
+    Beat, Channel, CloseReason, Closing, ExitCause, Heartbeat, ReceiveCounter, ReplayBuffer,
+    Resume, ResumeToken, ServerEvent, ServerSession, SessionFrame, Spawn, SpawnFailure, Spawned,
+    Welcome,
 };
 use futures_util::FutureExt as _;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -29,7 +30,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -39,6 +40,7 @@ use super::load;
 use super::outbox::{Out, Outbox};
 use super::passphrase::{Gate, Refused};
 use super::relay::SlaveLink;
+use super::resume::{Handoff, TokenKey};
 use super::slave::{self, Finished, SessionParts, Started};
 use crate::admission::Admission;
 use distio_proto::remote::passphrase::{Sealer, ServerHandshake};
@@ -69,8 +71,19 @@ enum End {
     /// No slaves and no frames for the idle timeout.
     Idle,
     /// The session was refused (the passphrase mode: a missing or wrong passphrase, a
-    /// record that did not open); its closing, if any, is queued already.
+    /// record that did not open; a resume refused); its closing, if any, is queued already.
     Refused(String),
+    /// The connection's first frame was a resume: it is to carry on another session.
+    Resume(Resume),
+    /// A new connection resumed this session while this one was still attached: it
+    /// replaces this one.
+    Replaced(Box<Handoff>),
+    /// The connection was handed to the session it resumed.
+    HandedOver,
+    /// The link dropped and no resume came within the grace.
+    ResumeExpired,
+    /// The master acknowledged too slowly: keeping more to replay would pass the limit.
+    ReplayOverflow,
 }
 
 /// How the session's writer task ended.
@@ -80,6 +93,11 @@ enum Written {
     Ended,
     /// A write made no progress for the client stall timeout.
     Stalled,
+    /// The connection was handed over (see [`Out::Detach`]).
+    Detached,
+    /// The master acknowledged nothing for the heartbeat's limit while the replay buffer
+    /// was full.
+    ReplayOverflow,
 }
 
 impl End {
@@ -94,6 +112,11 @@ impl End {
             End::ClientStalled => "client_stalled",
             End::Idle => "idle",
             End::Refused(_) => "refused",
+            End::Resume(_) => "resume",
+            End::Replaced(_) => "replaced",
+            End::HandedOver => "handed_over",
+            End::ResumeExpired => "resume_expired",
+            End::ReplayOverflow => "replay_overflow",
         }
     }
 }
@@ -114,9 +137,20 @@ struct Session {
     /// The writer task has returned (its handle must not be polled again).
     writer_done: bool,
     entry: crate::admin::SessionEntry,
-    /// The connection's admission ticket, until the passphrase handshake settles it.
-    ticket: Option<Admission>,
+    user: Option<String>,
+    /// What the writer sends, kept across connections.
+    outgoing: Outgoing,
+    /// What was sent and not yet acknowledged (once a resume token was issued).
+    replay: Replay,
+    /// Told when the master acknowledges.
+    acked: Arc<Notify>,
+    received: ReceiveCounter,
+    /// Connections resuming this session, once it issued a token (and the token's key).
+    handoffs: Option<(mpsc::Receiver<Handoff>, TokenKey)>,
 }
+
+type Outgoing = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Out>>>;
+type Replay = Arc<Mutex<Option<ReplayBuffer>>>;
 
 /// Serves one session until it ends, and ends everything it started.
 pub(crate) async fn run(
@@ -126,11 +160,13 @@ pub(crate) async fn run(
     ticket: Option<Admission>,
     state: ServerState,
 ) {
-    let entry = state.admin().session_opened(peer, user);
+    let entry = state.admin().session_opened(peer, user.clone());
     let settings = state.settings();
     let (sink, stream) = socket.split();
     let (outbox, outgoing) = Outbox::new(settings.outbox_limit);
-    let mut writer = tokio::spawn(write(sink, outgoing, settings.client_stall_timeout));
+    let outgoing = Arc::new(tokio::sync::Mutex::new(outgoing));
+    let replay: Replay = Arc::default();
+    let acked = Arc::new(Notify::new());
     let protocol = ServerSession::new(state.codec(), settings.max_channels_per_session);
     // Each slave hands over at most one `Started`; the channel limit bounds them.
     let (started_tx, started) = mpsc::channel(settings.max_channels_per_session.max(1));
@@ -150,14 +186,230 @@ pub(crate) async fn run(
         started,
         writer_done: false,
         entry,
-        ticket,
+        user,
+        outgoing,
+        replay,
+        acked,
+        received: ReceiveCounter::default(),
+        handoffs: None,
     };
+    let mut writer = session.writer(sink, None, Vec::new());
     tracing::info!(session = session.entry.id(), %peer, user = session.entry.user(), "session started");
-    let end = session.serve(stream, &mut writer).await;
-    session.finish(end, &mut writer).await;
+    let mut gate = Gate::new(&state, ticket);
+    let mut stream = stream;
+    let mut end = session
+        .serve(&mut stream, &mut writer, &mut gate, false)
+        .await;
+    if let End::Resume(resume) = end {
+        let end = session.hand_over(resume, stream, gate, &mut writer).await;
+        return session.finish(end, &mut writer).await;
+    }
+    loop {
+        end = match end {
+            End::Dropped | End::HeartbeatLost | End::ClientStalled | End::Replaced(_)
+                if session.handoffs.is_some() =>
+            {
+                writer.abort();
+                let parked = match end {
+                    End::Replaced(handoff) => Ok(*handoff),
+                    end => session.park(end).await,
+                };
+                match parked {
+                    Ok(Handoff {
+                        stream: new_stream,
+                        sink,
+                        gate: new_gate,
+                        sealer,
+                        received,
+                        peer,
+                    }) => {
+                        (stream, gate) = (new_stream, new_gate);
+                        session.peer = peer;
+                        match session.attach(sink, sealer, received, &mut writer) {
+                            Ok(()) => {
+                                session
+                                    .serve(&mut stream, &mut writer, &mut gate, true)
+                                    .await
+                            }
+                            Err(end) => end,
+                        }
+                    }
+                    Err(end) => end,
+                }
+            }
+            end => break session.finish(end, &mut writer).await,
+        };
+    }
 }
 
 impl Session {
+    fn replay_lock(&self) -> MutexGuard<'_, Option<ReplayBuffer>> {
+        self.replay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a writer for a connection's sending half: `preamble` first (a resumed
+    /// session's answer and replay), then the outbox.
+    fn writer(
+        &self,
+        sink: SplitSink<WebSocket, Message>,
+        sealer: Option<Box<Sealer>>,
+        preamble: Vec<Bytes>,
+    ) -> tokio::task::JoinHandle<Written> {
+        let settings = self.state.settings();
+        tokio::spawn(write(Writer {
+            sink,
+            outgoing: Arc::clone(&self.outgoing),
+            limit: settings.client_stall_timeout,
+            sealer,
+            replay: Arc::clone(&self.replay),
+            acked: Arc::clone(&self.acked),
+            ack_wait: settings.heartbeat_interval * settings.heartbeat_misses,
+            preamble,
+        }))
+    }
+
+    /// After the welcome: issues the session's resume token, unless resuming is off.
+    fn issue_token(&mut self) {
+        let grace = self.state.settings().resume_grace;
+        if grace.is_zero() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let Some((token, key)) = self.state.resumes().issue(self.user.clone(), tx) else {
+            tracing::warn!(
+                session = self.entry.id(),
+                "no randomness for a resume token; the session cannot be resumed"
+            );
+            return;
+        };
+        *self.replay_lock() = Some(ReplayBuffer::new(self.state.settings().resume_buffer));
+        self.handoffs = Some((rx, key));
+        let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        let frame = self
+            .protocol()
+            .resume_token(&ResumeToken { token, grace_ms });
+        self.send_control(frame);
+    }
+
+    /// The link dropped (`why`): keeps the slaves running and their frames queued until a
+    /// new connection resumes the session (its hand-off comes back) or the grace passes.
+    async fn park(&mut self, why: End) -> Result<Handoff, End> {
+        let grace = self.state.settings().resume_grace;
+        tracing::info!(
+            session = self.entry.id(),
+            reason = why.label(),
+            slaves = self.channels.len(),
+            ?grace,
+            "session link lost; waiting for the master to resume it"
+        );
+        let deadline = Instant::now() + grace;
+        let mut stop = self.state.stop_signal();
+        loop {
+            tokio::select! {
+                () = stopped(&mut stop) => return Err(End::ServerStopping),
+                () = tokio::time::sleep_until(deadline) => return Err(End::ResumeExpired),
+                handoff = next_handoff(&mut self.handoffs) => match handoff {
+                    Some(handoff) => return Ok(handoff),
+                    None => return Err(End::ResumeExpired),
+                },
+                Some(started) = self.started.recv() => self.on_started(started),
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => self.on_task_done(done),
+            }
+        }
+    }
+
+    /// Carries the session on over a new connection: answers the resume, then sends
+    /// again what the master has not received, then the outbox.
+    fn attach(
+        &mut self,
+        sink: SplitSink<WebSocket, Message>,
+        sealer: Option<Box<Sealer>>,
+        received: u64,
+        writer: &mut tokio::task::JoinHandle<Written>,
+    ) -> Result<(), End> {
+        let replay = self.replay_lock().as_mut().map(|r| {
+            r.replay_from(received)
+                .map(|frames| frames.cloned().collect::<Vec<_>>())
+        });
+        let frames = match replay {
+            Some(Ok(frames)) => frames,
+            Some(Err(err)) => {
+                *writer = self.writer(sink, sealer, Vec::new());
+                self.writer_done = false;
+                return Err(End::Violation(err.to_string()));
+            }
+            None => Vec::new(),
+        };
+        let mut preamble = Vec::with_capacity(frames.len() + 1);
+        match self.protocol().resumed(self.received.received()) {
+            Ok(resumed) => preamble.push(resumed),
+            Err(err) => return Err(End::Violation(err.to_string())),
+        }
+        self.received.told();
+        tracing::info!(session = self.entry.id(), peer = %self.peer, replayed = frames.len(), "session resumed");
+        preamble.extend(frames);
+        *writer = self.writer(sink, sealer, preamble);
+        self.writer_done = false;
+        Ok(())
+    }
+
+    /// This connection asked to resume another session: hands it over, or refuses it.
+    async fn hand_over(
+        &mut self,
+        resume: Resume,
+        stream: SplitStream<WebSocket>,
+        gate: Gate,
+        writer: &mut tokio::task::JoinHandle<Written>,
+    ) -> End {
+        let refuse = |this: &Self, label: &str, message: &str| {
+            tracing::info!(peer = %this.peer, user = this.entry.user(), reason = label, "a resume was refused");
+            let closing = this.state.codec().encode(&SessionFrame::Closing(Closing {
+                reason: CloseReason::ResumeRefused,
+                message: message.into(),
+            }));
+            this.send_control(closing);
+            End::Refused(format!("resume refused: {label}"))
+        };
+        if resume.instance != self.state.instance() {
+            return refuse(
+                self,
+                "other_instance",
+                "this server is another instance than the session's (it restarted): the                  session and its slaves are gone; open a new session",
+            );
+        }
+        let handoffs = match self
+            .state
+            .resumes()
+            .claim(&resume.token, self.user.as_deref())
+        {
+            Ok(handoffs) => handoffs,
+            Err(refusal) => return refuse(self, refusal.label(), refusal.message()),
+        };
+        // The writer hands the sending half (and sealer) back once it has sent what came
+        // before.
+        let detached = self.parts.outbox.detach();
+        let Ok(Ok((sink, sealer))) = tokio::time::timeout(FLUSH_LIMIT, detached).await else {
+            return End::Dropped;
+        };
+        self.writer_done = true;
+        let _ = writer.await;
+        let handoff = Handoff {
+            stream,
+            sink,
+            gate,
+            sealer,
+            received: resume.received,
+            peer: self.peer,
+        };
+        match tokio::time::timeout(FLUSH_LIMIT, handoffs.send(handoff)).await {
+            Ok(Ok(())) => End::HandedOver,
+            // The session ended meanwhile: the connection drops.
+            _ => End::Dropped,
+        }
+    }
+
     fn protocol(&self) -> MutexGuard<'_, ServerSession> {
         self.parts
             .session
@@ -167,18 +419,32 @@ impl Session {
 
     async fn serve(
         &mut self,
-        mut stream: SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         writer: &mut tokio::task::JoinHandle<Written>,
+        gate: &mut Gate,
+        resumed: bool,
     ) -> End {
         let settings = self.state.settings().clone();
         let open_deadline = Instant::now() + settings.open_timeout;
-        let mut heartbeat: Option<Heartbeat> = None;
+        // A resumed session is open already: its heartbeat starts at once.
+        let mut heartbeat: Option<Heartbeat> = resumed.then(|| {
+            Heartbeat::new(
+                settings.heartbeat_interval,
+                settings.heartbeat_misses,
+                std::time::Instant::now(),
+            )
+        });
         let mut stop = self.state.stop_signal();
         // One timer for the whole session, moved as the deadline moves: the open deadline,
         // then the heartbeat's. Whether anything arrived is noted per message and handed
         // to the heartbeat when the timer fires, so a busy session reads no clock per
         // message (the peer is counted as heard at the tick, less than an interval late).
-        let timer = tokio::time::sleep_until(open_deadline);
+        let first = if resumed {
+            Instant::now() + settings.heartbeat_interval
+        } else {
+            open_deadline
+        };
+        let timer = tokio::time::sleep_until(first);
         tokio::pin!(timer);
         let mut heard = false;
         // The idle check ticks four times per idle timeout: a session is closed after
@@ -188,11 +454,14 @@ impl Session {
         let idle_timer = tokio::time::sleep(idle_tick.unwrap_or(Duration::MAX / 4));
         tokio::pin!(idle_timer);
         let (mut framed, mut quiet_ticks) = (false, 0u32);
-        let mut gate = Gate::new(&self.state, self.ticket.take());
         let codec = self.state.codec();
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return End::ServerStopping,
+                Some(handoff) = next_handoff(&mut self.handoffs) => {
+                    tracing::info!(session = self.entry.id(), "a new connection resumed the session; it replaces this one");
+                    return End::Replaced(Box::new(handoff));
+                }
                 message = stream.next() => {
                     let message = match message {
                         None | Some(Err(_)) => return End::Dropped,
@@ -217,8 +486,16 @@ impl Session {
                         Err(Refused::Record(why)) => return End::Violation(why),
                     };
                     let opening = heartbeat.is_none();
+                    let counted = SessionFrame::is_counted(&binary).then_some(binary.len());
                     if let Err(end) = self.on_message(binary, &mut heartbeat).await {
                         return end;
+                    }
+                    // Counted once acted on.
+                    if let Some(len) = counted
+                        && let Some(received) = self.received.count(len)
+                    {
+                        let ack = self.protocol().ack(received);
+                        self.send_control(ack);
                     }
                     if opening && let Some(beat) = heartbeat.as_mut() {
                         heard = false;
@@ -237,6 +514,10 @@ impl Session {
                     let now = std::time::Instant::now();
                     if std::mem::take(&mut heard) {
                         beat.heard(now);
+                    }
+                    if let Some(received) = self.received.tick() {
+                        let ack = self.protocol().ack(received);
+                        self.send_control(ack);
                     }
                     match self.beat(beat, now) {
                         Some(at) => timer.as_mut().reset(at),
@@ -258,6 +539,7 @@ impl Session {
                     self.writer_done = true;
                     return match written {
                         Ok(Written::Stalled) => End::ClientStalled,
+                        Ok(Written::ReplayOverflow) => End::ReplayOverflow,
                         _ => End::Dropped,
                     };
                 }
@@ -320,6 +602,7 @@ impl Session {
                     settings.heartbeat_misses,
                     std::time::Instant::now(),
                 ));
+                self.issue_token();
             }
             ServerEvent::Spawn(spawn) => self.spawn(spawn),
             ServerEvent::Refused { reply, .. } => self.parts.outbox.control(reply),
@@ -366,6 +649,16 @@ impl Session {
                 self.send_control(reply);
             }
             ServerEvent::Stale { .. } => {}
+            ServerEvent::Acked { received } => {
+                let acked = self.replay_lock().as_mut().map(|r| r.ack(received));
+                match acked {
+                    Some(Ok(())) => self.acked.notify_one(),
+                    Some(Err(err)) => return Err(End::Violation(err.to_string())),
+                    // No token was issued: nothing kept to drop.
+                    None => {}
+                }
+            }
+            ServerEvent::Resume(resume) => return Err(End::Resume(resume)),
             ServerEvent::Closing(closing) => {
                 tracing::info!(peer = %self.peer, reason = ?closing.reason, "the master closed the session");
                 return Err(End::Closed);
@@ -479,9 +772,26 @@ impl Session {
     /// Ends every slave of the session, then the session.
     async fn finish(mut self, end: End, writer: &mut tokio::task::JoinHandle<Written>) {
         let settings = self.state.settings().clone();
+        if let Some((_, key)) = self.handoffs.take() {
+            // The token resumes nothing from now on.
+            self.state.resumes().remove(&key);
+        }
         let stopping = matches!(end, End::ServerStopping);
         let close = match &end {
-            End::Closed | End::Dropped => None,
+            End::Closed | End::Dropped | End::HandedOver | End::Resume(_) | End::Replaced(_) => {
+                None
+            }
+            End::ResumeExpired => {
+                tracing::info!(peer = %self.peer, slaves = self.channels.len(), "no resume came within the grace; the session's slaves are ended");
+                None
+            }
+            End::ReplayOverflow => Some((
+                CloseReason::ProtocolViolation,
+                format!(
+                    "the master acknowledged too slowly: more than {} bytes were sent and not                      acknowledged",
+                    settings.resume_buffer
+                ),
+            )),
             End::Refused(why) => {
                 tracing::debug!(peer = %self.peer, "session refused: {why}");
                 None
@@ -603,16 +913,79 @@ impl Session {
     }
 }
 
+/// What a connection's writer works with.
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    outgoing: Outgoing,
+    /// The client stall timeout.
+    limit: Duration,
+    sealer: Option<Box<Sealer>>,
+    replay: Replay,
+    acked: Arc<Notify>,
+    /// How long a full replay buffer waits for an acknowledgement.
+    ack_wait: Duration,
+    /// Sent first, not kept for replay (they are already, or are not counted).
+    preamble: Vec<Bytes>,
+}
+
 /// Sends the outbox's messages and pings to the WebSocket until the outbox is dropped,
 /// then closes it. Gives up ([`Written::Stalled`]) on a write that makes no progress for
-/// `limit`: the client does not read.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outgoing: mpsc::UnboundedReceiver<Out>,
-    limit: Duration,
-) -> Written {
-    let mut sealer: Option<Box<Sealer>> = None;
-    while let Some(out) = outgoing.recv().await {
+/// `limit`: the client does not read. Every counted frame is kept for replay before it is
+/// written, so a writer aborted at any point loses nothing; while the replay buffer is
+/// full the writer takes nothing more from the outbox, for at most `ack_wait`.
+async fn write(w: Writer) -> Written {
+    let Writer {
+        mut sink,
+        outgoing,
+        limit,
+        mut sealer,
+        replay,
+        acked,
+        ack_wait,
+        preamble,
+    } = w;
+    // Waits for a writer of an earlier connection to be gone (aborted).
+    let mut outgoing = outgoing.lock_owned().await;
+    let full = || {
+        replay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .is_some_and(|r| !r.has_room())
+    };
+    let mut preamble = preamble.into_iter();
+    loop {
+        let out = match preamble.next() {
+            Some(bytes) => Out::Message(bytes, None),
+            None => {
+                if full() {
+                    let waited = tokio::time::timeout(ack_wait, async {
+                        while full() {
+                            acked.notified().await;
+                        }
+                    })
+                    .await;
+                    if waited.is_err() {
+                        return Written::ReplayOverflow;
+                    }
+                }
+                let Some(out) = outgoing.recv().await else {
+                    break;
+                };
+                if let Out::Message(bytes, _) = &out
+                    && SessionFrame::is_counted(bytes)
+                    && let Some(r) = replay
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .as_mut()
+                {
+                    // Room was checked above; a frame may take the buffer past its limit
+                    // by its own length at most.
+                    r.push_unchecked(bytes.clone());
+                }
+                out
+            }
+        };
         let out = match out {
             Out::Seal(new) => {
                 sealer = Some(new);
@@ -624,8 +997,14 @@ async fn write(
                 }
                 continue;
             }
+            Out::Detach(to) => {
+                let _ = tokio::time::timeout(limit, sink.flush()).await;
+                let _ = to.send((sink, sealer));
+                return Written::Detached;
+            }
             Out::Message(bytes, room) => match sealer.as_mut() {
-                // In place: the relay leaves room for the tag.
+                // In place: the relay leaves room for the tag (a frame kept for replay is
+                // copied instead).
                 Some(sealer) => match sealer.seal(bytes) {
                     Ok(record) => Out::Message(record, room),
                     Err(err) => {
@@ -658,12 +1037,12 @@ async fn write(
             // The room is freed once the message is handed to the socket.
             Out::Message(bytes, _room) => sink.start_send_unpin(Message::Binary(bytes)),
             Out::Ping => sink.start_send_unpin(Message::Ping(Bytes::new())),
-            Out::Seal(_) => Ok(()),
+            Out::Seal(_) | Out::Detach(_) => Ok(()),
         };
         if sent.is_err() {
             return Written::Ended;
         }
-        if outgoing.is_empty() {
+        if outgoing.is_empty() && preamble.len() == 0 {
             match tokio::time::timeout(limit, sink.flush()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Written::Ended,
@@ -673,6 +1052,16 @@ async fn write(
     }
     let _ = tokio::time::timeout(limit, sink.send(Message::Close(None))).await;
     Written::Ended
+}
+
+/// The next connection resuming the session, if it can be resumed (else never).
+async fn next_handoff(
+    handoffs: &mut Option<(mpsc::Receiver<Handoff>, TokenKey)>,
+) -> Option<Handoff> {
+    match handoffs {
+        Some((rx, _)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Returns once the server is stopping.

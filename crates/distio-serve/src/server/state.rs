@@ -32,6 +32,7 @@ struct Shared {
     env: Vec<(OsString, OsString)>,
     admin: crate::admin::Admin,
     passphrase: Option<Arc<PassphraseKey>>,
+    resumes: super::resume::Resumes,
 }
 
 impl ServerState {
@@ -58,6 +59,7 @@ impl ServerState {
                 env,
                 admin: crate::admin::Admin::default(),
                 passphrase,
+                resumes: super::resume::Resumes::default(),
             }),
         }
     }
@@ -77,6 +79,11 @@ impl ServerState {
 
     pub(crate) fn instance(&self) -> u64 {
         self.shared.instance
+    }
+
+    /// The tokens of the resumable sessions.
+    pub(crate) fn resumes(&self) -> &super::resume::Resumes {
+        &self.shared.resumes
     }
 
     /// The passphrase mode's key, if the server has a passphrase.

@@ -6,6 +6,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod proxy;
+
 use bytes::{Bytes, BytesMut};
 use distio_proto::remote::{
     Channel, ClientEvent, ClientSession, CloseReason, SessionCodec, Spawn, Spawned,
