@@ -141,6 +141,16 @@ pub enum MasterError {
         reason: String,
     },
 
+    /// Nothing listens on the host's port: the connection was refused.
+    #[error(
+        "nothing listens at {host} (the connection was refused): is distio-serve running \
+         there, on that port?"
+    )]
+    HostNotListening {
+        /// The host.
+        host: String,
+    },
+
     /// The master could not reach a host.
     #[error(
         "could not reach {host}: {reason}; check that distio-serve runs there, listens on that \

@@ -15,12 +15,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// Quick detection and probing, for tests.
+/// Quick detection and probing, for tests; resuming on (a killed server is given up at
+/// once all the same: nothing listens on its port).
 fn quick_link() -> LinkSettings {
     LinkSettings {
         heartbeat_interval: Duration::from_millis(500),
         heartbeat_misses: 6,
-        resume_window: Duration::ZERO,
+        ..LinkSettings::default()
     }
 }
 

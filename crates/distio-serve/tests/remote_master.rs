@@ -342,7 +342,7 @@ fn assert_refused(err: MasterError, kind: SpawnFailure, host: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_refused_is_host_unreachable() {
+async fn connection_refused_is_host_not_listening() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -354,7 +354,7 @@ async fn connection_refused_is_host_unreachable() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(&err, MasterError::HostUnreachable { host: h, .. } if *h == host),
+        matches!(&err, MasterError::HostNotListening { host: h } if *h == host),
         "{err:?}"
     );
     assert!(text.contains(&host), "{text}");
@@ -608,7 +608,9 @@ async fn a_lost_connection_fails_every_pending_request_with_host_lost() {
     assert!(
         matches!(
             err,
-            MasterError::HostUnreachable { .. } | MasterError::HostLost { .. }
+            MasterError::HostUnreachable { .. }
+                | MasterError::HostNotListening { .. }
+                | MasterError::HostLost { .. }
         ),
         "{err:?}"
     );
@@ -650,7 +652,7 @@ async fn a_stopping_server_fails_every_pending_request_with_host_lost() {
         .unwrap_err();
     assert!(err.to_string().contains(&host), "{err}");
     assert!(
-        matches!(err, MasterError::HostUnreachable { .. }),
+        matches!(err, MasterError::HostNotListening { .. }),
         "{err:?}"
     );
 }

@@ -121,8 +121,13 @@ impl Member {
     pub(crate) fn view(&self) -> HostView {
         let mut state = lock(&self.state);
         state.sync();
+        let resuming = state
+            .session
+            .upgrade()
+            .is_some_and(|session| session.is_reconnecting());
         let health = match &state.health {
             Health::Unknown => HostHealth::Unknown,
+            Health::Up if resuming => HostHealth::Resuming,
             Health::Up => HostHealth::Up,
             Health::Down { reason, since } => HostHealth::Down {
                 reason: reason.clone(),

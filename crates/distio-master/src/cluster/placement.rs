@@ -12,6 +12,9 @@ pub enum HostHealth {
     Unknown,
     /// Its session is open (or it answered its last probe).
     Up,
+    /// Its link dropped and the master is resuming the session: its slaves' requests wait,
+    /// new slaves go elsewhere meanwhile.
+    Resuming,
     /// Lost, refused, or unreachable: skipped by placement, probed again after a backoff.
     Down {
         /// Why, as a sentence.

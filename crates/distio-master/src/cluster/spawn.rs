@@ -62,6 +62,7 @@ pub(crate) fn judge(err: &MasterError) -> Verdict {
         MasterError::RemoteSpawnTimedOut { .. } => Verdict::TryElsewhere,
         MasterError::HostLost { .. }
         | MasterError::HostUnreachable { .. }
+        | MasterError::HostNotListening { .. }
         | MasterError::HostHandshake { .. }
         | MasterError::HostUnauthorized { .. }
         | MasterError::HostForbidden { .. }

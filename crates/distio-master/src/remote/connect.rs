@@ -136,6 +136,9 @@ pub(crate) enum ResumeFailure {
     Unreachable(MasterError),
     /// The server (or its credentials check) refused: the session is over.
     Refused(String),
+    /// Nothing listens on the host's port any more: its server stopped or was killed,
+    /// and its sessions with it.
+    Gone,
 }
 
 /// Connects to `host` again and asks it to carry on the session of `token` on server
@@ -153,6 +156,8 @@ pub(crate) async fn resume(
         MasterError::HostUnreachable { .. } | MasterError::HostHandshake { .. } => {
             ResumeFailure::Unreachable(err)
         }
+        // Nothing listens: its server is gone, and the session with it.
+        MasterError::HostNotListening { .. } => ResumeFailure::Gone,
         other => ResumeFailure::Refused(other.to_string()),
     })?;
     let unreachable = |reason: String| {
@@ -233,7 +238,12 @@ async fn open_link(
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(host.authority()))
         .await
         .map_err(|_| unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-        .map_err(|err| unreachable(err.to_string()))?;
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::ConnectionRefused => MasterError::HostNotListening {
+                host: shown.clone(),
+            },
+            _ => unreachable(err.to_string()),
+        })?;
     let _ = tcp.set_nodelay(true);
     let stream = if host.is_secure() {
         let default = ClientTls::new();

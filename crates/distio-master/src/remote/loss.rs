@@ -39,6 +39,9 @@ pub enum LossCause {
     /// The server acknowledged too slowly: keeping more frames to replay would pass the
     /// limit.
     ReplayOverflow,
+    /// The link dropped and nothing listens on the host's port any more: its server
+    /// stopped or was killed, and the session with it.
+    ServerGone,
 }
 
 impl fmt::Display for LossCause {
@@ -63,6 +66,10 @@ impl fmt::Display for LossCause {
                 f,
                 "the link dropped and could not be resumed within {window:?} (the host or \
                  the network may be down)"
+            ),
+            LossCause::ServerGone => f.write_str(
+                "the link dropped and nothing listens on its port any more (its server was \
+                 stopped or killed)",
             ),
             LossCause::ReplayOverflow => f.write_str(
                 "it acknowledged the session's frames too slowly (more than the replay limit \

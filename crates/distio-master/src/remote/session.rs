@@ -629,6 +629,10 @@ async fn reconnect(session: Weak<Session>) {
                 strong.end(LossCause::ResumeRefused(why));
                 return;
             }
+            Ok(Err(super::connect::ResumeFailure::Gone)) => {
+                strong.end(LossCause::ServerGone);
+                return;
+            }
             Ok(Err(super::connect::ResumeFailure::Unreachable(err))) => {
                 tracing::debug!(host = %host, attempts, "resume attempt failed: {err}");
             }
