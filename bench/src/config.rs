@@ -32,7 +32,7 @@ pub(crate) const USAGE: &str =
     "usage: distio-bench [--smoke] [--rounds N] [--sequential N] [--pipelined N]
        [--window N] [--broadcasts N] [--workpool-tasks N] [--workpool-window N]
        [--mib-echoes N] [--spawns N] [--cap-secs S] [--memory-secs S] [--out DIR]
-       [--only sequential,pipelined,broadcast,workpool,large,spawn,memory,remote]";
+       [--only sequential,pipelined,broadcast,workpool,large,spawn,memory,remote,cluster]";
 
 impl Config {
     fn full() -> Self {

@@ -6,6 +6,7 @@
 //! (`bench-slave`), the floor's child (`floor-echo`) and the remote floor's relay
 //! (`floor-relay`).
 
+mod cluster;
 mod config;
 mod floor;
 mod memory;
@@ -73,6 +74,10 @@ async fn run_all(config: &Config, programs: &Programs) -> (Vec<Outcome>, Vec<Str
             "remote memory",
             remote::remote_memory(config, programs).await,
         );
+    }
+    if config.runs("cluster") {
+        keep("cluster", cluster::cluster(config, programs).await);
+        keep("resume", cluster::resume(config, programs).await);
     }
     (outcomes, failures)
 }

@@ -44,14 +44,29 @@ pub(crate) struct MemberState {
 }
 
 impl MemberState {
-    /// Takes the figures of its live session, if it has one.
-    fn sync(&mut self) {
-        if let Some(session) = self.session.upgrade()
-            && !session.is_lost()
-        {
-            self.last = Some(session.status());
-            self.ours = u32::try_from(session.live_channels()).unwrap_or(u32::MAX);
+    /// Takes the figures of its live session, if it has one; a lost session makes the
+    /// host down (the next spawn's refresh starts its probe).
+    fn sync(&mut self, shown: &str) {
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        if session.is_lost() {
+            if matches!(self.health, Health::Up) {
+                let reason = session
+                    .loss_reason()
+                    .unwrap_or_else(|| "its session was lost".into());
+                tracing::warn!(host = %shown, "host down, skipped until it answers again: {reason}");
+                self.health = Health::Down {
+                    reason,
+                    since: Instant::now(),
+                };
+                self.ours = 0;
+            }
+            self.session = Weak::new();
+            return;
         }
+        self.last = Some(session.status());
+        self.ours = u32::try_from(session.live_channels()).unwrap_or(u32::MAX);
     }
 }
 
@@ -87,7 +102,7 @@ impl Member {
         state.health = Health::Up;
         state.session = Arc::downgrade(session);
         state.fresh_session = false;
-        state.sync();
+        state.sync(&self.shown);
     }
 
     /// Records the host as down. Returns whether it was not down before (then a probe
@@ -120,7 +135,7 @@ impl Member {
     /// How placement sees it now.
     pub(crate) fn view(&self) -> HostView {
         let mut state = lock(&self.state);
-        state.sync();
+        state.sync(&self.shown);
         let resuming = state
             .session
             .upgrade()

@@ -197,7 +197,12 @@ impl Inner {
                 (state.health.clone(), state.fresh_session)
             };
             match health {
-                member::Health::Down { .. } => {}
+                member::Health::Down { .. } => {
+                    // Found down outside a spawn (its session was lost): probe it.
+                    if lock(&member.state).probe.is_none() {
+                        probe::start(self, member.index);
+                    }
+                }
                 member::Health::Up if !fresh => match sessions.current(&member.host) {
                     Some(session) if session.is_lost() => {
                         let reason = session
