@@ -69,18 +69,12 @@ async fn main() -> Result<(), Error> {
     if distio_slave::launched_as_slave() {
         return slave().await;
     }
-    let exe = std::env::current_exe()?;
-    let script = exe
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or("the example's file name is not UTF-8")?
-        .to_owned();
-    let root = exe.parent().ok_or("the example has no directory")?;
+    let (script, root) = distio_examples::own_script()?;
 
     let mut urls = Vec::new();
     let mut stops = Vec::new();
     for capacity in [8, 12, 16] {
-        let (url, stop) = server(root, capacity).await?;
+        let (url, stop) = server(&root, capacity).await?;
         println!("distio-serve at {url}, {capacity} places");
         urls.push(url);
         stops.push(stop);

@@ -37,21 +37,15 @@ async fn main() -> Result<(), Error> {
     if distio_slave::launched_as_slave() {
         return slave().await;
     }
-    let exe = std::env::current_exe()?;
-    let script = exe
-        .file_name()
-        .and_then(|name| name.to_str())
-        .ok_or("the example's file name is not UTF-8")?
-        .to_owned();
+    let (script, root) = distio_examples::own_script()?;
 
     // A server of our own, unless one was named.
     let (host, server) = match std::env::args().nth(1) {
         Some(url) => (url, None),
         None => {
-            let root = exe.parent().ok_or("the example has no directory")?;
             let server = distio_serve::Server::builder()
                 .port(0)
-                .root(root)
+                .root(&root)
                 // Its own slaves, run as the user running it (root included), as local ones would be.
                 .containment(distio_serve::Containment {
                     allow_root_slaves: true,

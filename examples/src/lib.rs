@@ -14,6 +14,30 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// This example's own binary as a script for `distio-serve`: its file name, and the
+/// directory it is in (to serve as the server's root). One binary is master, server and
+/// slave.
+///
+/// ```no_run
+/// let (script, root) = distio_examples::own_script()?;
+/// assert!(root.join(&script).exists());
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
+pub fn own_script() -> Result<(String, std::path::PathBuf), Box<dyn std::error::Error + Send + Sync>>
+{
+    let exe = std::env::current_exe()?;
+    let script = exe
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or("the example's file name is not UTF-8")?
+        .to_owned();
+    let root = exe
+        .parent()
+        .ok_or("the example has no directory")?
+        .to_owned();
+    Ok((script, root))
+}
+
 /// The README's Rust examples, compiled as doctests so that they stay correct.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

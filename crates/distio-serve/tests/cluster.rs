@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{ServeChild, TestServer, make_root, serve_binary, spawn_serve, start, within};
+use common::fleet::ProcessFleet;
+use common::{TestServer, start, within};
 use distio_master::prelude::*;
 use distio_master::{
     Cluster, HostHealth, LinkSettings, Location, Master, MasterError, Output, RoundRobin, Slave,
@@ -12,7 +13,6 @@ use distio_master::{
 };
 use distio_patterns::Workpool;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 /// Quick detection and probing, for tests; resuming on (a killed server is given up at
@@ -63,17 +63,6 @@ async fn server_with(capacity: usize) -> TestServer {
             .heartbeat(Duration::from_secs(30), 5)
     })
     .await
-}
-
-/// A `distio-serve` process on `port` (0: any) serving `root`.
-fn serve_process(root: &Path, port: u16) -> ServeChild {
-    spawn_serve(
-        serve_binary()
-            .args(["--port", &port.to_string(), "--root"])
-            .arg(root)
-            .args(["--max-concurrent-slaves", "8"])
-            .stderr(std::process::Stdio::null()),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,10 +170,8 @@ async fn no_host_left_is_one_error_naming_each_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_in_the_middle_of_a_workpool_fails_fast_and_the_job_completes() {
-    let roots: Vec<_> = (0..3).map(|_| make_root()).collect();
-    let mut servers: Vec<ServeChild> = roots.iter().map(|r| serve_process(r, 0)).collect();
-    let urls: Vec<String> = servers.iter().map(|s| url(s.addr)).collect();
-    let cluster = cluster_of(&urls).await.build().await.unwrap();
+    let mut fleet = ProcessFleet::start(&[8, 8, 8]);
+    let cluster = cluster_of(&fleet.urls()).await.build().await.unwrap();
     let master = Master::new();
     let slaves = within(master.spawn_many(
         6,
@@ -193,7 +180,7 @@ async fn a_host_killed_in_the_middle_of_a_workpool_fails_fast_and_the_job_comple
     .await
     .unwrap();
     assert_eq!(per_host(&slaves).len(), 3, "spread over the three hosts");
-    let doomed = url(servers[1].addr);
+    let doomed = url(fleet.addr(1));
     let pool = Workpool::new(&slaves).unwrap().retry_on_exit(true);
 
     // 60 tasks of 200 ms; the second host is killed (SIGKILL) once the job runs.
@@ -201,9 +188,7 @@ async fn a_host_killed_in_the_middle_of_a_workpool_fails_fast_and_the_job_comple
     let job = pool.run_all("sleep", &items);
     let kill = async {
         tokio::time::sleep(Duration::from_millis(600)).await;
-        let mut victim = servers[1].child.take().unwrap();
-        victim.kill().unwrap();
-        victim.wait().unwrap();
+        fleet.kill9(1);
     };
     let (replies, ()) = tokio::join!(within(job), kill);
     let replies = replies.expect("the job completes over the two hosts left");
@@ -236,19 +221,13 @@ async fn a_host_killed_in_the_middle_of_a_workpool_fails_fast_and_the_job_comple
     );
     assert!(matches!(cluster.hosts()[1].health, HostHealth::Down { .. }));
     within(master.close_all()).await.unwrap();
-    drop(servers);
-    for root in roots {
-        let _ = std::fs::remove_dir_all(root);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_comes_back_takes_slaves_again() {
-    let roots: Vec<_> = (0..2).map(|_| make_root()).collect();
-    let mut a = serve_process(&roots[0], 0);
-    let b = serve_process(&roots[1], 0);
-    let port_a = a.addr.port();
-    let cluster = cluster_of(&[url(a.addr), url(b.addr)])
+    let mut fleet = ProcessFleet::start(&[8, 8]);
+    let (a, b) = (url(fleet.addr(0)), url(fleet.addr(1)));
+    let cluster = cluster_of(&fleet.urls())
         .await
         .placement(RoundRobin::default())
         .build()
@@ -260,17 +239,15 @@ async fn a_host_that_comes_back_takes_slaves_again() {
     assert_eq!(per_host(&first).len(), 2);
 
     // A dies: its slave is lost, and spawns go to B.
-    let mut child = a.child.take().unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let on_a = first.iter().find(|s| host_of(s) == url(a.addr)).unwrap();
+    fleet.kill9(0);
+    let on_a = first.iter().find(|s| host_of(s) == a).unwrap();
     within(on_a.exited()).await;
     let during = within(master.spawn_many(3, options())).await.unwrap();
-    assert!(during.iter().all(|s| host_of(s) == url(b.addr)));
+    assert!(during.iter().all(|s| host_of(s) == b));
     assert!(matches!(cluster.hosts()[0].health, HostHealth::Down { .. }));
 
     // A comes back on the same port: the probe finds it, and it takes slaves again.
-    let _a_again = serve_process(&roots[0], port_a);
+    fleet.restart(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while cluster.hosts()[0].health != HostHealth::Up {
         assert!(
@@ -282,12 +259,9 @@ async fn a_host_that_comes_back_takes_slaves_again() {
     }
     let after = within(master.spawn_many(4, options())).await.unwrap();
     assert!(
-        after.iter().any(|s| host_of(s) == url(a.addr)),
+        after.iter().any(|s| host_of(s) == a),
         "{:?}",
         per_host(&after)
     );
     within(master.close_all()).await.unwrap();
-    for root in roots {
-        let _ = std::fs::remove_dir_all(root);
-    }
 }
