@@ -11,6 +11,7 @@ pub(crate) const TEST_COMMAND: [&str; 2] = ["test", "--workspace"];
 pub(crate) fn run() -> Result<(), String> {
     ensure_components()?;
     ensure_cargo_deny()?;
+    ensure_iproute2()?;
     cmd::run("cargo", &["fmt", "--all", "--check"], &[])?;
     cmd::run(
         "cargo",
@@ -71,4 +72,17 @@ fn ensure_cargo_deny() -> Result<(), String> {
         ],
         &[],
     )
+}
+
+/// The multi-host tests (`distio-serve`'s `netns_lab`, `cluster_netns`, `resume_netns`) build
+/// network namespaces with `ip` from iproute2 (they skip, saying so, when not run as root).
+fn ensure_iproute2() -> Result<(), String> {
+    let works = std::process::Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if works {
+        return Ok(());
+    }
+    crate::deploy_check::apt_install(&["iproute2"])
 }

@@ -76,16 +76,21 @@ pub(crate) fn have(program: &str) -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
+/// Installs Debian `packages` with apt-get.
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    cmd::run("apt-get", &["update", "-qq"], &env)?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    cmd::run("apt-get", &args, &env)
+}
+
 /// Installs Debian `packages` with apt-get unless `program` is already there.
 pub(crate) fn ensure_apt(program: &str, packages: &[&str]) -> Result<(), String> {
     if have(program) {
         return Ok(());
     }
-    let env = [("DEBIAN_FRONTEND", "noninteractive")];
-    cmd::run("apt-get", &["update", "-qq"], &env)?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend_from_slice(packages);
-    cmd::run("apt-get", &args, &env)?;
+    apt_install(packages)?;
     if have(program) {
         Ok(())
     } else {
