@@ -139,6 +139,20 @@ async fn wait_up(cluster: &Cluster, i: usize) {
     }
 }
 
+/// Waits (bounded) until host `i` shows as down, with no spawn to look at it: the loss of
+/// its session marks it down and starts its probe by itself.
+async fn wait_down(cluster: &Cluster, i: usize) {
+    let deadline = Instant::now() + BACK_UP_BOUND;
+    while !matches!(cluster.hosts()[i].health, HostHealth::Down { .. }) {
+        assert!(
+            Instant::now() < deadline,
+            "host {i} not shown down within {BACK_UP_BOUND:?} of losing its session: {:?}",
+            cluster.hosts()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Why a request to a lost slave failed, as the user reads it.
 async fn failure_of(slave: &Slave) -> String {
     match within(slave.exec("square", &2u64)).await {
@@ -285,7 +299,8 @@ async fn a_cut_link_fails_pending_requests_naming_the_host_and_a_restored_one_ta
         assert!(slave.has_exited());
     }
 
-    // New spawns go to the two hosts left; the spawn's refresh marks host 1 down.
+    // Shown down without a spawn; new spawns go to the two hosts left.
+    wait_down(&cluster, 1).await;
     let during = spawn_on(&master, &cluster, 4).await;
     assert!(
         during.iter().all(|s| host_of(s) != cut),
@@ -344,6 +359,7 @@ async fn a_namespaced_host_restarted_after_sigkill_is_probed_back_and_used_again
     within(lost.exited()).await;
     let why = failure_of(lost).await;
     assert!(why.contains(&killed), "{why}");
+    wait_down(&cluster, 1).await;
     let during = spawn_on(&master, &cluster, 3).await;
     assert!(
         during.iter().all(|s| host_of(s) != killed),

@@ -14,7 +14,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,6 +41,9 @@ pub(crate) struct Session {
     /// session's own few messages.
     out: mpsc::UnboundedSender<Outgoing>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Turns true when the session ends, for those who watch it (a cluster marks its host
+    /// down at once).
+    ended: watch::Sender<bool>,
 }
 
 /// A spawn waiting for the server's answer: its channel, and who waits.
@@ -80,6 +83,7 @@ impl Session {
             status: Mutex::new((Status::from(welcome), 0)),
             out,
             tasks: Mutex::new(Vec::new()),
+            ended: watch::Sender::new(false),
         });
         let (sink, stream) = ws.split();
         let weak = Arc::downgrade(&session);
@@ -104,6 +108,12 @@ impl Session {
 
     pub(crate) fn is_lost(&self) -> bool {
         lock(&self.state).loss.is_some()
+    }
+
+    /// Turns true when the session ends (already true if it has). Its sender goes with
+    /// the session.
+    pub(crate) fn ended(&self) -> watch::Receiver<bool> {
+        self.ended.subscribe()
     }
 
     /// The queue of messages for the writer.
@@ -224,6 +234,8 @@ impl Session {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        // Last: whoever watches sees the slaves already ended.
+        self.ended.send_replace(true);
     }
 
     /// Acts on one message from the server. `Err` ends the session.
