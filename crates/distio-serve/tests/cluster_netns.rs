@@ -1,8 +1,9 @@
 //! A master spreading its slaves over three `distio-serve` hosts in three network namespaces
 //! (`common::netns`): placement by capacity, a host killed with SIGKILL in the middle of a
-//! workpool, a host whose link is cut while requests are pending on it and then restored,
-//! and a host restarted after SIGKILL. The master is this test process, in the root
-//! namespace, reaching the hosts over the lab's bridge; the slaves are real processes.
+//! workpool, a host whose link is cut while requests are pending on it and then restored, a
+//! spawn racing a cut, and a host restarted after SIGKILL. The master is this test process,
+//! in the root namespace, reaching the hosts over the lab's bridge; the slaves are real
+//! processes.
 //!
 //! Skips (passes, saying so on stderr) unless run as root where `ip netns` works.
 
@@ -336,6 +337,21 @@ async fn a_cut_link_fails_pending_requests_naming_the_host_and_a_restored_one_ta
             .unwrap();
         assert_eq!(n, 49);
     }
+
+    // Cut again, and spawn at once, before the heartbeat has noticed: the spawn sent to the
+    // cut host fails with it when it is found dead, and goes to the next host.
+    hosts.lab.cut(1);
+    let racing = spawn_on(&master, &cluster, 3).await;
+    assert!(
+        racing.iter().all(|s| host_of(s) != cut),
+        "a slave placed on a cut host: {:?}",
+        per_host(&racing)
+    );
+    assert!(
+        matches!(cluster.hosts()[1].health, HostHealth::Down { .. }),
+        "{:?}",
+        cluster.hosts()
+    );
     within(master.close_all()).await.unwrap();
 }
 
