@@ -37,6 +37,8 @@ pub(crate) struct MemberState {
     pub(crate) starting: u32,
     /// The task probing it while it is down.
     pub(crate) probe: Option<AbortHandle>,
+    /// The task waiting for its session to end, to mark it down at once.
+    pub(crate) watch: Option<AbortHandle>,
     /// Back up after a probe: its old session is gone, so the next spawn opens a new one.
     pub(crate) fresh_session: bool,
     /// The master's session with it, for live figures.
@@ -83,6 +85,7 @@ impl Member {
                 ours: 0,
                 starting: 0,
                 probe: None,
+                watch: None,
                 fresh_session: false,
                 session: Weak::new(),
             }),
@@ -93,16 +96,25 @@ impl Member {
         matches!(lock(&self.state).health, Health::Down { .. })
     }
 
-    /// Records the host as up, with its live session.
-    pub(crate) fn up(&self, session: &Arc<Session>) {
+    /// Records the host as up, with its live session. Returns whether that session is new
+    /// to it (then its end should be watched).
+    pub(crate) fn up(&self, session: &Arc<Session>) -> bool {
         let mut state = lock(&self.state);
         if !matches!(state.health, Health::Up) {
             tracing::info!(host = %self.shown, "host up: it takes slaves");
         }
+        let new = !std::ptr::eq(state.session.as_ptr(), Arc::as_ptr(session));
         state.health = Health::Up;
         state.session = Arc::downgrade(session);
         state.fresh_session = false;
         state.sync(&self.shown);
+        new
+    }
+
+    /// Whether `session` is the one it is up with now.
+    pub(crate) fn is_current(&self, session: &Weak<Session>) -> bool {
+        let state = lock(&self.state);
+        matches!(state.health, Health::Up) && Weak::ptr_eq(&state.session, session)
     }
 
     /// Records the host as down. Returns whether it was not down before (then a probe

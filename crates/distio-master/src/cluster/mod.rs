@@ -6,6 +6,7 @@
 //! - `placement`: [`Placement`] and its policies, [`HostView`], [`HostHealth`].
 //! - `member`: one host's health and last report.
 //! - `probe`: knocking on a down host until it answers.
+//! - `watch`: marking a host down the moment its session ends.
 //! - `backoff`: the probe's delays.
 //! - `spawn`: placing one slave, falling back to the next host when one refuses.
 
@@ -15,6 +16,7 @@ mod member;
 mod placement;
 mod probe;
 mod spawn;
+mod watch;
 
 pub use builder::{ClusterBuilder, DEFAULT_PROBE_FIRST, DEFAULT_PROBE_MAX};
 pub use placement::{HostHealth, HostView, LeastLoaded, Placement, RoundRobin};
@@ -29,7 +31,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::remote::Sessions;
+use crate::remote::{Session, Sessions};
 use crate::sync::lock;
 use member::Member;
 
@@ -84,8 +86,12 @@ pub(crate) struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         for member in &self.members {
-            if let Some(probe) = lock(&member.state).probe.take() {
-                probe.abort();
+            let mut state = lock(&member.state);
+            for task in [state.probe.take(), state.watch.take()]
+                .into_iter()
+                .flatten()
+            {
+                task.abort();
             }
         }
     }
@@ -210,7 +216,7 @@ impl Inner {
                             .unwrap_or_else(|| "its session was lost".into());
                         self.mark_down(member.index, reason);
                     }
-                    Some(session) => member.up(&session),
+                    Some(session) => self.up(member, &session),
                     None => self.open(member, sessions, codec).await,
                 },
                 _ => self.open(member, sessions, codec).await,
@@ -221,8 +227,16 @@ impl Inner {
 
     async fn open(self: &Arc<Self>, member: &Member, sessions: &Sessions, codec: SessionCodec) {
         match sessions.get(&member.host, codec).await {
-            Ok(session) => member.up(&session),
+            Ok(session) => self.up(member, &session),
             Err(err) => self.mark_down(member.index, err.to_string()),
+        }
+    }
+
+    /// Records `member` as up with `session`, and watches a session new to it: when that
+    /// session ends, the member is marked down (and probed) at once, not at the next spawn.
+    fn up(self: &Arc<Self>, member: &Member, session: &Arc<Session>) {
+        if member.up(session) {
+            watch::start(self, member.index, session);
         }
     }
 

@@ -15,7 +15,7 @@ use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -52,6 +52,9 @@ pub(crate) struct Session {
     acked: Notify,
     /// The reader and writer of the current link.
     link_tasks: Mutex<Vec<AbortHandle>>,
+    /// Turns true when the session ends, for those who watch it (a cluster marks its host
+    /// down at once).
+    ended: watch::Sender<bool>,
 }
 
 /// A spawn waiting for the server's answer: its channel, and who waits.
@@ -113,6 +116,7 @@ impl Session {
             replay: Mutex::new(None),
             acked: Notify::new(),
             link_tasks: Mutex::new(Vec::new()),
+            ended: watch::Sender::new(false),
         });
         if !session.host.link.resume_window.is_zero() {
             *lock(&session.replay) = Some(ReplayBuffer::new(REPLAY_LIMIT));
@@ -197,6 +201,12 @@ impl Session {
 
     pub(crate) fn is_lost(&self) -> bool {
         lock(&self.state).loss.is_some()
+    }
+
+    /// Turns true when the session ends (already true if it has). Its sender goes with
+    /// the session.
+    pub(crate) fn ended(&self) -> watch::Receiver<bool> {
+        self.ended.subscribe()
     }
 
     /// The queue of messages for the writer.
@@ -320,6 +330,8 @@ impl Session {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        // Last: whoever watches sees the slaves already ended.
+        self.ended.send_replace(true);
     }
 
     /// Acts on one message from the server. `Err` ends the session.
