@@ -193,11 +193,16 @@ impl Drop for Reservation {
     }
 }
 
+/// How long a spawn waits for a host's session to open while other hosts take slaves.
+const OPEN_WAIT: Duration = Duration::from_secs(3);
+
 impl Inner {
     /// Brings every member's health and figures up to date from the master's sessions,
     /// opening the sessions of hosts not contacted yet (all at once).
     pub(crate) async fn refresh(self: &Arc<Self>, sessions: &Sessions, codec: SessionCodec) {
-        let checks = self.members.iter().map(|member| async move {
+        // First what is known without waiting: hosts up with a live session, hosts down.
+        let mut to_open = Vec::new();
+        for member in &self.members {
             let (health, fresh) = {
                 let state = lock(&member.state);
                 (state.health.clone(), state.fresh_session)
@@ -217,12 +222,36 @@ impl Inner {
                         self.mark_down(member.index, reason);
                     }
                     Some(session) => self.up(member, &session),
-                    None => self.open(member, sessions, codec).await,
+                    None => to_open.push(member),
                 },
-                _ => self.open(member, sessions, codec).await,
+                _ => to_open.push(member),
             }
-        });
-        join_all(checks).await;
+        }
+        if to_open.is_empty() {
+            return;
+        }
+        // Then the sessions to open, all at once. While another host takes slaves, a host
+        // that does not answer within OPEN_WAIT does not hold the spawn up: it is marked
+        // down and its probe takes over.
+        let any_up = self
+            .members
+            .iter()
+            .any(|m| m.view().health == HostHealth::Up);
+        let opens = join_all(to_open.iter().map(|m| self.open(m, sessions, codec)));
+        if !any_up {
+            opens.await;
+            return;
+        }
+        if tokio::time::timeout(OPEN_WAIT, opens).await.is_err() {
+            for member in to_open {
+                if !matches!(lock(&member.state).health, member::Health::Up) {
+                    self.mark_down(
+                        member.index,
+                        format!("no session within {OPEN_WAIT:?} (it is probed meanwhile)"),
+                    );
+                }
+            }
+        }
     }
 
     async fn open(self: &Arc<Self>, member: &Member, sessions: &Sessions, codec: SessionCodec) {

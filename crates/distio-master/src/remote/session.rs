@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -51,7 +51,7 @@ pub(crate) struct Session {
     /// Told when the server acknowledges.
     acked: Notify,
     /// The reader and writer of the current link.
-    link_tasks: Mutex<Vec<AbortHandle>>,
+    link_tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Turns true when the session ends, for those who watch it (a cluster marks its host
     /// down at once).
     ended: watch::Sender<bool>,
@@ -70,6 +70,8 @@ struct State {
     loss: Option<HostLoss>,
     /// The session's resume token, once the server sent one.
     token: Option<[u8; TOKEN_LEN]>,
+    /// How long the server keeps the session after its link drops (from the token).
+    grace: Duration,
     /// Counted frames of the server's received (and acted on).
     received: ReceiveCounter,
     /// The connection now carrying the session (its reader and writer name it).
@@ -104,6 +106,7 @@ impl Session {
                 channels: HashMap::new(),
                 loss: None,
                 token: None,
+                grace: Duration::ZERO,
                 received: ReceiveCounter::default(),
                 link: 0,
                 reconnecting: false,
@@ -149,7 +152,7 @@ impl Session {
         for task in tasks.drain(..) {
             task.abort();
         }
-        tasks.extend([reader.abort_handle(), writer.abort_handle()]);
+        tasks.extend([reader, writer]);
     }
 
     /// True while the link to the host dropped and the session is resuming over a new
@@ -179,15 +182,17 @@ impl Session {
             }
             state.reconnecting = true;
         }
-        for task in lock(&self.link_tasks).drain(..) {
+        let old_link: Vec<JoinHandle<()>> = lock(&self.link_tasks).drain(..).collect();
+        for task in &old_link {
             task.abort();
         }
         tracing::info!(host = %self.host, "session link lost ({cause}); resuming within {:?}", self.host.link.resume_window);
-        let task = tokio::spawn(reconnect(Arc::downgrade(self)));
-        lock(&self.tasks).push(task.abort_handle());
+        let task = tokio::spawn(reconnect(Arc::downgrade(self), old_link));
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task.abort_handle());
     }
 
-    /// True once the session has ended.
     /// How busy the server last said it is, and how many slaves this master started there
     /// since it said so.
     pub(crate) fn status(&self) -> (Status, u32) {
@@ -398,7 +403,11 @@ impl Session {
                 return Err(cause);
             }
             ClientEvent::Status(status) => *lock(&self.status) = (status, 0),
-            ClientEvent::ResumeToken(token) => lock(&self.state).token = Some(token.token),
+            ClientEvent::ResumeToken(token) => {
+                let mut state = lock(&self.state);
+                state.token = Some(token.token);
+                state.grace = Duration::from_millis(u64::from(token.grace_ms));
+            }
             ClientEvent::Acked { received } => {
                 let acked = lock(&self.replay).as_mut().map(|r| r.ack(received));
                 match acked {
@@ -569,13 +578,23 @@ impl Session {
 
 /// Resumes the session over new connections, with backoff, until the host's resume
 /// window passes; ends the session if it cannot.
-async fn reconnect(session: Weak<Session>) {
+async fn reconnect(session: Weak<Session>, old_link: Vec<JoinHandle<()>>) {
+    // The old link's reader and writer are stopped first (they may be running on another
+    // thread): what they counted as received or kept for replay is settled before the
+    // resume says how much arrived and what to send again.
+    for task in old_link {
+        let _ = task.await;
+    }
     let Some(strong) = session.upgrade() else {
         return;
     };
     let (host, codec, instance) = (strong.host.clone(), strong.codec, strong.instance);
     drop(strong);
-    let window = host.link.resume_window;
+    // No longer than the server keeps the session: past its grace, a redial is refused.
+    let grace = session
+        .upgrade()
+        .map_or(Duration::ZERO, |s| lock(&s.state).grace);
+    let window = host.link.resume_window.min(grace);
     let deadline = tokio::time::Instant::now() + window;
     // Each attempt may take at most the heartbeat's limit (at least a second), so a link
     // that swallows everything is given up and tried again.

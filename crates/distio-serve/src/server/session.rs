@@ -210,6 +210,13 @@ pub(crate) async fn run(
                 if session.handoffs.is_some() =>
             {
                 writer.abort();
+                // Gone before anything is replayed: a writer still running on another
+                // thread could otherwise keep one more frame for replay after the snapshot
+                // (and send it on the dead link only).
+                if !session.writer_done {
+                    let _ = (&mut writer).await;
+                    session.writer_done = true;
+                }
                 let parked = match end {
                     End::Replaced(handoff) => Ok(*handoff),
                     end => session.park(end).await,
@@ -474,7 +481,9 @@ impl Session {
                             binary
                         }
                         Message::Ping(_) | Message::Pong(_) => continue,
-                        Message::Close(_) => return End::Dropped,
+                        // A WebSocket close is sent on purpose (a link that drops sends
+                        // none): the session ends now, it is not kept for a resume.
+                        Message::Close(_) => return End::Closed,
                         Message::Text(_) => {
                             return End::Violation("a text message (sessions carry binary messages only)".into());
                         }
