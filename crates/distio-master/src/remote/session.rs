@@ -648,6 +648,8 @@ async fn reconnect(session: Weak<Session>, old_link: Vec<JoinHandle<()>>) {
                     }
                     state.link += 1;
                     state.reconnecting = false;
+                    // The server sends a fresh token over the new link.
+                    state.client.new_link();
                     state.received.told();
                     state.link
                 };

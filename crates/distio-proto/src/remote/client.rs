@@ -111,6 +111,18 @@ impl ClientSession {
         self.codec
     }
 
+    /// The session carries on over a new connection (resumed): the server hands out a
+    /// fresh resume token on it, which is taken once more.
+    ///
+    /// ```
+    /// use distio_proto::remote::{ClientSession, SessionCodec};
+    /// let mut master = ClientSession::new(SessionCodec::new());
+    /// master.new_link();
+    /// ```
+    pub fn new_link(&mut self) {
+        self.token_seen = false;
+    }
+
     /// True once the server's welcome has come and until the session closes.
     pub fn is_open(&self) -> bool {
         self.phase == Phase::Open

@@ -126,6 +126,19 @@ impl Resumes {
         Ok(entry.handoffs.clone())
     }
 
+    /// A new token for the session of `old`, whose token resumes nothing any more (each
+    /// resume hands out a fresh one, so a token seen once cannot be used again); `None`
+    /// if `old` is unknown or the system has no randomness (then `old` stays valid).
+    pub(crate) fn rotate(&self, old: &TokenKey) -> Option<([u8; TOKEN_LEN], TokenKey)> {
+        let mut token = [0; TOKEN_LEN];
+        SystemRandom::new().fill(&mut token).ok()?;
+        let key = key_of(&token);
+        let mut entries = self.lock();
+        let entry = entries.remove(old)?;
+        entries.insert(key, entry);
+        Some((token, key))
+    }
+
     /// The session of `key` has ended: its token resumes nothing any more.
     pub(crate) fn remove(&self, key: &TokenKey) {
         self.lock().remove(key);
@@ -160,6 +173,26 @@ mod tests {
         resumes.remove(&key);
         assert_eq!(
             resumes.claim(&token, Some("ops")).unwrap_err(),
+            Refusal::Unknown
+        );
+    }
+
+    #[test]
+    fn a_rotated_token_replaces_the_old_one_for_the_same_session() {
+        let resumes = Resumes::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let (old, key) = resumes.issue(Some("ops".into()), tx).unwrap();
+        let (new, new_key) = resumes.rotate(&key).unwrap();
+        assert_ne!(old, new);
+        assert_eq!(
+            resumes.claim(&old, Some("ops")).unwrap_err(),
+            Refusal::Unknown
+        );
+        assert!(resumes.claim(&new, Some("ops")).is_ok());
+        assert!(resumes.rotate(&key).is_none(), "the old key is gone");
+        resumes.remove(&new_key);
+        assert_eq!(
+            resumes.claim(&new, Some("ops")).unwrap_err(),
             Refusal::Unknown
         );
     }

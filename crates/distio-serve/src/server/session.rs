@@ -354,6 +354,21 @@ impl Session {
             Ok(resumed) => preamble.push(resumed),
             Err(err) => return Err(End::Violation(err.to_string())),
         }
+        // A fresh token for the next resume: the one just used is spent.
+        if let Some((_, key)) = self.handoffs.as_mut()
+            && let Some((token, new_key)) = self.state.resumes().rotate(key)
+        {
+            *key = new_key;
+            let grace = self.state.settings().resume_grace;
+            let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+            match self
+                .protocol()
+                .resume_token(&ResumeToken { token, grace_ms })
+            {
+                Ok(frame) => preamble.push(frame),
+                Err(err) => return Err(End::Violation(err.to_string())),
+            }
+        }
         self.received.told();
         tracing::info!(session = self.entry.id(), peer = %self.peer, replayed = frames.len(), "session resumed");
         preamble.extend(frames);
