@@ -76,16 +76,25 @@ impl Frame {
 /// assert!(matches!(check_handshake(MAGIC, 99), Err(ProtoError::UnsupportedVersion { .. })));
 /// ```
 pub fn check_handshake(magic: [u8; 4], version: u16) -> Result<(), ProtoError> {
+    check_magic_and_version(magic, version, PROTOCOL_VERSION)
+}
+
+/// Checks `magic` and that `version` is `supported`.
+pub(crate) fn check_magic_and_version(
+    magic: [u8; 4],
+    version: u16,
+    supported: u16,
+) -> Result<(), ProtoError> {
     if magic != MAGIC {
         return Err(ProtoError::BadMagic {
             found: magic,
             expected: MAGIC,
         });
     }
-    if version != PROTOCOL_VERSION {
+    if version != supported {
         return Err(ProtoError::UnsupportedVersion {
             found: version,
-            supported: PROTOCOL_VERSION,
+            supported,
         });
     }
     Ok(())

@@ -195,10 +195,17 @@ impl RawClient {
     }
 
     /// The next event, or `None` once the server has closed the connection.
+    /// The next event, past the server's load reports (every record is opened: each
+    /// counts in the record sequence).
     async fn event(&mut self) -> Option<ClientEvent> {
-        let record = Self::next(&mut self.ws).await?;
-        let message = self.keys.opener.open(record).expect("a record that opens");
-        Some(self.session.receive(&message).expect("a valid message"))
+        loop {
+            let record = Self::next(&mut self.ws).await?;
+            let message = self.keys.opener.open(record).expect("a record that opens");
+            match self.session.receive(&message).expect("a valid message") {
+                ClientEvent::Status(_) => continue,
+                event => return Some(event),
+            }
+        }
     }
 }
 

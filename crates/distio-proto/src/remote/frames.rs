@@ -21,7 +21,7 @@ pub type Channel = u32;
 pub struct Open {
     /// Always [`MAGIC`](crate::MAGIC).
     pub magic: [u8; 4],
-    /// The master's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    /// The master's [`SESSION_VERSION`](super::SESSION_VERSION).
     pub version: u16,
     /// Free text naming the master, for the server's logs.
     pub client: String,
@@ -32,14 +32,14 @@ impl Open {
     pub fn new(client: impl Into<String>) -> Self {
         Open {
             magic: crate::MAGIC,
-            version: crate::PROTOCOL_VERSION,
+            version: super::SESSION_VERSION,
             client: client.into(),
         }
     }
 
     /// Checks the magic and version.
     pub fn check(&self) -> Result<(), crate::ProtoError> {
-        crate::check_handshake(self.magic, self.version)
+        super::check_session_handshake(self.magic, self.version)
     }
 }
 
@@ -56,7 +56,7 @@ impl Open {
 pub struct Welcome {
     /// Always [`MAGIC`](crate::MAGIC).
     pub magic: [u8; 4],
-    /// The server's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    /// The server's [`SESSION_VERSION`](super::SESSION_VERSION).
     pub version: u16,
     /// The server's name (its host name unless configured otherwise).
     pub server: String,
@@ -78,7 +78,7 @@ impl Welcome {
     pub fn new(server: impl Into<String>, instance: u64, capacity: u32) -> Self {
         Welcome {
             magic: crate::MAGIC,
-            version: crate::PROTOCOL_VERSION,
+            version: super::SESSION_VERSION,
             server: server.into(),
             instance,
             capacity,
@@ -90,7 +90,7 @@ impl Welcome {
 
     /// Checks the magic and version.
     pub fn check(&self) -> Result<(), crate::ProtoError> {
-        crate::check_handshake(self.magic, self.version)
+        super::check_session_handshake(self.magic, self.version)
     }
 }
 

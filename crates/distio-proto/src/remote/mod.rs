@@ -36,3 +36,19 @@ pub use replay::{ACK_EVERY_BYTES, ACK_EVERY_FRAMES, ReceiveCounter, ReplayBuffer
 pub use resume::{Ack, Resume, ResumeToken, Resumed, TOKEN_LEN};
 pub use server::{ServerEvent, ServerSession};
 pub use violation::SessionViolation;
+
+/// The version of the session protocol, in [`Open`], [`Welcome`] and [`Resume`]: 2 since
+/// the status report (tag 20) and resuming (tags 21–24). Separate from the slave link's
+/// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION): a slave speaks the same protocol whether
+/// its master is local or remote.
+///
+/// ```
+/// use distio_proto::remote::{Open, SESSION_VERSION};
+/// assert_eq!(Open::new("ci").version, SESSION_VERSION);
+/// ```
+pub const SESSION_VERSION: u16 = 2;
+
+/// Checks a session handshake's magic bytes and [`SESSION_VERSION`].
+fn check_session_handshake(magic: [u8; 4], version: u16) -> Result<(), crate::ProtoError> {
+    crate::frame::check_magic_and_version(magic, version, SESSION_VERSION)
+}

@@ -49,7 +49,7 @@ impl fmt::Debug for ResumeToken {
 pub struct Resume {
     /// Always [`MAGIC`](crate::MAGIC).
     pub magic: [u8; 4],
-    /// The master's [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION).
+    /// The master's [`SESSION_VERSION`](super::SESSION_VERSION).
     pub version: u16,
     /// The session's [`ResumeToken::token`].
     pub token: [u8; TOKEN_LEN],
@@ -64,7 +64,7 @@ impl Resume {
     pub fn new(token: [u8; TOKEN_LEN], instance: u64, received: u64) -> Self {
         Resume {
             magic: crate::MAGIC,
-            version: crate::PROTOCOL_VERSION,
+            version: super::SESSION_VERSION,
             token,
             instance,
             received,
@@ -73,7 +73,7 @@ impl Resume {
 
     /// Checks the magic and version.
     pub fn check(&self) -> Result<(), crate::ProtoError> {
-        crate::check_handshake(self.magic, self.version)
+        super::check_session_handshake(self.magic, self.version)
     }
 }
 
