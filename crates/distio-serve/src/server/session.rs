@@ -376,7 +376,8 @@ impl Session {
             return refuse(
                 self,
                 "other_instance",
-                "this server is another instance than the session's (it restarted): the                  session and its slaves are gone; open a new session",
+                "this server is another instance than the session's (it restarted): the \
+                 session and its slaves are gone; open a new session",
             );
         }
         let handoffs = match self
@@ -788,7 +789,8 @@ impl Session {
             End::ReplayOverflow => Some((
                 CloseReason::ProtocolViolation,
                 format!(
-                    "the master acknowledged too slowly: more than {} bytes were sent and not                      acknowledged",
+                    "the master acknowledged too slowly: more than {} bytes were sent and not \
+                     acknowledged",
                     settings.resume_buffer
                 ),
             )),
