@@ -343,7 +343,10 @@ impl Session {
             None => Vec::new(),
         };
         let mut preamble = Vec::with_capacity(frames.len() + 1);
-        match self.protocol().resumed(self.received.received()) {
+        match self
+            .protocol()
+            .resumed(self.state.instance(), self.received.received())
+        {
             Ok(resumed) => preamble.push(resumed),
             Err(err) => return Err(End::Violation(err.to_string())),
         }
