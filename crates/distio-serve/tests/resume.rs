@@ -4,10 +4,18 @@
 mod common;
 
 use common::proxy::Proxy;
-use common::{process_gone, start, within};
+use common::{Client, Ws, process_gone, start, wait_gone, within};
 use distio_master::prelude::*;
 use distio_master::{LinkSettings, Master, MasterError, Output, SpawnOptions};
+use distio_proto::Frame;
+use distio_proto::remote::{
+    ClientEvent, ClientSession, CloseReason, Resume, ResumeToken, SessionCodec, SessionFrame,
+    Welcome,
+};
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 fn link(window: Duration) -> LinkSettings {
     LinkSettings {
@@ -116,4 +124,422 @@ async fn a_drop_longer_than_the_grace_ends_the_slaves_and_fails_the_requests() {
     drop(master);
     server.stop.shutdown();
     let _ = within(server.task).await;
+}
+
+/// The message of a request that failed (as a response error, a task error or a master
+/// error); panics if it succeeded.
+fn failure_message<T: std::fmt::Debug>(
+    result: Result<T, MasterError>,
+    error: impl FnOnce(&T) -> Option<String>,
+) -> String {
+    match result {
+        Ok(response) => {
+            error(&response).unwrap_or_else(|| panic!("the request succeeded: {response:?}"))
+        }
+        Err(MasterError::Task { error, .. }) => error.message,
+        Err(other) => other.to_string(),
+    }
+}
+
+/// Opens a raw session on `ws`: the client, the welcome, and the session's resume token.
+async fn open_raw(ws: Ws) -> (Client, Welcome, ResumeToken) {
+    let mut client = Client {
+        ws,
+        session: ClientSession::new(SessionCodec::new()),
+    };
+    let open = client.session.open("resume-test").expect("open");
+    client.send(open).await;
+    let welcome = match client.event().await {
+        ClientEvent::Welcomed(welcome) => welcome,
+        other => panic!("expected a welcome, got {other:?}"),
+    };
+    let token = loop {
+        match client.event().await {
+            ClientEvent::ResumeToken(token) => break token,
+            ClientEvent::Status(_) => {}
+            other => panic!("expected a resume token, got {other:?}"),
+        }
+    };
+    (client, welcome, token)
+}
+
+/// Sends a resume as the first frame of `ws`; the server's answer.
+async fn resume_raw(mut ws: Ws, token: &ResumeToken, instance: u64) -> SessionFrame {
+    let codec = SessionCodec::new();
+    let resume = codec
+        .encode(&SessionFrame::Resume(Resume::new(token.token, instance, 0)))
+        .expect("encode");
+    within(ws.send(Message::Binary(resume)))
+        .await
+        .expect("send");
+    loop {
+        let message = within(ws.next())
+            .await
+            .expect("an answer before the connection closed")
+            .expect("a message");
+        if let Message::Binary(bytes) = message {
+            return codec.decode(&bytes).expect("a valid frame");
+        }
+    }
+}
+
+/// The message of a resume refusal; panics on any other answer.
+fn refusal(answer: SessionFrame) -> String {
+    match answer {
+        SessionFrame::Closing(closing) if closing.reason == CloseReason::ResumeRefused => {
+            closing.message
+        }
+        other => panic!("expected the resume to be refused, got {other:?}"),
+    }
+}
+
+/// How many slaves the server at `addr` runs (all sessions), from a new session's welcome.
+async fn running_slaves(addr: SocketAddr) -> u32 {
+    let (client, welcome, _) = open_raw(Client::connect_raw(addr).await).await;
+    client.close().await;
+    welcome.running
+}
+
+/// Echoes `text` through the slave of `channel`.
+async fn echo(client: &mut Client, channel: u32, id: u64, text: &str) -> String {
+    client.request(channel, id, "echo", &text).await;
+    match client.routed(channel).await {
+        Frame::Response(response) => response
+            .outcome
+            .expect("a value")
+            .decode()
+            .expect("a string"),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+const USERS: [(&str, &str); 2] = [("alice", "pw-alice"), ("bob", "pw-bob")];
+
+/// A test server's authentication: two users, by basic authentication.
+async fn two_users(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let user = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| distio_serve::auth::parse_basic_authorization(value.as_bytes()).ok())
+        .and_then(|(user, password)| {
+            USERS
+                .iter()
+                .find(|(u, p)| u.as_bytes() == user && p.as_bytes() == password)
+        });
+    match user {
+        Some((user, _)) => {
+            request
+                .extensions_mut()
+                .insert(distio_serve::AuthenticatedUser((*user).to_owned()));
+            next.run(request).await
+        }
+        None => axum::http::StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// Connects to `addr` as `user` of [`USERS`].
+async fn connect_as(addr: SocketAddr, user: &str) -> Ws {
+    use base64::Engine;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (_, password) = USERS.iter().find(|(u, _)| *u == user).expect("a user");
+    let mut request = format!("ws://{addr}/session")
+        .into_client_request()
+        .expect("a request");
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    request.headers_mut().insert(
+        axum::http::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().expect("a header"),
+    );
+    let (ws, _) = within(tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect");
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_presented_under_other_credentials_is_refused_and_its_session_carries_on() {
+    let server = start(|b| {
+        b.resume_grace(Duration::from_secs(30))
+            .map_router(|router| router.layer(axum::middleware::from_fn(two_users)))
+    })
+    .await;
+    let (mut alice, welcome, token) = open_raw(connect_as(server.addr, "alice").await).await;
+    let (channel, spawned) = alice.ready_slave().await;
+    assert_eq!(echo(&mut alice, channel, 1, "before").await, "before");
+
+    let answer = resume_raw(
+        connect_as(server.addr, "bob").await,
+        &token,
+        welcome.instance,
+    )
+    .await;
+    let message = refusal(answer);
+    assert!(message.contains("another user"), "{message}");
+
+    // Alice's session and slave are untouched.
+    assert!(!process_gone(spawned.pid), "alice's slave was ended");
+    assert_eq!(echo(&mut alice, channel, 2, "after").await, "after");
+    alice.close().await;
+    assert!(
+        wait_gone(spawned.pid).await,
+        "slave {} outlived its session",
+        spawned.pid
+    );
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_against_another_server_instance_is_refused() {
+    let first = start(|b| b.resume_grace(Duration::from_secs(30))).await;
+    let second = start(|b| b.resume_grace(Duration::from_secs(30))).await;
+    let (mut client, welcome, token) = open_raw(Client::connect_raw(first.addr).await).await;
+    let (_, spawned) = client.ready_slave().await;
+
+    // The first server's token and instance, presented to the second.
+    let answer = resume_raw(
+        Client::connect_raw(second.addr).await,
+        &token,
+        welcome.instance,
+    )
+    .await;
+    let message = refusal(answer);
+    assert!(message.contains("another instance"), "{message}");
+    // With the second's own instance the token is still unknown there.
+    let (probe, other, _) = open_raw(Client::connect_raw(second.addr).await).await;
+    probe.close().await;
+    assert_ne!(other.instance, welcome.instance);
+    let answer = resume_raw(
+        Client::connect_raw(second.addr).await,
+        &token,
+        other.instance,
+    )
+    .await;
+    let message = refusal(answer);
+    assert!(message.contains("unknown or expired"), "{message}");
+    assert_eq!(running_slaves(second.addr).await, 0);
+
+    assert!(!process_gone(spawned.pid));
+    client.close().await;
+    assert!(wait_gone(spawned.pid).await);
+    for server in [first, second] {
+        server.stop.shutdown();
+        let _ = within(server.task).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_server_restarted_fails_its_requests_naming_the_host_and_gets_no_slave_back()
+{
+    let first = start(|b| {
+        b.heartbeat(Duration::from_millis(300), 3)
+            .resume_grace(Duration::from_secs(30))
+    })
+    .await;
+    let port = first.addr.port();
+    let proxy = Proxy::start(first.addr).await;
+    let master = Master::new();
+    let slave = within(master.spawn(options(&proxy, Duration::from_secs(30))))
+        .await
+        .expect("spawn");
+    within(slave.ready()).await.expect("handshake");
+    let pid = slave.pid().expect("a pid");
+
+    proxy.cut();
+    let pending = slave.exec("sleep", &100_000u64);
+    // The server restarts: a new instance on the same port.
+    first.stop.shutdown();
+    let _ = within(first.task).await;
+    assert!(wait_gone(pid).await, "slave {pid} outlived its server");
+    let second = start(|b| {
+        b.port(port)
+            .heartbeat(Duration::from_millis(300), 3)
+            .resume_grace(Duration::from_secs(30))
+    })
+    .await;
+    assert_eq!(second.addr, first.addr);
+    proxy.restore();
+
+    let failed = tokio::time::timeout(Duration::from_secs(60), pending)
+        .await
+        .expect("the pending request ends");
+    let message = failure_message(failed, |r| r.error().map(|e| e.message.clone()));
+    assert!(message.contains(&proxy.addr.to_string()), "{message}");
+    assert!(message.contains("resume"), "{message}");
+    // The old slave does not come back: it fails at once, and the new server runs nothing.
+    let again = within(slave.exec("echo", &"x")).await;
+    assert!(
+        again.is_err() || again.as_ref().is_ok_and(|r| r.error().is_some()),
+        "{again:?}"
+    );
+    assert_eq!(running_slaves(second.addr).await, 0);
+    drop(master);
+    second.stop.shutdown();
+    let _ = within(second.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_of_a_session_the_master_closed_is_refused_and_revives_no_slave() {
+    let server = start(|b| b.resume_grace(Duration::from_secs(30))).await;
+    let (mut client, welcome, token) = open_raw(Client::connect_raw(server.addr).await).await;
+    let (_, spawned) = client.ready_slave().await;
+    client.close().await;
+    assert!(
+        wait_gone(spawned.pid).await,
+        "slave {} outlived its session",
+        spawned.pid
+    );
+
+    let answer = resume_raw(
+        Client::connect_raw(server.addr).await,
+        &token,
+        welcome.instance,
+    )
+    .await;
+    let message = refusal(answer);
+    assert!(message.contains("unknown or expired"), "{message}");
+    assert_eq!(running_slaves(server.addr).await, 0);
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_of_a_session_whose_grace_passed_is_refused_and_revives_no_slave() {
+    let server = start(|b| {
+        b.heartbeat(Duration::from_millis(300), 3)
+            .resume_grace(Duration::from_secs(1))
+    })
+    .await;
+    let (mut client, welcome, token) = open_raw(Client::connect_raw(server.addr).await).await;
+    let (_, spawned) = client.ready_slave().await;
+    // The link drops without a closing: the session is parked for its grace, then ends.
+    drop(client);
+    assert!(
+        wait_gone(spawned.pid).await,
+        "slave {} outlived the grace",
+        spawned.pid
+    );
+
+    let answer = resume_raw(
+        Client::connect_raw(server.addr).await,
+        &token,
+        welcome.instance,
+    )
+    .await;
+    let message = refusal(answer);
+    assert!(message.contains("unknown or expired"), "{message}");
+    assert_eq!(running_slaves(server.addr).await, 0);
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_that_never_acknowledges_has_its_session_ended_before_the_replay_buffer_overflows()
+{
+    let server = start(|b| {
+        b.heartbeat(Duration::from_millis(300), 3)
+            .resume_grace(Duration::from_secs(30))
+            .resume_buffer(64 * 1024)
+    })
+    .await;
+    let (mut silent, _, _) = open_raw(Client::connect_raw(server.addr).await).await;
+    let (channel, spawned) = silent.ready_slave().await;
+    // The slave writes output lines without end; the client reads them all and never
+    // acknowledges one.
+    silent.request(channel, 1, "flood", &()).await;
+    let codec = SessionCodec::new();
+    let mut bytes = 0usize;
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match silent.ws.next().await {
+                Some(Ok(Message::Binary(message))) => {
+                    bytes += message.len();
+                    if let Ok(SessionFrame::Closing(closing)) = codec.decode(&message) {
+                        break Some(closing);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the session ends");
+    if let Some(closing) = &ended {
+        assert_eq!(
+            closing.reason,
+            CloseReason::ProtocolViolation,
+            "{closing:?}"
+        );
+        assert!(
+            closing.message.contains("acknowledged too slowly"),
+            "{closing:?}"
+        );
+    }
+    eprintln!("the silent client read {bytes} bytes before the end ({ended:?})");
+    assert!(
+        wait_gone(spawned.pid).await,
+        "slave {} outlived its session",
+        spawned.pid
+    );
+
+    // The server serves other sessions as before.
+    let (mut other, _, _) = open_raw(Client::connect_raw(server.addr).await).await;
+    let (channel, spawned) = other.ready_slave().await;
+    assert_eq!(echo(&mut other, channel, 1, "alive").await, "alive");
+    other.close().await;
+    assert!(wait_gone(spawned.pid).await);
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_works_in_passphrase_mode_across_cuts() {
+    const PASSPHRASE: &str = "correct horse battery staple";
+    let server = start(|b| {
+        b.heartbeat(Duration::from_millis(300), 3)
+            .resume_grace(Duration::from_secs(30))
+            .passphrase(PASSPHRASE)
+    })
+    .await;
+    let proxy = Proxy::start(server.addr).await;
+    let master = Master::new();
+    let slave =
+        within(master.spawn(options(&proxy, Duration::from_secs(30)).passphrase(PASSPHRASE)))
+            .await
+            .expect("spawn");
+    within(slave.ready()).await.expect("handshake");
+    let pid = slave.pid().expect("a pid");
+    let mut cuts = 0;
+    for round in 0..20u64 {
+        let bounce = slave.exec("square", &round);
+        let answer = if round % 6 == 3 {
+            cuts += 1;
+            proxy.cut();
+            let restore = async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                proxy.restore();
+            };
+            let (answer, ()) = tokio::join!(
+                tokio::time::timeout(Duration::from_secs(60), bounce),
+                restore
+            );
+            answer.expect("an answer across a cut within 60 s")
+        } else {
+            within(bounce).await
+        };
+        let squared: u64 = answer.expect("request").value().expect("a number");
+        assert_eq!(squared, round * round, "round {round}");
+    }
+    assert_eq!(cuts, 3);
+    // The same slave all along.
+    assert_eq!(slave.pid(), Some(pid));
+    drop(master);
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+    assert!(wait_gone(pid).await);
 }
