@@ -964,6 +964,13 @@ async fn write(w: Writer) -> Written {
             Some(bytes) => Out::Message(bytes, None),
             None => {
                 if full() {
+                    // What was written must reach the master before it can acknowledge
+                    // it: the sink may hold the last frames unflushed.
+                    match tokio::time::timeout(limit, sink.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Written::Ended,
+                        Err(_) => return Written::Stalled,
+                    }
                     let waited = tokio::time::timeout(ack_wait, async {
                         while full() {
                             acked.notified().await;
