@@ -267,6 +267,14 @@ impl Session {
             acked: Arc::clone(&self.acked),
             ack_wait: settings.heartbeat_interval * settings.heartbeat_misses,
             preamble,
+            overflow: self.state.codec().encode(&SessionFrame::Closing(Closing {
+                reason: CloseReason::ProtocolViolation,
+                message: format!(
+                    "the master acknowledged too slowly: more than {} bytes were sent and not \
+                     acknowledged",
+                    settings.resume_buffer
+                ),
+            })),
         }))
     }
 
@@ -789,14 +797,16 @@ impl Session {
                 tracing::info!(peer = %self.peer, slaves = self.channels.len(), "no resume came within the grace; the session's slaves are ended");
                 None
             }
-            End::ReplayOverflow => Some((
-                CloseReason::ProtocolViolation,
-                format!(
-                    "the master acknowledged too slowly: more than {} bytes were sent and not \
-                     acknowledged",
-                    settings.resume_buffer
-                ),
-            )),
+            End::ReplayOverflow => {
+                // The writer sent the closing: nothing can follow the frames it holds.
+                tracing::warn!(
+                    peer = %self.peer,
+                    slaves = self.channels.len(),
+                    limit = settings.resume_buffer,
+                    "a master acknowledged too slowly for the replay buffer; its session ends"
+                );
+                None
+            }
             End::Refused(why) => {
                 tracing::debug!(peer = %self.peer, "session refused: {why}");
                 None
@@ -931,6 +941,8 @@ struct Writer {
     ack_wait: Duration,
     /// Sent first, not kept for replay (they are already, or are not counted).
     preamble: Vec<Bytes>,
+    /// The closing sent when the master acknowledges too slowly.
+    overflow: Result<Bytes, distio_proto::ProtoError>,
 }
 
 /// Sends the outbox's messages and pings to the WebSocket until the outbox is dropped,
@@ -948,6 +960,7 @@ async fn write(w: Writer) -> Written {
         acked,
         ack_wait,
         preamble,
+        overflow,
     } = w;
     // Waits for a writer of an earlier connection to be gone (aborted).
     let mut outgoing = outgoing.lock_owned().await;
@@ -978,6 +991,18 @@ async fn write(w: Writer) -> Written {
                     })
                     .await;
                     if waited.is_err() {
+                        // The session ends: its closing goes after the frames sent.
+                        let closing = match (overflow, sealer.as_mut()) {
+                            (Ok(closing), Some(sealer)) => sealer.seal(closing).ok(),
+                            (Ok(closing), None) => Some(closing),
+                            (Err(_), _) => None,
+                        };
+                        if let Some(closing) = closing {
+                            let _ =
+                                tokio::time::timeout(limit, sink.send(Message::Binary(closing)))
+                                    .await;
+                        }
+                        let _ = tokio::time::timeout(limit, sink.send(Message::Close(None))).await;
                         return Written::ReplayOverflow;
                     }
                 }
