@@ -624,3 +624,89 @@ async fn a_master_that_acknowledges_keeps_its_session_with_a_replay_buffer_small
     server.stop.shutdown();
     let _ = within(server.task).await;
 }
+
+/// The next binary message of a server-side WebSocket (`None` once it ends).
+async fn next_binary(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+) -> Option<bytes::Bytes> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(bytes))) => return Some(bytes),
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// A fake server for the master's own instance check: it welcomes the session as instance
+/// 1, starts its slave, drops the link, and answers the resume as instance 2.
+async fn impostor(listener: tokio::net::TcpListener) {
+    use distio_proto::remote::{ServerEvent, ServerSession, Spawned};
+    let codec = SessionCodec::new();
+    let (tcp, _) = listener.accept().await.expect("accept");
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+    let mut session = ServerSession::new(codec, 16);
+    let open = next_binary(&mut ws).await.expect("open");
+    assert!(matches!(session.receive(&open), Ok(ServerEvent::Opened(_))));
+    for message in [
+        session.welcome(&Welcome::new("impostor", 1, 8)),
+        session.resume_token(&ResumeToken {
+            token: [9; 32],
+            grace_ms: 30_000,
+        }),
+    ] {
+        ws.send(Message::Binary(message.expect("encode")))
+            .await
+            .expect("send");
+    }
+    let spawn = next_binary(&mut ws).await.expect("spawn");
+    let Ok(ServerEvent::Spawn(spawn)) = session.receive(&spawn) else {
+        panic!("expected a spawn");
+    };
+    let spawned = session.spawned(Spawned {
+        channel: spawn.channel,
+        pid: 4242,
+        server_id: 1,
+    });
+    ws.send(Message::Binary(spawned.expect("encode")))
+        .await
+        .expect("send");
+    // Whatever the master sends next (the slave's hello), the link drops.
+    let _ = next_binary(&mut ws).await;
+    drop(ws);
+    let (tcp, _) = listener.accept().await.expect("accept the resume");
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+    let resume = next_binary(&mut ws).await.expect("resume");
+    let Ok(SessionFrame::Resume(resume)) = codec.decode(&resume) else {
+        panic!("expected a resume");
+    };
+    assert_eq!((resume.token, resume.instance), ([9; 32], 1));
+    let resumed = codec.encode(&SessionFrame::Resumed(distio_proto::remote::Resumed {
+        instance: 2,
+        received: 0,
+    }));
+    let _ = ws.send(Message::Binary(resumed.expect("encode"))).await;
+    // Held open until the master gives up on it.
+    while next_binary(&mut ws).await.is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_refuses_a_resume_answered_by_another_server_instance() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let fake = tokio::spawn(impostor(listener));
+    let master = Master::new();
+    let options = SpawnOptions::remote(format!("ws://{addr}"), "slave.sh")
+        .output(Output::Null)
+        .link(link(Duration::from_secs(30)));
+    // The slave's handshake is under way when the link drops: its wait fails with the
+    // loss, naming the host.
+    let err = within(master.spawn(options)).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&addr.to_string()), "{message}");
+    assert!(message.contains("another server instance"), "{message}");
+    drop(master);
+    let _ = within(fake).await;
+}
