@@ -4,9 +4,12 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{clients, servers, session_frame};
+use common::{clients, resume_frame, servers, session_frame, token_pair};
 use distio_proto::ProtoError;
-use distio_proto::remote::{ClientSession, ServerSession, SessionCodec, SessionFrame};
+use distio_proto::remote::{
+    ClientEvent, ClientSession, ServerEvent, ServerSession, SessionCodec, SessionFrame,
+    SessionViolation,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -79,6 +82,60 @@ proptest! {
             bytes[i..i + 8].copy_from_slice(&len.to_le_bytes());
             feed_everywhere(&bytes);
         }
+    }
+
+    #[test]
+    fn a_resuming_master_takes_only_resumed_or_closing(f in session_frame()) {
+        let (mut master, _) = token_pair();
+        master.resume([7; 32], 1, 0).unwrap();
+        let got = master.receive(&Bytes::from(encode(&f)));
+        match f {
+            SessionFrame::Resumed(resumed) => prop_assert_eq!(
+                got.unwrap(),
+                ClientEvent::Resumed { instance: resumed.instance, received: resumed.received }
+            ),
+            SessionFrame::Closing(_) => prop_assert!(matches!(got, Ok(ClientEvent::Closing(_)))),
+            _ => prop_assert!(
+                matches!(got, Err(ProtoError::Session(SessionViolation::HandshakeFirst { expected: "resumed", .. }))),
+                "{got:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn resume_frames_out_of_place_are_violations(f in resume_frame()) {
+        let message = Bytes::from(encode(&f));
+        // A master with its token takes acks only: a second token, a resumed it did not
+        // ask for and a resume (the master's own frame) are violations.
+        let (mut master, mut server) = token_pair();
+        let got = master.receive(&message);
+        match f.tag() {
+            24 => prop_assert!(matches!(got, Ok(ClientEvent::Acked { .. })), "{got:?}"),
+            _ => prop_assert!(matches!(got, Err(ProtoError::Session(_))), "{got:?}"),
+        }
+        // An open server takes acks only; the others are the master's first frame or the
+        // server's own.
+        let got = server.receive(&message);
+        match f.tag() {
+            24 => prop_assert!(matches!(got, Ok(ServerEvent::Acked { .. })), "{got:?}"),
+            _ => prop_assert!(matches!(got, Err(ProtoError::Session(_))), "{got:?}"),
+        }
+        // Before the handshake only a resume (with the right magic and version) is taken,
+        // by the server; nothing of these by a master waiting for its welcome.
+        let mut fresh = ServerSession::new(SessionCodec::new(), 4);
+        let got = fresh.receive(&message);
+        match &f {
+            SessionFrame::Resume(r) if r.check().is_ok() => {
+                prop_assert!(matches!(got, Ok(ServerEvent::Resume(_))), "{got:?}");
+                prop_assert!(fresh.is_closed());
+            }
+            SessionFrame::Resume(_) => prop_assert!(got.is_err()),
+            _ => prop_assert!(matches!(got, Err(ProtoError::Session(_))), "{got:?}"),
+        }
+        let mut opening = ClientSession::new(SessionCodec::new());
+        opening.open("t").unwrap();
+        let got = opening.receive(&message);
+        prop_assert!(matches!(got, Err(ProtoError::Session(_))), "{got:?}");
     }
 
     #[test]

@@ -21,6 +21,12 @@ enum Step {
     Output(Channel),
     RouteBack(Channel),
     Exit(Channel),
+    /// The master acknowledges this many of the server's counted frames.
+    AckToServer(u64),
+    /// The server acknowledges this many of the master's.
+    AckToMaster(u64),
+    /// The link drops and the master resumes the session over a new connection.
+    Resume,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -34,6 +40,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => ch.clone().prop_map(Step::Output),
         1 => ch.clone().prop_map(Step::RouteBack),
         2 => ch.prop_map(Step::Exit),
+        1 => any::<u64>().prop_map(Step::AckToServer),
+        1 => any::<u64>().prop_map(Step::AckToMaster),
+        1 => Just(Step::Resume),
     ]
 }
 
@@ -54,6 +63,8 @@ proptest! {
     #[test]
     fn an_honest_pair_always_agrees(steps in vec(step(), 0..60)) {
         let (mut master, mut server) = open_pair();
+        let token = ResumeToken { token: [3; 32], grace_ms: 30_000 };
+        to_master(&mut master, server.resume_token(&token));
         for step in steps {
             match step {
                 Step::Spawn => {
@@ -111,6 +122,26 @@ proptest! {
                     &mut master,
                     server.exited(Exited { channel: ch, code: None, signal: Some(9), cause: ExitCause::Killed }),
                 ),
+                // Counting is the I/O loops' business: the state machines pass any ack on.
+                Step::AckToServer(n) => {
+                    let got = server.receive(&master.ack(n).unwrap()).unwrap();
+                    prop_assert!(matches!(got, ServerEvent::Acked { received } if received == n), "{got:?}");
+                }
+                Step::AckToMaster(n) => {
+                    let got = master.receive(&server.ack(n).unwrap()).unwrap();
+                    prop_assert!(matches!(got, ClientEvent::Acked { received } if received == n), "{got:?}");
+                }
+                Step::Resume => {
+                    // The new connection's own state machine takes the resume and is done;
+                    // the session's carries on and answers it.
+                    let resume = master.resume(token.token, 1, 5).unwrap();
+                    let mut fresh = ServerSession::new(SessionCodec::new(), MAX_CHANNELS);
+                    let got = fresh.receive(&resume).unwrap();
+                    prop_assert!(matches!(&got, ServerEvent::Resume(r) if r.token == token.token && r.received == 5), "{got:?}");
+                    prop_assert!(fresh.is_closed());
+                    let got = master.receive(&server.resumed(1, 6).unwrap()).unwrap();
+                    prop_assert_eq!(got, ClientEvent::Resumed { instance: 1, received: 6 });
+                }
             }
             prop_assert!(server.live_channels() <= MAX_CHANNELS);
             prop_assert_eq!(master.live_channels(), server.live_channels());

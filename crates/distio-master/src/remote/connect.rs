@@ -206,7 +206,16 @@ pub(crate) async fn resume(
         None => answer,
     };
     match codec.decode(&answer) {
-        Ok(SessionFrame::Resumed(resumed)) => Ok((ws, resumed.received, keys)),
+        Ok(SessionFrame::Resumed(resumed)) if resumed.instance == instance => {
+            Ok((ws, resumed.received, keys))
+        }
+        // Not the server the session was opened with (the server refuses such a resume;
+        // this is the master's own check that it reached the same one).
+        Ok(SessionFrame::Resumed(resumed)) => Err(ResumeFailure::Refused(format!(
+            "it is another server instance ({:#x}) than the session's ({instance:#x}): it \
+             restarted, and the session and its slaves are gone",
+            resumed.instance
+        ))),
         Ok(SessionFrame::Closing(closing)) => Err(ResumeFailure::Refused(closing.message)),
         Ok(other) => Err(ResumeFailure::Refused(format!(
             "it answered the resume with a {} frame",

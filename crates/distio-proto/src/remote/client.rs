@@ -40,8 +40,11 @@ pub enum ClientEvent {
     /// The token that resumes the session over a new connection (once, after the welcome).
     ResumeToken(ResumeToken),
     /// The server accepted a [`ClientSession::resume`]: it has received `received` of the
-    /// master's counted frames; send it the rest again, then carry on.
+    /// master's counted frames; send it the rest again, then carry on (once `instance` is
+    /// checked to be the session's server).
     Resumed {
+        /// The server's instance.
+        instance: u64,
         /// How many counted frames of the master's the server has.
         received: u64,
     },
@@ -230,6 +233,7 @@ impl ClientSession {
             (Phase::Open, SessionFrame::Resumed(resumed)) if self.resuming => {
                 self.resuming = false;
                 Ok(ClientEvent::Resumed {
+                    instance: resumed.instance,
                     received: resumed.received,
                 })
             }

@@ -166,7 +166,10 @@ fn sample_of(kind: &SessionFrame) -> SessionFrame {
         SessionFrame::Resume(_) => {
             SessionFrame::Resume(Resume::new([0x66; 32], 0x0102_0304_0506_0708, 41))
         }
-        SessionFrame::Resumed(_) => SessionFrame::Resumed(Resumed { received: 42 }),
+        SessionFrame::Resumed(_) => SessionFrame::Resumed(Resumed {
+            instance: 0x0102_0304_0506_0708,
+            received: 42,
+        }),
         SessionFrame::Ack(_) => SessionFrame::Ack(Ack { received: 0x0100 }),
     }
 }
@@ -242,7 +245,10 @@ fn kinds() -> Vec<SessionFrame> {
             grace_ms: 0,
         }),
         SessionFrame::Resume(Resume::new([0; 32], 0, 0)),
-        SessionFrame::Resumed(Resumed { received: 0 }),
+        SessionFrame::Resumed(Resumed {
+            instance: 0,
+            received: 0,
+        }),
         SessionFrame::Ack(Ack { received: 0 }),
     ]
 }

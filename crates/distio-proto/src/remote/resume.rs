@@ -89,11 +89,23 @@ impl fmt::Debug for Resume {
     }
 }
 
-/// Server → master, the answer to an accepted [`Resume`]: the server has received
-/// `received` counted frames of the master's. Both sides then send again what the other
-/// has not received, in order, and carry on.
+/// Server → master, the answer to an accepted [`Resume`]: the server (instance
+/// `instance`) has received `received` counted frames of the master's. Both sides then
+/// send again what the other has not received, in order, and carry on.
+///
+/// The master checks `instance` is the session's: a server that restarted cannot carry
+/// the session on, whatever it answers.
+///
+/// ```
+/// use distio_proto::remote::Resumed;
+/// let resumed = Resumed { instance: 9, received: 40 };
+/// assert_eq!(resumed.instance, 9);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resumed {
+    /// The server's [`Welcome::instance`](super::Welcome::instance): the same as the
+    /// session's welcome said.
+    pub instance: u64,
     /// How many counted frames of the master's the server has received.
     pub received: u64,
 }

@@ -277,12 +277,12 @@ impl ServerSession {
         self.codec.encode(&SessionFrame::ResumeToken(token.clone()))
     }
 
-    /// The answer to an accepted resume, on the new connection: the server has received
-    /// `received` of the master's counted frames.
-    pub fn resumed(&self, received: u64) -> Result<Bytes, ProtoError> {
+    /// The answer to an accepted resume, on the new connection: the server, instance
+    /// `instance`, has received `received` of the master's counted frames.
+    pub fn resumed(&self, instance: u64, received: u64) -> Result<Bytes, ProtoError> {
         self.sending()?;
         self.codec
-            .encode(&SessionFrame::Resumed(Resumed { received }))
+            .encode(&SessionFrame::Resumed(Resumed { instance, received }))
     }
 
     /// Tells the master the server has received `received` of its counted frames.

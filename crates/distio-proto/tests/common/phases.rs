@@ -2,8 +2,8 @@
 //! messages wherever they are.
 
 use distio_proto::remote::{
-    ClientEvent, ClientSession, CloseReason, ExitCause, Exited, ServerEvent, ServerSession,
-    SessionCodec, Spawn, Spawned, Welcome,
+    ClientEvent, ClientSession, CloseReason, ExitCause, Exited, ResumeToken, ServerEvent,
+    ServerSession, SessionCodec, Spawn, Spawned, Welcome,
 };
 
 /// The channel limit of the servers built here.
@@ -59,17 +59,38 @@ pub fn busy_pair() -> (ClientSession, ServerSession) {
     (client, server)
 }
 
-/// A master in each of its phases: new, opening, open (busy), closed.
+/// An open pair whose master has received the session's resume token.
+pub fn token_pair() -> (ClientSession, ServerSession) {
+    let (mut client, server) = busy_pair();
+    let token = server
+        .resume_token(&ResumeToken {
+            token: [7; 32],
+            grace_ms: 1_000,
+        })
+        .unwrap();
+    assert!(matches!(
+        client.receive(&token).unwrap(),
+        ClientEvent::ResumeToken(_)
+    ));
+    (client, server)
+}
+
+/// A master in each of its phases: new, opening, open (busy), open with its resume token,
+/// resuming (a resume sent, no answer yet), closed.
 pub fn clients() -> Vec<(&'static str, ClientSession)> {
     let fresh = || ClientSession::new(SessionCodec::new());
     let mut opening = fresh();
     opening.open("test").unwrap();
+    let mut resuming = token_pair().0;
+    resuming.resume([7; 32], 1, 0).unwrap();
     let mut closed = busy_pair().0;
     closed.close(CloseReason::Done, "bye").unwrap();
     vec![
         ("new", fresh()),
         ("opening", opening),
         ("open", busy_pair().0),
+        ("open with its token", token_pair().0),
+        ("resuming", resuming),
         ("closed", closed),
     ]
 }

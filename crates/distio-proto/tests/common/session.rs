@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use distio_proto::remote::{
-    CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, SessionFrame, Spawn,
-    SpawnFailed, SpawnFailure, Spawned, Status, Welcome,
+    Ack, CloseReason, Closing, ExitCause, Exited, Kill, Open, Output, OutputStream, Resume,
+    ResumeToken, Resumed, SessionFrame, Spawn, SpawnFailed, SpawnFailure, Spawned, Status, Welcome,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -43,6 +43,7 @@ pub fn close_reason() -> impl Strategy<Value = CloseReason> {
         CloseReason::PassphraseRequired,
         CloseReason::PassphraseRefused,
         CloseReason::PassphraseUnexpected,
+        CloseReason::ResumeRefused,
     ])
 }
 
@@ -169,6 +170,7 @@ pub fn session_frame() -> impl Strategy<Value = SessionFrame> {
         (close_reason(), text())
             .prop_map(|(reason, message)| SessionFrame::Closing(Closing { reason, message })),
         passphrase_frame(),
+        resume_frame(),
         any::<[u32; 5]>().prop_map(|[capacity, running, queued, cpus, load_milli]| {
             SessionFrame::Status(Status {
                 capacity,
@@ -199,5 +201,35 @@ pub fn passphrase_frame() -> impl Strategy<Value = SessionFrame> {
         any::<[u8; 32]>().prop_map(|mac| SessionFrame::PassphraseProof(PassphraseProof { mac })),
         any::<[u8; 32]>()
             .prop_map(|mac| SessionFrame::PassphraseConfirm(PassphraseConfirm { mac })),
+    ]
+}
+
+/// The resume frames (token, resume, resumed, ack), with any contents; the resume's magic
+/// and version free so bad ones come too, and counts near the ends of their range.
+pub fn resume_frame() -> impl Strategy<Value = SessionFrame> {
+    let count = prop_oneof![Just(0u64), 0u64..100, Just(u64::MAX), any::<u64>()];
+    prop_oneof![
+        (any::<[u8; 32]>(), any::<u32>()).prop_map(|(token, grace_ms)| {
+            SessionFrame::ResumeToken(ResumeToken { token, grace_ms })
+        }),
+        (
+            any::<[u8; 4]>(),
+            any::<u16>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            count.clone()
+        )
+            .prop_map(|(magic, version, token, instance, received)| {
+                SessionFrame::Resume(Resume {
+                    magic,
+                    version,
+                    token,
+                    instance,
+                    received,
+                })
+            }),
+        (any::<u64>(), count.clone())
+            .prop_map(|(instance, received)| SessionFrame::Resumed(Resumed { instance, received })),
+        count.prop_map(|received| SessionFrame::Ack(Ack { received })),
     ]
 }

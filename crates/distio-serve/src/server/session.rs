@@ -274,6 +274,14 @@ impl Session {
             acked: Arc::clone(&self.acked),
             ack_wait: settings.heartbeat_interval * settings.heartbeat_misses,
             preamble,
+            overflow: self.state.codec().encode(&SessionFrame::Closing(Closing {
+                reason: CloseReason::ProtocolViolation,
+                message: format!(
+                    "the master acknowledged too slowly: more than {} bytes were sent and not \
+                     acknowledged",
+                    settings.resume_buffer
+                ),
+            })),
         }))
     }
 
@@ -350,7 +358,10 @@ impl Session {
             None => Vec::new(),
         };
         let mut preamble = Vec::with_capacity(frames.len() + 1);
-        match self.protocol().resumed(self.received.received()) {
+        match self
+            .protocol()
+            .resumed(self.state.instance(), self.received.received())
+        {
             Ok(resumed) => preamble.push(resumed),
             Err(err) => return Err(End::Violation(err.to_string())),
         }
@@ -398,7 +409,8 @@ impl Session {
             return refuse(
                 self,
                 "other_instance",
-                "this server is another instance than the session's (it restarted): the                  session and its slaves are gone; open a new session",
+                "this server is another instance than the session's (it restarted): the \
+                 session and its slaves are gone; open a new session",
             );
         }
         let handoffs = match self
@@ -809,13 +821,16 @@ impl Session {
                 tracing::info!(peer = %self.peer, slaves = self.channels.len(), "no resume came within the grace; the session's slaves are ended");
                 None
             }
-            End::ReplayOverflow => Some((
-                CloseReason::ProtocolViolation,
-                format!(
-                    "the master acknowledged too slowly: more than {} bytes were sent and not                      acknowledged",
-                    settings.resume_buffer
-                ),
-            )),
+            End::ReplayOverflow => {
+                // The writer sent the closing: nothing can follow the frames it holds.
+                tracing::warn!(
+                    peer = %self.peer,
+                    slaves = self.channels.len(),
+                    limit = settings.resume_buffer,
+                    "a master acknowledged too slowly for the replay buffer; its session ends"
+                );
+                None
+            }
             End::Refused(why) => {
                 tracing::debug!(peer = %self.peer, "session refused: {why}");
                 None
@@ -950,6 +965,8 @@ struct Writer {
     ack_wait: Duration,
     /// Sent first, not kept for replay (they are already, or are not counted).
     preamble: Vec<Bytes>,
+    /// The closing sent when the master acknowledges too slowly.
+    overflow: Result<Bytes, distio_proto::ProtoError>,
 }
 
 /// Sends the outbox's messages and pings to the WebSocket until the outbox is dropped,
@@ -967,6 +984,7 @@ async fn write(w: Writer) -> Written {
         acked,
         ack_wait,
         preamble,
+        overflow,
     } = w;
     // Waits for a writer of an earlier connection to be gone (aborted).
     let mut outgoing = outgoing.lock_owned().await;
@@ -983,6 +1001,13 @@ async fn write(w: Writer) -> Written {
             Some(bytes) => Out::Message(bytes, None),
             None => {
                 if full() {
+                    // What was written must reach the master before it can acknowledge
+                    // it: the sink may hold the last frames unflushed.
+                    match tokio::time::timeout(limit, sink.flush()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Written::Ended,
+                        Err(_) => return Written::Stalled,
+                    }
                     let waited = tokio::time::timeout(ack_wait, async {
                         while full() {
                             acked.notified().await;
@@ -990,6 +1015,18 @@ async fn write(w: Writer) -> Written {
                     })
                     .await;
                     if waited.is_err() {
+                        // The session ends: its closing goes after the frames sent.
+                        let closing = match (overflow, sealer.as_mut()) {
+                            (Ok(closing), Some(sealer)) => sealer.seal(closing).ok(),
+                            (Ok(closing), None) => Some(closing),
+                            (Err(_), _) => None,
+                        };
+                        if let Some(closing) = closing {
+                            let _ =
+                                tokio::time::timeout(limit, sink.send(Message::Binary(closing)))
+                                    .await;
+                        }
+                        let _ = tokio::time::timeout(limit, sink.send(Message::Close(None))).await;
                         return Written::ReplayOverflow;
                     }
                 }

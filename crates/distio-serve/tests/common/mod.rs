@@ -46,6 +46,13 @@ fn __distio_slave() {
                     R::Ok(())
                 })
                 .task("square", |n: u64, _| async move { R::Ok(n * n) })
+                .task("count", |_: (), _| async move {
+                    // How many times this slave ran `count`, this call included: a request
+                    // lost or run twice shows as a gap or a repeat.
+                    static COUNT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    R::Ok(COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1)
+                })
                 .task("fail", |why: String, _| async move {
                     R::<()>::Err(distio_slave::TaskFailure::new(why))
                 })
