@@ -237,10 +237,9 @@ async fn a_memory_hog_in_a_slave_is_contained() {
     // The server is fine: the next slave runs.
     let channel = client.spawn("out.sh", &[]).await;
     let (lines, code, _) = within(run_to_exit(&mut client, channel)).await;
-    assert_eq!(
-        (lines.first().map(String::as_str), code),
-        (Some("hello"), Some(3))
-    );
+    // Its stdout and stderr lines come in either order.
+    assert!(lines.iter().any(|l| l == "hello"), "{lines:?}");
+    assert_eq!(code, Some(3));
     server.stop.shutdown();
     within(server.task).await.unwrap().unwrap();
 }

@@ -145,8 +145,12 @@ async fn a_cut_longer_than_the_grace_ends_the_slaves_and_fails_the_pending_reque
         Err(other) => other.to_string(),
     };
     assert!(message.contains(&server.addr.to_string()), "{message}");
-    // Back on the link, the server refused the resume: the session had ended.
-    assert!(message.contains("refused to resume"), "{message}");
+    // The master gave up at the server's grace (it redials no longer than that), or, back
+    // on the link, the server refused the resume: the session had ended either way.
+    assert!(
+        message.contains("refused to resume") || message.contains("could not be resumed"),
+        "{message}"
+    );
     // Nothing revives the slave.
     let again = within(slave.exec("count", &())).await;
     assert!(
