@@ -189,8 +189,15 @@ impl ClusterBuilder {
             }
         }
         for (name, port) in &self.dns {
-            let found = tokio::net::lookup_host((name.as_str(), *port))
+            let lookup = tokio::net::lookup_host((name.as_str(), *port));
+            let found = tokio::time::timeout(crate::CONNECT_TIMEOUT, lookup)
                 .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {:?}", crate::CONNECT_TIMEOUT),
+                    ))
+                })
                 .map_err(|source| MasterError::ClusterDns {
                     name: name.clone(),
                     source,
