@@ -710,3 +710,26 @@ async fn a_master_refuses_a_resume_answered_by_another_server_instance() {
     drop(master);
     let _ = within(fake).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_dropped_with_live_slaves_ends_them_at_once_not_after_the_grace() {
+    // A grace far longer than the wait below: the slave must end because the master
+    // closed its WebSocket on purpose, not because the grace ran out.
+    let server = start(|b| b.resume_grace(Duration::from_secs(300))).await;
+    let master = Master::new();
+    let slave = within(master.spawn(
+        SpawnOptions::remote(format!("ws://{}", server.addr), "slave.sh").output(Output::Null),
+    ))
+    .await
+    .unwrap();
+    let pid = slave.pid().expect("a remote pid");
+    drop(slave);
+    drop(master);
+    // wait_gone gives it 20 s.
+    assert!(
+        wait_gone(pid).await,
+        "slave {pid} outlived its dropped master"
+    );
+    server.stop.shutdown();
+    let _ = within(server.task).await;
+}

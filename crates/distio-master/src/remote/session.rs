@@ -451,9 +451,37 @@ impl Session {
     }
 }
 
+/// How long the writer of a dropped session may take to close its WebSocket.
+const GOODBYE_LIMIT: Duration = Duration::from_secs(2);
+
 impl Drop for Session {
     fn drop(&mut self) {
-        for task in lock(&self.link_tasks).drain(..) {
+        // The session is closed on purpose: a WebSocket close tells the server to end it
+        // (and its slaves) now, rather than keep it for a resume that will not come. The
+        // link's writer sends it, within GOODBYE_LIMIT, then stops; the reader stops now.
+        let _ = self.out.send(Outgoing::control(Message::Close(None)));
+        let mut link = lock(&self.link_tasks)
+            .drain(..)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let (reader, writer) = (link.next(), link.next());
+        if let Some(reader) = reader {
+            reader.abort();
+        }
+        if let Some(writer) = writer {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let abort = writer.abort_handle();
+                    runtime.spawn(async move {
+                        if tokio::time::timeout(GOODBYE_LIMIT, writer).await.is_err() {
+                            abort.abort();
+                        }
+                    });
+                }
+                Err(_) => writer.abort(),
+            }
+        }
+        for task in link {
             task.abort();
         }
         for task in lock(&self.tasks).drain(..) {
@@ -708,6 +736,14 @@ async fn run_writer(
     loop {
         if !replaying {
             let Some(strong) = session.upgrade() else {
+                // The session was dropped: send its WebSocket close if it is queued, then
+                // stop (the session's drop bounds how long this may take).
+                while let Ok(out) = queued.try_recv() {
+                    if matches!(out.message, Message::Close(_)) {
+                        let _ = sink.send(out.message).await;
+                        break;
+                    }
+                }
                 return;
             };
             let full = || lock(&strong.replay).as_ref().is_some_and(|r| !r.has_room());
