@@ -10,10 +10,11 @@
 mod common;
 
 use common::netns::{LabServe, NetLab};
+use common::placement::{assert_skipped, host_of, per_host};
 use common::within;
 use distio_master::prelude::*;
 use distio_master::{
-    Cluster, ClusterBuilder, HostHealth, LinkSettings, Location, Master, Output, RoundRobin, Slave,
+    Cluster, ClusterBuilder, HostHealth, LinkSettings, Master, Output, RoundRobin, Slave,
     SlaveArray, SpawnOptions,
 };
 use distio_patterns::Workpool;
@@ -94,22 +95,6 @@ impl Hosts {
         assert_eq!(server.addr, self.servers[i].addr, "the same address again");
         self.servers[i] = server;
     }
-}
-
-fn host_of(slave: &Slave) -> String {
-    match slave.location() {
-        Location::Remote { host, .. } => host.clone(),
-        other => panic!("{slave} is not remote: {other:?}"),
-    }
-}
-
-/// How many of `slaves` run on each host.
-fn per_host<'a>(slaves: impl IntoIterator<Item = &'a Slave>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for slave in slaves {
-        *counts.entry(host_of(slave)).or_default() += 1;
-    }
-    counts
 }
 
 /// `n` test slaves placed by `cluster`.
@@ -230,16 +215,7 @@ async fn a_namespaced_host_killed_mid_workpool_ends_its_slaves_naming_it_and_the
     }
 
     let more = spawn_on(&master, &cluster, 4).await;
-    assert!(
-        more.iter().all(|s| host_of(s) != doomed),
-        "a dead host was given slaves: {:?}",
-        per_host(&more)
-    );
-    assert!(
-        matches!(cluster.hosts()[1].health, HostHealth::Down { .. }),
-        "{:?}",
-        cluster.hosts()
-    );
+    assert_skipped(&cluster, &more, &doomed, 1);
     within(master.close_all()).await.unwrap();
 }
 
@@ -303,16 +279,7 @@ async fn a_cut_link_fails_pending_requests_naming_the_host_and_a_restored_one_ta
     // Shown down without a spawn; new spawns go to the two hosts left.
     wait_down(&cluster, 1).await;
     let during = spawn_on(&master, &cluster, 4).await;
-    assert!(
-        during.iter().all(|s| host_of(s) != cut),
-        "a cut host was given slaves: {:?}",
-        per_host(&during)
-    );
-    assert!(
-        matches!(cluster.hosts()[1].health, HostHealth::Down { .. }),
-        "{:?}",
-        cluster.hosts()
-    );
+    assert_skipped(&cluster, &during, &cut, 1);
     let answers = within(master.tell(&during).to("square", &5u64))
         .await
         .unwrap();
@@ -342,16 +309,7 @@ async fn a_cut_link_fails_pending_requests_naming_the_host_and_a_restored_one_ta
     // cut host fails with it when it is found dead, and goes to the next host.
     hosts.lab.cut(1);
     let racing = spawn_on(&master, &cluster, 3).await;
-    assert!(
-        racing.iter().all(|s| host_of(s) != cut),
-        "a slave placed on a cut host: {:?}",
-        per_host(&racing)
-    );
-    assert!(
-        matches!(cluster.hosts()[1].health, HostHealth::Down { .. }),
-        "{:?}",
-        cluster.hosts()
-    );
+    assert_skipped(&cluster, &racing, &cut, 1);
     within(master.close_all()).await.unwrap();
 }
 
@@ -377,16 +335,7 @@ async fn a_namespaced_host_restarted_after_sigkill_is_probed_back_and_used_again
     assert!(why.contains(&killed), "{why}");
     wait_down(&cluster, 1).await;
     let during = spawn_on(&master, &cluster, 3).await;
-    assert!(
-        during.iter().all(|s| host_of(s) != killed),
-        "{:?}",
-        per_host(&during)
-    );
-    assert!(
-        matches!(cluster.hosts()[1].health, HostHealth::Down { .. }),
-        "{:?}",
-        cluster.hosts()
-    );
+    assert_skipped(&cluster, &during, &killed, 1);
 
     hosts.restart(1, 8).await;
     wait_up(&cluster, 1).await;

@@ -133,6 +133,7 @@ fn __distio_slave() {
 
 pub mod fleet;
 pub mod netns;
+pub mod placement;
 
 #[path = "../../../distio-master/tests/common/procs.rs"]
 mod procs;
