@@ -183,6 +183,12 @@ async fn resume_raw(mut ws: Ws, token: &ResumeToken, instance: u64) -> SessionFr
     }
 }
 
+/// Presents `token` for `instance` as the first frame of `ws`: why the server refused it
+/// (panics if it did not).
+async fn refused_resume(ws: Ws, token: &ResumeToken, instance: u64) -> String {
+    refusal(resume_raw(ws, token, instance).await)
+}
+
 /// The message of a resume refusal; panics on any other answer.
 fn refusal(answer: SessionFrame) -> String {
     match answer {
@@ -271,13 +277,12 @@ async fn a_token_presented_under_other_credentials_is_refused_and_its_session_ca
     let (channel, spawned) = alice.ready_slave().await;
     assert_eq!(echo(&mut alice, channel, 1, "before").await, "before");
 
-    let answer = resume_raw(
+    let message = refused_resume(
         connect_as(server.addr, "bob").await,
         &token,
         welcome.instance,
     )
     .await;
-    let message = refusal(answer);
     assert!(message.contains("another user"), "{message}");
 
     // Alice's session and slave are untouched.
@@ -301,25 +306,23 @@ async fn a_resume_against_another_server_instance_is_refused() {
     let (_, spawned) = client.ready_slave().await;
 
     // The first server's token and instance, presented to the second.
-    let answer = resume_raw(
+    let message = refused_resume(
         Client::connect_raw(second.addr).await,
         &token,
         welcome.instance,
     )
     .await;
-    let message = refusal(answer);
     assert!(message.contains("another instance"), "{message}");
     // With the second's own instance the token is still unknown there.
     let (probe, other, _) = open_raw(Client::connect_raw(second.addr).await).await;
     probe.close().await;
     assert_ne!(other.instance, welcome.instance);
-    let answer = resume_raw(
+    let message = refused_resume(
         Client::connect_raw(second.addr).await,
         &token,
         other.instance,
     )
     .await;
-    let message = refusal(answer);
     assert!(message.contains("unknown or expired"), "{message}");
     assert_eq!(running_slaves(second.addr).await, 0);
 
@@ -394,13 +397,12 @@ async fn the_token_of_a_session_the_master_closed_is_refused_and_revives_no_slav
         spawned.pid
     );
 
-    let answer = resume_raw(
+    let message = refused_resume(
         Client::connect_raw(server.addr).await,
         &token,
         welcome.instance,
     )
     .await;
-    let message = refusal(answer);
     assert!(message.contains("unknown or expired"), "{message}");
     assert_eq!(running_slaves(server.addr).await, 0);
     server.stop.shutdown();
@@ -424,13 +426,12 @@ async fn the_token_of_a_session_whose_grace_passed_is_refused_and_revives_no_sla
         spawned.pid
     );
 
-    let answer = resume_raw(
+    let message = refused_resume(
         Client::connect_raw(server.addr).await,
         &token,
         welcome.instance,
     )
     .await;
-    let message = refusal(answer);
     assert!(message.contains("unknown or expired"), "{message}");
     assert_eq!(running_slaves(server.addr).await, 0);
     server.stop.shutdown();
