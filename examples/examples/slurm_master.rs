@@ -3,8 +3,8 @@
 //!
 //! `deploy/slurm/distio.sbatch` starts `distio-serve` on every node and runs this on the
 //! first one. The hosts come from `SLURM_JOB_NODELIST` (compressed forms such as
-//! `node[01-04,07],gpu3` included), expanded in Rust by
-//! [`distio_master::expand_slurm_nodelist`]. The slave is this binary again, so the servers'
+//! `node[01-04,07],gpu3` included), made into a [`distio_master::Cluster`] with
+//! `slurm_nodelist` (expanded in Rust). The slave is this binary again, so the servers'
 //! root must hold it (the batch script uses the binary's own directory):
 //!
 //! - `DISTIO_PORT`: the servers' port (default 1337);
@@ -16,7 +16,7 @@
 //! slurm_master` with a `distio-serve --root target/debug/examples` running.
 
 use distio_master::prelude::*;
-use distio_master::{Master, SpawnOptions, expand_slurm_nodelist};
+use distio_master::{Cluster, Master, SpawnOptions};
 use distio_slave::{SlaveProcess, TaskContext};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -61,7 +61,6 @@ async fn main() -> Result<(), Error> {
     }
     let list = std::env::var("SLURM_JOB_NODELIST")
         .map_err(|_| "SLURM_JOB_NODELIST is not set; run this inside a Slurm job")?;
-    let hosts = expand_slurm_nodelist(&list)?;
     let port: u16 = match std::env::var("DISTIO_PORT") {
         Ok(port) => port
             .parse()
@@ -76,26 +75,24 @@ async fn main() -> Result<(), Error> {
             .ok_or("this binary's file name is not UTF-8")?
             .to_owned(),
     };
-    let credentials = credentials()?;
+    // The allocation's nodes as one cluster: the only line that differs from one host.
+    let mut cluster = Cluster::builder().slurm_nodelist(&list, port);
+    if let Some((user, password)) = credentials()? {
+        cluster = cluster.credentials(user, password);
+    }
+    let cluster = cluster.build().await?;
+    let hosts: Vec<String> = cluster.hosts().into_iter().map(|h| h.host).collect();
     println!(
         "slurm_master: {} host(s) from `{list}`: {}",
         hosts.len(),
         hosts.join(", ")
     );
 
+    // One slave per node: least-loaded placement puts each on a host that has none yet.
     let master = Master::new();
-    let mut spawns = Vec::with_capacity(hosts.len());
-    for host in &hosts {
-        let mut options = SpawnOptions::remote(format!("ws://{host}:{port}"), &script);
-        if let Some((user, password)) = &credentials {
-            options = options.credentials(user, password);
-        }
-        spawns.push(master.spawn(options));
-    }
-    let mut slaves = Vec::with_capacity(spawns.len());
-    for spawn in spawns {
-        slaves.push(spawn.await?);
-    }
+    let slaves = master
+        .spawn_many(hosts.len(), SpawnOptions::cluster(&cluster, &script))
+        .await?;
 
     // One chunk of 1..=N per host, all in flight at once (a request is sent when first
     // polled, so each runs in a task of its own; the set aborts them if we return early).
